@@ -1,0 +1,39 @@
+"""`modelyard server` and `modelyard demo`."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("server")
+    def server(
+        host: str = typer.Option(None, help="bind address (default 127.0.0.1)"),
+        port: int = typer.Option(None, help="port (default 8600)"),
+        home: str = typer.Option(None, envvar="MODELYARD_HOME", help="data dir"),
+    ) -> None:
+        """Run the modelyard API server (every component) in the foreground."""
+        import uvicorn
+
+        from modelyard.core.settings import Settings
+        from modelyard.server.app import create_app
+
+        overrides: dict[str, object] = {}
+        if host:
+            overrides["host"] = host
+        if port:
+            overrides["port"] = port
+        if home:
+            overrides["home"] = home
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+    @app.command("demo")
+    def demo(
+        home: str = typer.Option(None, help="data dir (default: a fresh temporary one)"),
+        keep: bool = typer.Option(False, help="keep the data dir afterwards"),
+    ) -> None:
+        """Run the whole lifecycle against an embedded server and print a summary."""
+        from modelyard.demo import run_demo
+
+        raise typer.Exit(run_demo(home=home, keep=keep))

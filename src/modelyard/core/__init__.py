@@ -1,0 +1,1 @@
+"""Shared foundation: settings, errors, database, blob stores, auth primitives, ids."""

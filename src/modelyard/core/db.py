@@ -1,0 +1,132 @@
+"""SQLAlchemy engine, sessions and Alembic migrations.
+
+SQLite (WAL) by default, PostgreSQL by URL. Every component keeps its tables in its own
+Alembic branch (`<component>/migrations/`, branch label = component name), so components
+migrate independently and `upgrade heads` brings every one to its newest schema.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event, exc
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+from modelyard.core.errors import AlreadyExists, ModelyardError, Unavailable
+
+# Components that own tables, in no particular order: each has `migrations/` beside it.
+MIGRATING_PACKAGES = (
+    "modelyard.server",
+    "modelyard.datasets",
+    "modelyard.training",
+    "modelyard.hpo",
+    "modelyard.registry",
+    "modelyard.serving",
+    "modelyard.workflows",
+    "modelyard.metrics",
+)
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING)
+
+
+def _migration_dirs() -> list[str]:
+    dirs = []
+    for pkg in MIGRATING_PACKAGES:
+        spec = importlib.util.find_spec(pkg)
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        path = Path(next(iter(spec.submodule_search_locations))) / "migrations"
+        if path.is_dir():
+            dirs.append(str(path))
+    return dirs
+
+
+class Database:
+    """An engine plus a session factory; `session()` is the one place DB errors are translated."""
+
+    def __init__(self, url: str, echo: bool = False) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        kwargs: dict[str, Any] = {"echo": echo, "future": True}
+        if self.is_sqlite:
+            if url not in ("sqlite://", "sqlite:///:memory:"):
+                path = url.split("sqlite:///", 1)[1]
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        else:
+            kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
+        self.engine: Engine = sa.create_engine(url, **kwargs)
+        if self.is_sqlite:
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A transaction: committed when the block ends, rolled back if it raises."""
+        s = self._sessions()
+        try:
+            yield s
+            s.commit()
+        except ModelyardError:
+            s.rollback()
+            raise
+        except exc.IntegrityError as e:
+            s.rollback()
+            raise AlreadyExists(
+                "the object conflicts with one that already exists (unique key or reference)",
+                {"db": str(e.orig)[:300]},
+            ) from e
+        except exc.OperationalError as e:
+            s.rollback()
+            raise Unavailable("the metadata database is unavailable; retry shortly",
+                              {"db": str(e.orig)[:300]}) from e
+        except BaseException:
+            s.rollback()
+            raise
+        finally:
+            s.close()
+
+    def alembic_config(self) -> Config:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        cfg.set_main_option("version_locations", " ".join(_migration_dirs()))
+        cfg.set_main_option("path_separator", "space")
+        cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
+        return cfg
+
+    def migrate(self) -> None:
+        """Bring every component's schema to its newest revision."""
+        cfg = self.alembic_config()
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "heads")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()

@@ -1,0 +1,87 @@
+"""One typed settings object for the whole platform.
+
+Built once (by `create_app()` or the CLI entry point) and handed down; nothing reads the
+environment at import time. Tests construct `Settings(...)` directly.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_home() -> Path:
+    return Path(os.environ.get("MODELYARD_HOME", Path.home() / ".modelyard"))
+
+
+class BlobSettings(BaseModel):
+    """Where blobs, artifacts and datasets live: `local` (under the data dir) or `s3`."""
+
+    backend: str = "local"
+    root: Path | None = None  # local root; default <home>/blobs
+    s3_bucket: str | None = None
+    s3_prefix: str = ""
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+
+
+class TrainingSettings(BaseModel):
+    executor: str = "local"  # local | ray
+    ray_address: str | None = None
+    capacity_cpus: float | None = None  # default: the machine's cores
+    capacity_gpus: int | None = None
+    capacity_memory_mb: int | None = None
+    poll_interval_s: float = 0.2
+
+
+class ServingSettings(BaseModel):
+    memory_budget_mb: int = 2048
+    max_batch_size: int = 32
+    max_batch_delay_ms: float = 2.0
+    max_queue: int = 256
+    request_timeout_s: float = 10.0
+
+
+class ApiSettings(BaseModel):
+    max_body_bytes: int = 64 * 1024 * 1024
+    default_page_size: int = 50
+    max_page_size: int = 1000
+
+
+class Settings(BaseSettings):
+    """Every setting of a modelyard process. Env prefix `MODELYARD_`, nested with `__`."""
+
+    model_config = SettingsConfigDict(env_prefix="MODELYARD_", env_nested_delimiter="__")
+
+    home: Path = Field(default_factory=_default_home)
+    database_url: str | None = None  # default: sqlite:///<home>/modelyard.db
+    host: str = "127.0.0.1"
+    port: int = 8600
+    public_url: str | None = None  # how jobs reach the API; default http://host:port
+    admin_token_file: Path | None = None  # default <home>/admin-token
+    blobs: BlobSettings = Field(default_factory=BlobSettings)
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    background: bool = True  # run the scheduler, pipeline engine and other loops
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'modelyard.db'}"
+
+    @property
+    def resolved_blob_root(self) -> Path:
+        return self.blobs.root or self.home / "blobs"
+
+    @property
+    def resolved_admin_token_file(self) -> Path:
+        return self.admin_token_file or self.home / "admin-token"
+
+    @property
+    def resolved_public_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"

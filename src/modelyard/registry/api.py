@@ -1,0 +1,7 @@
+"""HTTP routes of the registry component."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/api/v1/projects/{project}", tags=["registry"])

@@ -1,0 +1,105 @@
+"""`modelyard.Client`: typed access to every component of a modelyard server."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from modelyard.sdk._http import Transport
+
+
+def _default_token() -> str | None:
+    token = os.environ.get("MODELYARD_TOKEN")
+    if token:
+        return token
+    home = Path(os.environ.get("MODELYARD_HOME", Path.home() / ".modelyard"))
+    path = home / "admin-token"
+    return path.read_text().strip() if path.is_file() else None
+
+
+class Client:
+    """A client bound to one server and, optionally, one default project.
+
+    >>> c = Client("http://127.0.0.1:8600", token="myd_...", project="demo")
+    >>> c.datasets.list()
+
+    Errors from the server are raised as the same `modelyard.core.errors` classes.
+    Pass `http=` (any `httpx.Client`, e.g. FastAPI's TestClient) to talk to an app in-process.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        project: str | None = None,
+        *,
+        timeout: float = 60.0,
+        http: httpx.Client | None = None,
+    ) -> None:
+        url = url or os.environ.get("MODELYARD_URL", "http://127.0.0.1:8600")
+        token = token if token is not None else _default_token()
+        project = project or os.environ.get("MODELYARD_PROJECT")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if http is None:
+            http = httpx.Client(base_url=url, headers=headers, timeout=timeout)
+        else:
+            http.headers.update(headers)
+        self._http = http
+        self._t = Transport(http, project)
+        from modelyard.sdk.datasets import DatasetsAPI
+        from modelyard.sdk.metrics import MetricsAPI
+        from modelyard.sdk.registry import RegistryAPI
+        from modelyard.sdk.serving import ServingAPI
+        from modelyard.sdk.training import TrainingAPI
+        from modelyard.sdk.workflows import WorkflowsAPI
+
+        self.datasets = DatasetsAPI(self._t)
+        self.training = TrainingAPI(self._t)
+        self.registry = RegistryAPI(self._t)
+        self.serving = ServingAPI(self._t)
+        self.metrics = MetricsAPI(self._t)
+        self.workflows = WorkflowsAPI(self._t)
+
+    @property
+    def project(self) -> str | None:
+        return self._t.project
+
+    def use_project(self, name: str) -> Client:
+        """Make `name` the default project of later calls; returns self."""
+        self._t.project = name
+        return self
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # identity and projects
+    def whoami(self) -> dict[str, Any]:
+        return self._t.get("/api/v1/whoami")  # type: ignore[no-any-return]
+
+    def create_project(self, name: str, description: str = "") -> dict[str, Any]:
+        return self._t.post("/api/v1/projects", json={"name": name, "description": description})  # type: ignore[no-any-return]
+
+    def list_projects(self) -> list[dict[str, Any]]:
+        return self._t.get("/api/v1/projects")  # type: ignore[no-any-return]
+
+    def get_project(self, name: str) -> dict[str, Any]:
+        return self._t.get(f"/api/v1/projects/{name}")  # type: ignore[no-any-return]
+
+    def create_user(self, name: str, is_superuser: bool = False) -> dict[str, Any]:
+        """Creates a user; the answer holds its first token (shown once)."""
+        return self._t.post("/api/v1/users", json={"name": name, "is_superuser": is_superuser})  # type: ignore[no-any-return]
+
+    def set_member(self, project: str, user: str, role: str) -> dict[str, Any]:
+        return self._t.put(f"/api/v1/projects/{project}/members", json={"user": user, "role": role})  # type: ignore[no-any-return]
+
+    def create_token(self, name: str = "cli", ttl_s: int | None = None) -> dict[str, Any]:
+        return self._t.post("/api/v1/tokens", json={"name": name, "ttl_s": ttl_s})  # type: ignore[no-any-return]

@@ -1,0 +1,56 @@
+"""`create_app()`: one FastAPI app with every component's router."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import import_module
+
+from fastapi import FastAPI
+
+import modelyard
+from modelyard.core.settings import Settings
+from modelyard.server.errors import install_error_handlers
+from modelyard.server.limits import BodyLimit
+from modelyard.server.platform import Platform
+
+# Every router of the platform, as (module, attribute): the one table to extend.
+ROUTERS = (
+    ("modelyard.server.health", "router"),
+    ("modelyard.server.api", "router"),
+    ("modelyard.datasets.api", "router"),
+    ("modelyard.training.api", "router"),
+    ("modelyard.registry.api", "router"),
+    ("modelyard.serving.api", "router"),
+    ("modelyard.serving.api", "v2_router"),
+    ("modelyard.metrics.api", "router"),
+    ("modelyard.workflows.api", "router"),
+)
+
+
+def create_app(settings: Settings | None = None, platform: Platform | None = None) -> FastAPI:
+    settings = settings or (platform.settings if platform else Settings())
+    platform = platform or Platform(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        platform.start()
+        try:
+            yield
+        finally:
+            platform.stop()
+
+    app = FastAPI(
+        title="modelyard",
+        version=modelyard.__version__,
+        description="Datasets, training, tuning, registry, serving, workflows and monitoring.",
+        lifespan=lifespan,
+    )
+    app.state.platform = platform
+    install_error_handlers(app)
+    for module, attr in ROUTERS:
+        router = getattr(import_module(module), attr, None)
+        if router is not None:
+            app.include_router(router)
+    app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
+    return app

@@ -1,0 +1,71 @@
+"""FastAPI dependencies: the platform, the caller, and the caller's access to a project.
+
+Every project route takes one of `Viewer`, `Editor`, `Admin`: the role check cannot be
+forgotten because the project path parameter is only reachable through it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from modelyard.core.auth import Principal, Role
+
+if TYPE_CHECKING:
+    from modelyard.server.platform import Platform
+
+_bearer = HTTPBearer(auto_error=False, description="an API token: `Authorization: Bearer <token>`")
+
+
+def get_platform(request: Request) -> Platform:
+    return request.app.state.platform  # type: ignore[no-any-return]
+
+
+PlatformDep = Annotated["Platform", Depends(get_platform)]
+
+
+def get_principal(
+    request: Request,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    platform = get_platform(request)
+    principal = platform.auth.authenticate(creds.credentials if creds else None)
+    request.state.principal = principal
+    return principal
+
+
+Caller = Annotated[Principal, Depends(get_principal)]
+
+
+@dataclass(frozen=True)
+class Access:
+    """The caller, the project of the route and the caller's role there."""
+
+    principal: Principal
+    project: str
+    role: Role
+
+    @property
+    def user(self) -> str:
+        return self.principal.user_name
+
+
+def _access(required: Role):  # type: ignore[no-untyped-def]
+    def dep(
+        request: Request,
+        principal: Caller,
+        project: Annotated[str, Path(description="project name", max_length=100)],
+    ) -> Access:
+        role = get_platform(request).auth.require(principal, project, required)
+        return Access(principal, project, role)
+
+    dep.required_role = required  # type: ignore[attr-defined]  # read by the authz matrix test
+    return dep
+
+
+Viewer = Annotated[Access, Depends(_access(Role.viewer))]
+Editor = Annotated[Access, Depends(_access(Role.editor))]
+Admin = Annotated[Access, Depends(_access(Role.admin))]

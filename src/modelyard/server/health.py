@@ -1,0 +1,34 @@
+"""Liveness, readiness and Prometheus exposition."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from modelyard.core.errors import Unavailable
+from modelyard.server.deps import PlatformDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(platform: PlatformDep) -> dict[str, str]:
+    try:
+        with platform.db.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except Exception as e:  # noqa: BLE001 - any failure means not ready
+        raise Unavailable(f"metadata database not reachable: {e}") from e
+    if not platform.ready:
+        raise Unavailable("starting up")
+    return {"status": "ready"}
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics(platform: PlatformDep) -> Response:
+    return Response(generate_latest(platform.prometheus), media_type=CONTENT_TYPE_LATEST)

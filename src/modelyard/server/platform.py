@@ -1,0 +1,72 @@
+"""The composition root: builds every component's service once, in dependency order."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from modelyard.core.blobs import ContentStore, open_blob_store
+from modelyard.core.db import Database
+from modelyard.core.settings import Settings
+from modelyard.server.service import AuthService
+from modelyard.server.store import SqlAuthStore
+
+log = logging.getLogger("modelyard.server")
+
+
+class Platform:
+    """Every service of one modelyard process; `start()` migrates and starts background loops."""
+
+    def __init__(self, settings: Settings) -> None:
+        from modelyard.datasets.service import DatasetService
+        from modelyard.metrics.service import MetricsService
+        from modelyard.registry.service import RegistryService
+        from modelyard.serving.service import ServingService
+        from modelyard.training.service import TrainingService
+        from modelyard.workflows.service import WorkflowService
+
+        self.settings = settings
+        self.ready = False
+        self.prometheus = CollectorRegistry()
+        self.db = Database(settings.resolved_database_url)
+        self.blobs = open_blob_store(settings)
+        self.cas = ContentStore(self.blobs)
+        self.auth = AuthService(SqlAuthStore(self.db))
+        self.registry = RegistryService(self.db, self.cas)
+        self.datasets = DatasetService(self.db, self.blobs, self.registry)
+        self.metrics = MetricsService(self.db, self.prometheus)
+        self.training = TrainingService(
+            self.db, settings, self.auth, self.cas, self.datasets, self.registry
+        )
+        self.serving = ServingService(
+            self.db, settings.serving, self.registry, self.metrics, self.prometheus
+        )
+        self.workflows = WorkflowService(self.db, self)
+        self._loops: list[Any] = [self.metrics, self.training, self.serving, self.workflows]
+
+    def start(self) -> None:
+        self.settings.home.mkdir(parents=True, exist_ok=True)
+        self.db.migrate()
+        token = self.auth.bootstrap(self.settings.resolved_admin_token_file)
+        if token:
+            log.warning("first start: admin token written to %s",
+                        self.settings.resolved_admin_token_file)
+        if self.settings.background:
+            for svc in self._loops:
+                start = getattr(svc, "start", None)
+                if start:
+                    start()
+        self.ready = True
+
+    def stop(self) -> None:
+        self.ready = False
+        for svc in reversed(self._loops):
+            stop = getattr(svc, "stop", None)
+            if stop:
+                try:
+                    stop()
+                except Exception:  # noqa: BLE001 - keep stopping the others
+                    log.exception("stopping %s failed", type(svc).__name__)
+        self.db.dispose()

@@ -1,0 +1,114 @@
+"""Use cases of identity and access: who may do what in which project."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+from modelyard.core.auth import Principal, Role, hash_token, new_token
+from modelyard.core.errors import PermissionDenied, Unauthenticated
+from modelyard.core.ids import check_name, utcnow
+from modelyard.server.models import Member, NewToken, Project, User, UserWithToken
+from modelyard.server.store import AuthStore
+
+ADMIN_USER = "admin"
+
+
+class AuthService:
+    def __init__(self, store: AuthStore) -> None:
+        self.store = store
+
+    def bootstrap(self, token_file: Path) -> str | None:
+        """On a first start, create the admin user and write its token to a 0600 file."""
+        if self.store.count_users() > 0:
+            return None
+        user = self.store.create_user(ADMIN_USER, is_superuser=True)
+        token = self._mint(user, "bootstrap", None, None, None).token
+        token_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(token + "\n")
+        os.chmod(token_file, 0o600)
+        return token
+
+    def authenticate(self, token: str | None) -> Principal:
+        if not token:
+            raise Unauthenticated(
+                "missing bearer token: send 'Authorization: Bearer <token>' "
+                "(the first start writes an admin token to <home>/admin-token)"
+            )
+        principal = self.store.principal_for(hash_token(token), utcnow())
+        if principal is None:
+            raise Unauthenticated("the token is unknown, revoked or expired; create a new one")
+        return principal
+
+    def require(self, principal: Principal, project: str, role: Role) -> Role:
+        """The caller's role in `project`, or an error: 404 for outsiders, 403 when too low."""
+        have = principal.role_in(project)
+        if have is None:
+            # Outsiders learn nothing, not even that the project exists.
+            from modelyard.core.errors import NotFound
+
+            raise NotFound(f"project {project!r} does not exist or you are not a member of it",
+                           {"project": project})
+        if have < role:
+            raise PermissionDenied(
+                f"this needs the {role.name} role in project {project!r}; you are {have.name}",
+                {"project": project, "required": role.name, "role": have.name},
+            )
+        return have
+
+    def require_superuser(self, principal: Principal) -> None:
+        if not principal.is_superuser or principal.scope_project is not None:
+            raise PermissionDenied("only an administrator of the server can do this")
+
+    def create_user(self, principal: Principal, name: str, is_superuser: bool) -> UserWithToken:
+        self.require_superuser(principal)
+        user = self.store.create_user(check_name(name, "user"), is_superuser)
+        return UserWithToken(user=user, token=self._mint(user, "initial", None, None, None).token)
+
+    def create_token(self, principal: Principal, name: str, ttl_s: int | None) -> NewToken:
+        if principal.scope_project is not None:
+            raise PermissionDenied("a project-scoped token cannot mint other tokens")
+        user = self.store.get_user(principal.user_name)
+        return self._mint(user, name, ttl_s, None, None)
+
+    def scoped_token(self, user_name: str, project: str, role: Role, ttl_s: int, name: str) -> str:
+        """A token limited to one project and role, for job processes acting for a user."""
+        user = self.store.get_user(user_name)
+        return self._mint(user, name, ttl_s, project, role).token
+
+    def revoke_token(self, principal: Principal, token_id: str) -> None:
+        self.store.revoke_token(principal.user_id, token_id)
+
+    def _mint(self, user: User, name: str, ttl_s: int | None, project: str | None,
+              role: Role | None) -> NewToken:
+        token = new_token()
+        expires = utcnow() + timedelta(seconds=ttl_s) if ttl_s else None
+        info = self.store.add_token(user.id, name, hash_token(token), expires, project, role)
+        return NewToken(info=info, token=token)
+
+    def create_project(self, principal: Principal, name: str, description: str) -> Project:
+        if principal.scope_project is not None:
+            raise PermissionDenied("a project-scoped token cannot create projects")
+        user = self.store.get_user(principal.user_name)
+        return self.store.create_project(check_name(name, "project"), description, user)
+
+    def get_project(self, principal: Principal, name: str) -> Project:
+        self.require(principal, name, Role.viewer)
+        return self.store.get_project(name)
+
+    def list_projects(self, principal: Principal) -> list[Project]:
+        if principal.is_superuser and principal.scope_project is None:
+            return self.store.list_projects(None)
+        names = [p for p in principal.roles if principal.role_in(p) is not None]
+        return self.store.list_projects(names)
+
+    def set_member(self, principal: Principal, project: str, user: str, role: str) -> Member:
+        self.require(principal, project, Role.admin)
+        return self.store.set_member(project, user, Role.parse(role))
+
+    def list_members(self, principal: Principal, project: str) -> list[Member]:
+        self.require(principal, project, Role.viewer)
+        return self.store.list_members(project)

@@ -1,0 +1,82 @@
+"""A throwaway PostgreSQL: initdb as user `postgres` in a temp dir, 127.0.0.1, a free port."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from tests._servers.ports import free_port, wait_for_port
+
+
+def _bindir() -> str | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if found:
+        return os.path.dirname(found[-1])
+    initdb = shutil.which("initdb")
+    return os.path.dirname(initdb) if initdb else None
+
+
+def _as_postgres(args: list[str]) -> list[str]:
+    if os.geteuid() == 0:  # initdb refuses root
+        return ["runuser", "-u", "postgres", "--", *args]
+    return args
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """Yields a SQLAlchemy URL of a fresh, empty database; stops the server afterwards."""
+    bindir = _bindir()
+    if bindir is None:
+        raise RuntimeError("PostgreSQL server binaries not found (apt-get install postgresql)")
+    tmp = tempfile.mkdtemp(prefix="modelyard-pg-")
+    os.chmod(tmp, 0o777)
+    data = os.path.join(tmp, "data")
+    port = free_port()
+    subprocess.run(
+        _as_postgres([f"{bindir}/initdb", "-D", data, "-U", "postgres", "-A", "trust",
+                      "--no-sync", "-E", "UTF8"]),
+        check=True, capture_output=True,
+    )
+    proc = subprocess.Popen(
+        _as_postgres([f"{bindir}/postgres", "-D", data, "-h", "127.0.0.1", "-p", str(port),
+                      "-k", tmp, "-c", "fsync=off", "-c", "max_connections=200"]),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port)
+        import psycopg
+
+        for _ in range(50):
+            try:
+                with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres",
+                                     autocommit=True) as conn:
+                    conn.execute("CREATE DATABASE modelyard")
+                break
+            except psycopg.OperationalError:
+                import time
+
+                time.sleep(0.1)
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/modelyard"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def reset_database(url: str) -> None:
+    """Drop every table, so each test starts from an empty schema."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA public CASCADE"))
+        conn.execute(sa.text("CREATE SCHEMA public"))
+    engine.dispose()
