@@ -46,6 +46,8 @@ class ContentStore:
         with tempfile.SpooledTemporaryFile(max_size=8 * CHUNK) as spool:
             if isinstance(data, (bytes, bytearray, memoryview)):
                 data = memoryview(data).tobytes()
+                if max_bytes is not None and len(data) > max_bytes:
+                    raise InvalidArgument(f"content is larger than the limit of {max_bytes} bytes")
                 h.update(data)
                 spool.write(data)
                 size = len(data)
