@@ -1,1 +1,8 @@
-"""modelyard.metrics"""
+"""The model metrics store: prediction events, feedback, queries and drift."""
+
+from __future__ import annotations
+
+from modelyard.metrics.models import Feedback, PredictionEvent, QueryResult
+from modelyard.metrics.service import MetricsService
+
+__all__ = ["Feedback", "MetricsService", "PredictionEvent", "QueryResult"]

@@ -1,7 +1,64 @@
-"""HTTP routes of the metrics component."""
+"""HTTP routes of the metrics store."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import datetime
+from typing import Annotated
 
-router = APIRouter(prefix="/api/v1/projects/{project}", tags=["metrics"])
+from fastapi import APIRouter, Query, status
+from pydantic import BaseModel, Field
+
+from modelyard.metrics.models import (
+    Drift,
+    EventBatch,
+    FeedbackBatch,
+    GroupBy,
+    Ingested,
+    Metric,
+    QueryResult,
+)
+from modelyard.server.deps import Editor, PlatformDep, Viewer
+
+router = APIRouter(prefix="/api/v1/projects/{project}/metrics", tags=["metrics"])
+
+
+@router.post("/events", status_code=status.HTTP_201_CREATED)
+def ingest_events(body: EventBatch, access: Editor, platform: PlatformDep) -> Ingested:
+    """Store prediction events of a remote serving replica; answered once they are stored."""
+    return Ingested(accepted=platform.metrics.ingest(access.project, body.events))
+
+
+@router.post("/feedback", status_code=status.HTTP_201_CREATED)
+def add_feedback(body: FeedbackBatch, access: Editor, platform: PlatformDep) -> Ingested:
+    """True labels of earlier predictions, keyed by request id (a later one replaces)."""
+    return Ingested(accepted=platform.metrics.add_feedback(access.project, body.feedback))
+
+
+@router.get("/query")
+def query(
+    access: Viewer,
+    platform: PlatformDep,
+    metric: Metric,
+    start: datetime,
+    end: datetime,
+    step_s: Annotated[float, Query(gt=0)] = 60.0,
+    group_by: GroupBy | None = None,
+    deployment: str | None = None,
+    include_shadow: bool = False,
+) -> QueryResult:
+    return platform.metrics.query(access.project, metric, start, end, step_s, group_by,
+                                  deployment, include_shadow)
+
+
+class DriftRequest(BaseModel):
+    deployment: str
+    reference: dict[str, float] = Field(description="label -> share in the reference data")
+    start: datetime
+    end: datetime
+    threshold: float = Field(default=0.2, gt=0)
+
+
+@router.post("/drift")
+def drift(body: DriftRequest, access: Viewer, platform: PlatformDep) -> Drift:
+    return platform.metrics.drift(access.project, body.deployment, body.reference, body.start,
+                                  body.end, body.threshold)

@@ -1,16 +1,209 @@
-"""Use cases of the metrics component (walking-skeleton placeholder, to be deepened)."""
+"""Use cases of the metrics store: buffered ingestion, feedback, queries, drift."""
 
 from __future__ import annotations
 
+import logging
+import math
+import threading
+from collections import Counter as _Counter
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from prometheus_client import Counter, Gauge
+
 from modelyard.core.db import Database
+from modelyard.core.errors import InvalidArgument, Unavailable
+from modelyard.core.ids import check_name
+from modelyard.metrics._aggregate import aggregate
+from modelyard.metrics.models import (
+    METRICS,
+    Drift,
+    Feedback,
+    Point,
+    PredictionEvent,
+    QueryResult,
+    Series,
+)
+from modelyard.metrics.store import MetricsStore, SqlMetricsStore, to_epoch
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
+log = logging.getLogger("modelyard.metrics")
+
+MAX_STEPS = 10_000
+FLUSH_INTERVAL_S = 0.5
+FLUSH_AT = 5_000  # buffered events that wake the flusher early
+MAX_BUFFER = 1_000_000  # beyond this `record` drops (and counts) events rather than grow
+
 
 class MetricsService:
-    def __init__(self, db: Database, prometheus: CollectorRegistry) -> None:
+    """Prediction events and feedback of models in service, and queries over them.
+
+    `record()` never blocks the caller on storage: events go to an in-memory buffer that a
+    background thread writes in bulk (every `FLUSH_INTERVAL_S`, and on `stop()`/`flush()`).
+    """
+
+    def __init__(self, db: Database, prometheus: CollectorRegistry,
+                 store: MetricsStore | None = None) -> None:
         self.db = db
-        self.prometheus = prometheus
+        self.store = store or SqlMetricsStore(db)
+        self._buffer: list[PredictionEvent] = []
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._stored = Counter("modelyard_metrics_events_stored", "prediction events stored",
+                               registry=prometheus)
+        self._dropped = Counter("modelyard_metrics_events_dropped",
+                                "prediction events dropped because the buffer was full",
+                                registry=prometheus)
+        self._buffered = Gauge("modelyard_metrics_events_buffered",
+                               "prediction events waiting to be stored", registry=prometheus)
+        self._buffered.set_function(lambda: len(self._buffer))
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, name="metrics-flush", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+        self.flush()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.wait(FLUSH_INTERVAL_S)
+            self._wake.clear()
+            try:
+                self.flush()
+            except Exception:  # noqa: BLE001 - keep the loop alive; events stay buffered
+                log.exception("storing prediction events failed; retrying")
+
+    # -- ingestion ------------------------------------------------------------------------------
+    def record(self, events: list[PredictionEvent]) -> None:
+        """Hand events over for storage without waiting (each must carry its `project`)."""
+        with self._lock:
+            room = MAX_BUFFER - len(self._buffer)
+            if room < len(events):
+                self._dropped.inc(len(events) - max(room, 0))
+                events = events[: max(room, 0)]
+            self._buffer.extend(events)
+            full = len(self._buffer) >= FLUSH_AT
+        if full:
+            self._wake.set()
+
+    def flush(self) -> int:
+        """Store everything buffered now; on failure the events go back to the buffer."""
+        with self._flush_lock:
+            with self._lock:
+                batch, self._buffer = self._buffer, []
+            if not batch:
+                return 0
+            try:
+                n = self.store.insert_events(batch)
+            except Exception:
+                with self._lock:
+                    self._buffer[:0] = batch
+                raise
+            self._stored.inc(n)
+            return n
+
+    def ingest(self, project: str, events: list[PredictionEvent]) -> int:
+        """Store events sent by a remote replica before answering (acknowledged = stored)."""
+        check_name(project, "project")
+        for e in events:
+            e.project = project
+        n = self.store.insert_events(events)
+        self._stored.inc(n)
+        return n
+
+    def add_feedback(self, project: str, feedback: list[Feedback]) -> int:
+        return self.store.upsert_feedback(project, feedback)
+
+    # -- queries --------------------------------------------------------------------------------
+    def query(self, project: str, metric: str, start: datetime, end: datetime,
+              step_s: float = 60.0, group_by: str | None = None,
+              deployment: str | None = None, include_shadow: bool = False) -> QueryResult:
+        """One series per group of `metric` over `[start, end)` in steps of `step_s` seconds.
+
+        Latencies are in milliseconds; percentiles interpolate linearly between closest ranks;
+        `error_rate` counts every outcome other than `ok`; `accuracy` uses events with feedback.
+        """
+        if metric not in METRICS:
+            raise InvalidArgument(f"unknown metric {metric!r}: use one of {', '.join(METRICS)}",
+                                  {"field": "metric"})
+        if group_by not in (None, "deployment", "model", "version"):
+            raise InvalidArgument(
+                f"cannot group by {group_by!r}: use deployment, model or version",
+                {"field": "group_by"},
+            )
+        start, end = _naive(start), _naive(end)
+        if not end > start:
+            raise InvalidArgument("end must be after start", {"field": "end"})
+        if not step_s > 0:
+            raise InvalidArgument("step_s must be positive", {"field": "step_s"})
+        span = (end - start).total_seconds()
+        n_steps = math.ceil(span / step_s)
+        if n_steps > MAX_STEPS:
+            raise InvalidArgument(
+                f"{n_steps} steps is too many (limit {MAX_STEPS}): use a larger step_s",
+                {"field": "step_s"},
+            )
+        try:
+            self.flush()  # a query sees every event recorded before it
+        except Exception as e:
+            raise Unavailable("the metrics store cannot store buffered events; retry") from e
+        cols = self.store.events(project, start, end, deployment, include_shadow)
+        values = aggregate(cols, metric, to_epoch(start), step_s, n_steps, group_by)
+        times = [start + timedelta(seconds=i * step_s) for i in range(n_steps)]
+        series = [
+            Series(group={group_by: key} if group_by else {},
+                   points=[Point(time=t, value=v) for t, v in zip(times, vals, strict=True)])
+            for key, vals in values.items()
+        ]
+        return QueryResult(metric=metric, start=start, end=end, step_s=step_s,
+                           group_by=group_by, series=series)
+
+    def drift(self, project: str, deployment: str, reference: dict[str, float], start: datetime,
+              end: datetime, threshold: float = 0.2) -> Drift:
+        """PSI of the predicted-label distribution in `[start, end)` against `reference`.
+
+        `reference` maps label -> share (normalised here); PSI above `threshold` means drift
+        (0.1-0.2 is usually read as a moderate shift, above 0.2 as a significant one).
+        """
+        if not reference or any(v < 0 for v in reference.values()):
+            raise InvalidArgument("reference must map labels to non-negative shares")
+        self.flush()
+        cols = self.store.events(project, _naive(start), _naive(end), deployment, False)
+        counts = _Counter(str(x) for x, o in zip(cols.label, cols.outcome, strict=True)
+                          if o == "ok" and x is not None)
+        total_ref = sum(reference.values())
+        total_live = sum(counts.values())
+        if total_live == 0 or total_ref == 0:
+            raise InvalidArgument("no predictions in the window (or an empty reference)")
+        eps = 1e-4
+        psi = 0.0
+        for label in set(reference) | set(counts):
+            p = max(reference.get(label, 0.0) / total_ref, eps)
+            q = max(counts.get(label, 0) / total_live, eps)
+            psi += (q - p) * math.log(q / p)
+        return Drift(psi=psi, live_counts=dict(counts),
+                     reference={k: v / total_ref for k, v in reference.items()},
+                     drifted=psi > threshold, threshold=threshold)
+
+
+def _naive(t: datetime) -> datetime:
+    from datetime import UTC
+
+    if t.tzinfo is not None:
+        return t.astimezone(UTC).replace(tzinfo=None)
+    return t

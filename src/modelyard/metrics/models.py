@@ -1,0 +1,106 @@
+"""Domain objects of the metrics store: prediction events, feedback, query results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from modelyard.core.ids import utcnow
+
+Metric = Literal[
+    "count", "rate", "latency_mean", "latency_p50", "latency_p95", "latency_p99",
+    "error_rate", "accuracy",
+]
+GroupBy = Literal["deployment", "model", "version"]
+METRICS: tuple[str, ...] = Metric.__args__  # type: ignore[attr-defined]
+OUTCOMES = ("ok", "error", "timeout", "rejected")
+
+
+class PredictionEvent(BaseModel):
+    """One answered (or failed) prediction of one input row."""
+
+    project: str = Field(default="", max_length=100,
+                         description="filled from the route when sent over REST")
+    deployment: str = Field(max_length=100)
+    model: str = Field(max_length=100)
+    version: int = Field(ge=0)
+    time: datetime = Field(default_factory=utcnow, description="naive UTC")
+    latency_ms: float = Field(ge=0)
+    outcome: Literal["ok", "error", "timeout", "rejected"] = "ok"
+    label: str | None = Field(default=None, max_length=200)
+    confidence: float | None = None
+    request_id: str = Field(max_length=100)
+    input_summary: dict[str, Any] | None = Field(
+        default=None, description="a compact summary of the input (shape, mean, length...)"
+    )
+    shadow: bool = Field(default=False, description="a copy sent to a shadow version")
+
+
+class EventBatch(BaseModel):
+    events: list[PredictionEvent] = Field(max_length=100_000)
+
+
+class Feedback(BaseModel):
+    """The true label of an earlier prediction, keyed by its request id."""
+
+    request_id: str = Field(max_length=100)
+    label: str = Field(max_length=200)
+    time: datetime = Field(default_factory=utcnow)
+
+
+class FeedbackBatch(BaseModel):
+    feedback: list[Feedback] = Field(max_length=100_000)
+
+
+class Ingested(BaseModel):
+    accepted: int
+
+
+class Point(BaseModel):
+    time: datetime  # start of the step
+    value: float | None  # None where the step holds no data for this metric
+
+
+class Series(BaseModel):
+    group: dict[str, str]  # e.g. {"version": "3"}; {} without group_by
+    points: list[Point]
+
+
+class QueryResult(BaseModel):
+    metric: str
+    start: datetime
+    end: datetime
+    step_s: float
+    group_by: str | None
+    series: list[Series]
+
+
+@dataclass(frozen=True)
+class EventColumns:
+    """The columns a query reads, one numpy array each, as returned by the store."""
+
+    deployment: np.ndarray
+    model: np.ndarray
+    version: np.ndarray
+    time_s: np.ndarray  # seconds since the epoch (UTC), float64
+    latency_ms: np.ndarray
+    outcome: np.ndarray
+    label: np.ndarray  # object array of str | None
+    true_label: np.ndarray  # object array of str | None (None: no feedback yet)
+
+    def __len__(self) -> int:
+        return len(self.time_s)
+
+
+class Drift(BaseModel):
+    """Population stability index of the live prediction distribution against a reference."""
+
+    psi: float
+    live_counts: dict[str, int]
+    reference: dict[str, float]
+    drifted: bool
+    threshold: float

@@ -1,0 +1,44 @@
+"""ORM rows of the metrics store; nothing outside `store.py` uses them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from modelyard.core.db import Base
+
+
+class MetricEventRow(Base):
+    __tablename__ = "metrics_events"
+    __table_args__ = (
+        sa.Index("ix_metrics_events_project_time", "project", "time"),
+        sa.Index("ix_metrics_events_request_id", "request_id"),
+    )
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    project: Mapped[str] = mapped_column(sa.String(100))
+    deployment: Mapped[str] = mapped_column(sa.String(100))
+    model: Mapped[str] = mapped_column(sa.String(100))
+    version: Mapped[int] = mapped_column(sa.Integer)
+    time: Mapped[datetime] = mapped_column(sa.DateTime)
+    latency_ms: Mapped[float] = mapped_column(sa.Float)
+    outcome: Mapped[str] = mapped_column(sa.String(20))
+    label: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
+    confidence: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
+    request_id: Mapped[str] = mapped_column(sa.String(100))
+    shadow: Mapped[bool] = mapped_column(sa.Boolean)
+    input_summary: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
+
+
+class MetricFeedbackRow(Base):
+    __tablename__ = "metrics_feedback"
+    __table_args__ = (
+        sa.UniqueConstraint("project", "request_id", name="uq_metrics_feedback_request_id"),
+    )
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    project: Mapped[str] = mapped_column(sa.String(100))
+    request_id: Mapped[str] = mapped_column(sa.String(100))
+    label: Mapped[str] = mapped_column(sa.String(200))
+    time: Mapped[datetime] = mapped_column(sa.DateTime)
