@@ -1,18 +1,236 @@
-"""Use cases of the datasets component (walking-skeleton placeholder, to be deepened)."""
+"""Use cases of the datasets component: typed datasets, immutable commits, diffs, statistics.
+
+Write order of a commit: rows are validated completely (nothing is written if any row is bad),
+then Lance commits a new version atomically, then the metadata row makes it visible. Readers
+only ever follow metadata rows, so a writer that dies between the two steps leaves a Lance
+version nobody sees; the next commit rewinds past it (`LanceData.reset_to`).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
 
 from modelyard.core.db import Database
+from modelyard.core.errors import FailedPrecondition, InvalidArgument
+from modelyard.core.ids import check_name, new_id, utcnow
+from modelyard.datasets import _lance, sources
+from modelyard.datasets._snapshots import SnapshotMixin
+from modelyard.datasets.models import (
+    Commit,
+    Dataset,
+    DatasetCreate,
+    DatasetPage,
+    Diff,
+    ImportRequest,
+    check_tags,
+)
+from modelyard.datasets.store import DatasetStore, SqlDatasetStore
+from modelyard.datasets.types import DatasetType, get_type
 
 if TYPE_CHECKING:
     from modelyard.core.blobs import BlobStore
     from modelyard.registry.service import RegistryService
 
+MAX_PAGE = 1000
 
-class DatasetService:
-    def __init__(self, db: Database, blobs: BlobStore, registry: RegistryService) -> None:
+
+class DatasetService(SnapshotMixin):
+    def __init__(self, db: Database, blobs: BlobStore, registry: RegistryService,
+                 store: DatasetStore | None = None) -> None:
         self.db = db
         self.blobs = blobs
         self.registry = registry
+        self.store = store or SqlDatasetStore(db)
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    # ---- datasets -------------------------------------------------------------------------
+
+    def create_dataset(self, project: str, body: DatasetCreate, actor: str) -> Dataset:
+        check_name(body.name, "dataset name")
+        get_type(body.type, body.config)  # validates the type and its config
+        ds = Dataset(id=new_id("ds"), project=project, name=body.name, type=body.type,
+                     config=body.config, description=body.description, created_at=utcnow(),
+                     created_by=actor)
+        return self.store.create_dataset(ds)
+
+    def get_dataset(self, project: str, name: str) -> Dataset:
+        return self.store.get_dataset(project, name)
+
+    def list_datasets(self, project: str, limit: int = 50, page_token: str | None = None) -> DatasetPage:
+        limit = max(1, min(limit, MAX_PAGE))
+        items = self.store.list_datasets(project, limit + 1, page_token or None)
+        more = len(items) > limit
+        items = items[:limit]
+        return DatasetPage(items=items, next_page_token=items[-1].name if more else None)
+
+    def delete_dataset(self, project: str, name: str, actor: str) -> Dataset:
+        """Soft delete: the name is freed; data stays until garbage collection."""
+        return self.store.soft_delete(project, name, utcnow())
+
+    # ---- commits --------------------------------------------------------------------------
+
+    def _lock(self, dataset_id: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(dataset_id, threading.Lock())
+
+    def data(self, ds: Dataset) -> _lance.LanceData:
+        key = f"datasets/{ds.project}/{ds.id}.lance"
+        return _lance.LanceData(self.blobs.uri(key), self.blobs.storage_options)
+
+    def commit_rows(self, project: str, name: str, rows: list[dict[str, Any]], actor: str,
+                    mode: str = "append", message: str = "", tags: list[str] | None = None,
+                    where: str | None = None, row_ids: list[str] | None = None) -> Commit:
+        """Appends, overwrites or deletes rows as one new version; all-or-nothing."""
+        ds = self.store.get_dataset(project, name)
+        kind = get_type(ds.type, ds.config)
+        tags = _tags(tags)
+        if mode == "delete":
+            return self._delete(ds, kind, where, row_ids, actor, message, tags)
+        if mode not in ("append", "overwrite"):
+            raise InvalidArgument(f"unknown mode {mode!r}: use append, overwrite or delete",
+                                  {"field": "mode"})
+        if where or row_ids:
+            raise InvalidArgument("where/row_ids only apply to mode=delete", {"field": "mode"})
+        if not rows and mode == "append":
+            raise InvalidArgument("no rows to append: send at least one row", {"field": "rows"})
+        table = kind.validate(rows)
+        return self._write(ds, kind, table, mode, actor, message, tags)
+
+    def commit_file(self, project: str, name: str, path: Path, fmt: str, actor: str,
+                    mode: str = "append", message: str = "", tags: list[str] | None = None) -> Commit:
+        self.store.get_dataset(project, name)  # NotFound before parsing a large file
+        rows = sources.read_file(path, fmt)
+        return self.commit_rows(project, name, rows, actor, mode, message, tags)
+
+    def import_builtin(self, project: str, req: ImportRequest, actor: str) -> Commit:
+        """Creates the dataset when missing, then commits the source's rows."""
+        type_, config, rows = sources.builtin(req.source)
+        try:
+            ds = self.store.get_dataset(project, req.name)
+        except Exception:  # noqa: BLE001 - NotFound: create it
+            ds = self.create_dataset(project, DatasetCreate(
+                name=req.name, type=type_, config=config, description=f"imported from {req.source}"),
+                actor)
+        if ds.type != type_:
+            raise FailedPrecondition(f"dataset {req.name!r} is {ds.type}, but {req.source} gives "
+                                     f"{type_} rows: import into a new dataset", {"field": "name"})
+        return self.commit_rows(project, req.name, rows, actor, req.mode,
+                                req.message or f"import {req.source}", req.tags)
+
+    def _write(self, ds: Dataset, kind: DatasetType, table: pa.Table, mode: str, actor: str,
+               message: str, tags: list[str]) -> Commit:
+        data = self.data(ds)
+        with self._lock(ds.id):
+            ds = self.store.get_dataset_by_id(ds.id)
+            head = self._head(ds)
+            if mode == "overwrite" and head is not None:
+                old = data.table(head.lance_version, ["row_id", "row_hash"])
+                reuse: dict[str, list[str]] = {}
+                for rid, h in zip(old.column(0).to_pylist(), old.column(1).to_pylist(), strict=True):
+                    reuse.setdefault(h, []).append(rid)
+                full = _lance.with_ids(table, reuse)
+                data.reset_to(head.lance_version)
+                lance_version = data.overwrite(full)
+            else:
+                full = _lance.with_ids(table)
+                lance_version = data.append(full, head.lance_version if head else None)
+            return self._record(ds, kind, data, head, lance_version, mode, actor, message, tags)
+
+    def _delete(self, ds: Dataset, kind: DatasetType, where: str | None, row_ids: list[str] | None,
+                actor: str, message: str, tags: list[str]) -> Commit:
+        if bool(where) == bool(row_ids):
+            raise InvalidArgument("a delete needs exactly one of `where` (a SQL filter) or "
+                                  "`row_ids`", {"field": "where"})
+        if row_ids:
+            if any(not isinstance(r, str) or not r.isalnum() or len(r) > 40 for r in row_ids):
+                raise InvalidArgument("row_ids must be row ids as returned by the rows API",
+                                      {"field": "row_ids"})
+            where = "row_id IN (" + ", ".join(f"'{r}'" for r in row_ids) + ")"
+        data = self.data(ds)
+        with self._lock(ds.id):
+            head = self._head(self.store.get_dataset_by_id(ds.id))
+            if head is None:
+                raise FailedPrecondition(f"dataset {ds.name!r} has no rows yet; nothing to delete")
+            lance_version = data.delete(str(where), head.lance_version)
+            return self._record(ds, kind, data, head, lance_version, "delete", actor, message, tags)
+
+    def _head(self, ds: Dataset) -> Commit | None:
+        return self.store.get_commit(ds.id, ds.head_version) if ds.head_version else None
+
+    def _record(self, ds: Dataset, kind: DatasetType, data: _lance.LanceData, head: Commit | None,
+                lance_version: int, mode: str, actor: str, message: str, tags: list[str]) -> Commit:
+        hashes = data.column(lance_version, "row_hash")
+        old = Counter(data.column(head.lance_version, "row_hash")) if head else Counter()
+        new = Counter(hashes)
+        stats = _lance.statistics(kind, data, lance_version)
+        commit = Commit(
+            id=new_id("dcm"), dataset_id=ds.id, dataset=ds.name,
+            version=(head.version if head else 0) + 1, lance_version=lance_version,
+            operation=mode, message=message, author=actor,  # type: ignore[arg-type]
+            created_at=utcnow(), tags=tags, row_count=len(hashes),
+            rows_added=sum((new - old).values()), rows_removed=sum((old - new).values()),
+            content_hash=_lance.content_hash(hashes), stats=stats)
+        return self.store.add_commit(commit)
+
+    # ---- reading versions -----------------------------------------------------------------
+
+    def list_versions(self, project: str, name: str) -> list[Commit]:
+        return self.store.list_commits(self.store.get_dataset(project, name).id)
+
+    def get_version(self, project: str, name: str, version: int | None = None) -> Commit:
+        ds = self.store.get_dataset(project, name)
+        if version is None:
+            version = ds.head_version
+            if version is None:
+                raise FailedPrecondition(f"dataset {name!r} has no commits yet: commit rows first")
+        return self.store.get_commit(ds.id, version)
+
+    def stats(self, project: str, name: str, version: int | None = None) -> dict[str, Any]:
+        c = self.get_version(project, name, version)
+        return {"dataset": name, "version": c.version, **c.stats}
+
+    def rows(self, project: str, name: str, version: int | None = None, offset: int = 0,
+             limit: int = 20) -> list[dict[str, Any]]:
+        """A page of rows of one version; binary fields are summarized, not returned."""
+        ds = self.store.get_dataset(project, name)
+        c = self.get_version(project, name, version)
+        lds = self.data(ds).open(c.lance_version)
+        assert lds is not None
+        idx = list(range(max(0, offset), min(c.row_count, max(0, offset) + max(0, min(limit, 1000)))))
+        if not idx:
+            return []
+        out = []
+        for r in lds.take(idx).to_pylist():
+            out.append({k: (f"<{len(v)} bytes>" if isinstance(v, bytes) else v) for k, v in r.items()})
+        return out
+
+    def diff(self, project: str, name: str, from_version: int, to_version: int) -> Diff:
+        ds = self.store.get_dataset(project, name)
+        a = self.store.get_commit(ds.id, from_version)
+        b = self.store.get_commit(ds.id, to_version)
+        data = self.data(ds)
+        ha = Counter(data.column(a.lance_version, "row_hash"))
+        hb = Counter(data.column(b.lance_version, "row_hash"))
+        la: dict[str, int] = a.stats.get("label_counts", {})
+        lb: dict[str, int] = b.stats.get("label_counts", {})
+        change = {k: lb.get(k, 0) - la.get(k, 0) for k in sorted(set(la) | set(lb))}
+        return Diff(dataset=name, from_version=a.version, to_version=b.version,
+                    rows_added=sum((hb - ha).values()), rows_removed=sum((ha - hb).values()),
+                    rows_unchanged=sum((ha & hb).values()), label_counts_from=la,
+                    label_counts_to=lb, label_change={k: v for k, v in change.items() if v})
+
+
+def _tags(tags: list[str] | None) -> list[str]:
+    try:
+        return check_tags(list(tags or []))
+    except ValueError as e:
+        raise InvalidArgument(str(e), {"field": "tags"}) from e
+
+
+__all__ = ["DatasetService"]

@@ -2,9 +2,191 @@
 
 from __future__ import annotations
 
+import io
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from modelyard.core.errors import FailedPrecondition, Unavailable
 from modelyard.sdk._http import Transport
+
+CHUNK = 1024 * 1024
 
 
 class DatasetsAPI:
+    """`client.datasets`: typed, versioned datasets and training snapshots."""
+
     def __init__(self, t: Transport) -> None:
         self._t = t
+
+    def _p(self, path: str, project: str | None) -> str:
+        return self._t.p(path, project)
+
+    def create(self, name: str, type: str, config: dict[str, Any] | None = None,  # noqa: A002
+               description: str = "", project: str | None = None) -> dict[str, Any]:
+        body = {"name": name, "type": type, "config": config or {}, "description": description}
+        return self._t.post(self._p("/datasets", project), json=body)  # type: ignore[no-any-return]
+
+    def list(self, limit: int = 50, page_token: str | None = None,
+             project: str | None = None) -> dict[str, Any]:
+        """One page: `{"items": [...], "next_page_token": ...}`."""
+        params: dict[str, Any] = {"limit": limit}
+        if page_token:
+            params["page_token"] = page_token
+        return self._t.get(self._p("/datasets", project), params=params)  # type: ignore[no-any-return]
+
+    def iter(self, project: str | None = None) -> Iterator[dict[str, Any]]:
+        token = None
+        while True:
+            page = self.list(limit=200, page_token=token, project=project)
+            yield from page["items"]
+            token = page.get("next_page_token")
+            if not token:
+                return
+
+    def get(self, name: str, project: str | None = None) -> dict[str, Any]:
+        return self._t.get(self._p(f"/datasets/{name}", project))  # type: ignore[no-any-return]
+
+    def delete(self, name: str, project: str | None = None) -> None:
+        self._t.delete(self._p(f"/datasets/{name}", project))
+
+    def commit_rows(self, name: str, rows: list[dict[str, Any]], message: str = "",
+                    tags: list[str] | None = None, mode: str = "append",
+                    project: str | None = None) -> dict[str, Any]:
+        """Append or overwrite rows as one new version (image bytes may be raw; sent base64)."""
+        body = {"rows": [_jsonable(r) for r in rows], "mode": mode, "message": message,
+                "tags": tags or []}
+        return self._t.post(self._p(f"/datasets/{name}/commits", project), json=body)  # type: ignore[no-any-return]
+
+    def delete_rows(self, name: str, where: str | None = None, row_ids: list[str] | None = None,
+                    message: str = "", tags: list[str] | None = None,
+                    project: str | None = None) -> dict[str, Any]:
+        body = {"mode": "delete", "where": where, "row_ids": row_ids, "message": message,
+                "tags": tags or []}
+        return self._t.post(self._p(f"/datasets/{name}/commits", project), json=body)  # type: ignore[no-any-return]
+
+    def upload_file(self, name: str, path: str | Path, format: str | None = None,  # noqa: A002
+                    mode: str = "append", message: str = "", tags: list[str] | None = None,
+                    progress: Callable[[int], None] | None = None,
+                    project: str | None = None) -> dict[str, Any]:
+        """Streams a CSV/JSON/JSONL/Parquet file in chunks; `progress(n)` gets each chunk's size."""
+        path = Path(path)
+        fmt = format or path.suffix.lstrip(".").lower()
+        with open(path, "rb") as f:
+            return self.upload_stream(name, f, fmt, mode, message, tags, progress, project)
+
+    def upload_stream(self, name: str, stream: BinaryIO, format: str,  # noqa: A002
+                      mode: str = "append", message: str = "", tags: list[str] | None = None,
+                      progress: Callable[[int], None] | None = None,
+                      project: str | None = None) -> dict[str, Any]:
+        def chunks() -> Iterator[bytes]:
+            while chunk := stream.read(CHUNK):
+                if progress:
+                    progress(len(chunk))
+                yield chunk
+
+        params = {"format": format, "mode": mode, "message": message, "tags": ",".join(tags or [])}
+        return self._t.post(self._p(f"/datasets/{name}/upload", project), params=params,  # type: ignore[no-any-return]
+                            content=chunks(),
+                            headers={"content-type": "application/octet-stream"})
+
+    def upload_folder(self, name: str, folder: str | Path, mode: str = "append",
+                      message: str = "", tags: list[str] | None = None,
+                      progress: Callable[[int], None] | None = None,
+                      project: str | None = None) -> dict[str, Any]:
+        """Images in one sub-folder per class → an image_classification commit (PNG)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        images: list[bytes] = []
+        labels: list[str] = []
+        for cls_dir in sorted(p for p in Path(folder).iterdir() if p.is_dir()):
+            for f in sorted(p for p in cls_dir.iterdir() if p.is_file()):
+                images.append(_as_png(f))
+                labels.append(cls_dir.name)
+        buf = io.BytesIO()
+        pq.write_table(pa.table({"image": pa.array(images, pa.binary()), "label": labels}), buf)
+        buf.seek(0)
+        return self.upload_stream(name, buf, "parquet", mode, message, tags, progress, project)
+
+    def import_builtin(self, name: str, source: str, message: str = "",
+                       tags: list[str] | None = None, mode: str = "overwrite",
+                       project: str | None = None) -> dict[str, Any]:
+        """Creates `name` if needed and commits a built-in source (e.g. `sklearn:digits`)."""
+        body = {"name": name, "source": source, "message": message, "tags": tags or [],
+                "mode": mode}
+        return self._t.post(self._p("/datasets/import", project), json=body)  # type: ignore[no-any-return]
+
+    def versions(self, name: str, project: str | None = None) -> list[dict[str, Any]]:
+        return self._t.get(self._p(f"/datasets/{name}/versions", project))  # type: ignore[no-any-return]
+
+    def stats(self, name: str, version: int | None = None,
+              project: str | None = None) -> dict[str, Any]:
+        params = {"version": version} if version else {}
+        return self._t.get(self._p(f"/datasets/{name}/stats", project), params=params)  # type: ignore[no-any-return]
+
+    def rows(self, name: str, version: int | None = None, offset: int = 0, limit: int = 20,
+             project: str | None = None) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"offset": offset, "limit": limit}
+        if version:
+            params["version"] = version
+        return self._t.get(self._p(f"/datasets/{name}/rows", project), params=params)  # type: ignore[no-any-return]
+
+    def diff(self, name: str, from_version: int, to_version: int,
+             project: str | None = None) -> dict[str, Any]:
+        return self._t.get(self._p(f"/datasets/{name}/diff", project),  # type: ignore[no-any-return]
+                           params={"from": from_version, "to": to_version})
+
+    def snapshot(self, name: str, version: int | None = None, cutoff: str | None = None,
+                 tags_all_of: list[str] | None = None, tags_any_of: list[str] | None = None,
+                 seed: int = 0, fractions: dict[str, float] | None = None, wait: bool = True,
+                 timeout_s: float = 600, project: str | None = None) -> dict[str, Any]:
+        """Creates (or reuses) a snapshot; with `wait`, returns once it is ready."""
+        body: dict[str, Any] = {"version": version, "cutoff": cutoff, "seed": seed,
+                                "tags_all_of": tags_all_of or [], "tags_any_of": tags_any_of or []}
+        if fractions:
+            body["fractions"] = fractions
+        snap: dict[str, Any] = self._t.post(self._p(f"/datasets/{name}/snapshots", project), json=body)
+        return self.wait(snap, timeout_s, project) if wait else snap
+
+    def wait(self, snap: dict[str, Any], timeout_s: float = 600,
+             project: str | None = None) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while snap["status"] == "pending":
+            if time.monotonic() > deadline:
+                raise Unavailable(f"snapshot {snap['id']} is still pending after {timeout_s} s")
+            time.sleep(0.2)
+            snap = self.get_snapshot(snap["id"], project)
+        if snap["status"] == "failed":
+            raise FailedPrecondition(f"snapshot {snap['id']} failed: {snap.get('error')}; "
+                                     "retry it with retry_snapshot()", {"snapshot": snap["id"]})
+        return snap
+
+    def get_snapshot(self, snapshot_id: str, project: str | None = None) -> dict[str, Any]:
+        return self._t.get(self._p(f"/dataset-snapshots/{snapshot_id}", project))  # type: ignore[no-any-return]
+
+    def list_snapshots(self, name: str, project: str | None = None) -> list[dict[str, Any]]:
+        return self._t.get(self._p(f"/datasets/{name}/snapshots", project))  # type: ignore[no-any-return]
+
+    def retry_snapshot(self, snapshot_id: str, project: str | None = None) -> dict[str, Any]:
+        return self._t.post(self._p(f"/dataset-snapshots/{snapshot_id}/retry", project))  # type: ignore[no-any-return]
+
+
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    import base64
+
+    return {k: base64.b64encode(v).decode() if isinstance(v, (bytes, bytearray)) else v
+            for k, v in row.items()}
+
+
+def _as_png(path: Path) -> bytes:
+    data = path.read_bytes()
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return data
+    from PIL import Image
+
+    buf = io.BytesIO()
+    with Image.open(path) as im:
+        im.save(buf, format="PNG")
+    return buf.getvalue()

@@ -1,0 +1,137 @@
+"""The Lance side of a dataset: writing versions, reading pinned versions, hashing, statistics.
+
+Every stored row carries two reserved columns besides its type's fields: `row_id` (stable
+across commits: an overwrite that keeps a row's content keeps its id) and `row_hash` (sha256
+of the row's content, which drives diffs, content hashes and split assignment).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections import Counter
+from typing import Any
+
+import lance
+import pyarrow as pa
+
+from modelyard.core.errors import InvalidArgument
+from modelyard.datasets.types import DatasetType
+
+
+def row_hashes(table: pa.Table) -> list[str]:
+    """sha256 of each row's content: every field, length-prefixed, in schema order."""
+    cols = [table.column(n).to_pylist() for n in table.column_names]
+    out = []
+    for i in range(table.num_rows):
+        h = hashlib.sha256()
+        for col in cols:
+            v = col[i]
+            b = v if isinstance(v, bytes) else json.dumps(v, sort_keys=True).encode()
+            h.update(len(b).to_bytes(8, "little"))
+            h.update(b)
+        out.append(h.hexdigest())
+    return out
+
+
+def content_hash(hashes: list[str]) -> str:
+    """The hash of a version's content: a multiset of row hashes, order ignored."""
+    h = hashlib.sha256()
+    for x in sorted(hashes):
+        h.update(x.encode())
+    return h.hexdigest()
+
+
+def with_ids(table: pa.Table, reuse: dict[str, list[str]] | None = None) -> pa.Table:
+    """Adds row_id and row_hash; rows whose content matches one in `reuse` keep its id."""
+    hashes = row_hashes(table)
+    ids = []
+    for h in hashes:
+        pool = reuse.get(h) if reuse else None
+        ids.append(pool.pop() if pool else "r" + secrets.token_hex(8))
+    return table.append_column("row_id", pa.array(ids, pa.string())).append_column(
+        "row_hash", pa.array(hashes, pa.string()))
+
+
+class LanceData:
+    """One dataset's Lance directory."""
+
+    def __init__(self, uri: str, storage_options: dict[str, str]) -> None:
+        self.uri = uri
+        self.storage_options = storage_options
+
+    def open(self, version: int | None = None) -> lance.LanceDataset | None:
+        try:
+            return lance.dataset(self.uri, version=version, storage_options=self.storage_options)
+        except (ValueError, FileNotFoundError, OSError) as e:
+            if version is None and "not found" in str(e).lower():
+                return None
+            raise
+
+    def exists(self) -> bool:
+        try:
+            return self.open() is not None
+        except (ValueError, FileNotFoundError, OSError):
+            return False
+
+    def reset_to(self, lance_version: int | None) -> lance.LanceDataset | None:
+        """Makes the newest Lance version equal `lance_version` (the newest commit we recorded).
+
+        A writer that died after its Lance commit but before its metadata commit leaves a Lance
+        version nobody references; it is skipped here so the next commit builds on the last
+        recorded one.
+        """
+        ds = self.open() if self.exists() else None
+        if ds is None or lance_version is None:
+            return ds
+        if ds.version != lance_version:
+            ds.checkout_version(lance_version).restore()
+            ds = self.open()
+        return ds
+
+    def append(self, table: pa.Table, head: int | None) -> int:
+        ds = self.reset_to(head)
+        if ds is None:
+            return lance.write_dataset(table, self.uri, mode="create",
+                                       storage_options=self.storage_options).version
+        if head is None:  # a Lance dir without any recorded commit: an aborted first commit
+            return self.overwrite(table)
+        return lance.write_dataset(table, ds, mode="append",
+                                   storage_options=self.storage_options).version
+
+    def overwrite(self, table: pa.Table) -> int:
+        mode = "overwrite" if self.exists() else "create"
+        return lance.write_dataset(table, self.uri, mode=mode,
+                                   storage_options=self.storage_options).version
+
+    def delete(self, predicate: str, head: int) -> int:
+        ds = self.reset_to(head)
+        assert ds is not None
+        try:
+            ds.delete(predicate)
+        except (ValueError, OSError, RuntimeError) as e:
+            raise InvalidArgument(f"cannot delete rows where {predicate[:200]!r}: {str(e)[:300]}; "
+                                  "use a SQL filter over the dataset's columns",
+                                  {"field": "where"}) from e
+        return self.open().version  # type: ignore[union-attr]
+
+    def column(self, version: int, name: str) -> list[Any]:
+        ds = self.open(version)
+        assert ds is not None
+        return ds.to_table(columns=[name]).column(0).to_pylist()
+
+    def table(self, version: int, columns: list[str] | None = None) -> pa.Table:
+        ds = self.open(version)
+        assert ds is not None
+        return ds.to_table(columns=columns)
+
+
+def statistics(kind: DatasetType, data: LanceData, version: int) -> dict[str, Any]:
+    """Row count, label histogram and the type's summary of one Lance version."""
+    cols = [f.name for f in kind.schema()]
+    table = data.table(version, cols)
+    labels = Counter(kind.labels_of(table))
+    return {"row_count": table.num_rows,
+            "label_counts": dict(sorted(labels.items())),
+            "summary": kind.summary(table)}

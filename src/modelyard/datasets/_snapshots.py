@@ -1,0 +1,118 @@
+"""Snapshot use cases: pick a commit, split it deterministically, pin it for training."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC
+from typing import TYPE_CHECKING
+
+from modelyard.core.errors import FailedPrecondition, NotFound
+from modelyard.core.ids import new_id, utcnow
+from modelyard.datasets import _splits
+from modelyard.datasets.models import Commit, Dataset, Snapshot, SnapshotRecord, SnapshotRequest
+
+if TYPE_CHECKING:
+    from modelyard.datasets.service import DatasetService
+
+log = logging.getLogger("modelyard.datasets")
+
+
+class SnapshotMixin:
+    """The snapshot half of `DatasetService`."""
+
+    def create_snapshot(self: DatasetService, project: str, name: str, req: SnapshotRequest,
+                        actor: str) -> Snapshot:
+        """The snapshot of the newest commit matching the request; an identical request (same
+        content, seed and fractions) returns the existing snapshot with `reused=True`."""
+        ds = self.store.get_dataset(project, name)
+        commit = _choose(self.store.list_commits(ds.id), req)
+        h = _splits.snapshot_hash(ds.type, ds.config, commit.content_hash, req.seed, req.fractions)
+        found = self.store.find_snapshot(ds.id, h)
+        if found is not None:
+            return self._view(ds, found, reused=True)
+        rec = SnapshotRecord(
+            id=new_id("snap"), dataset_id=ds.id, commit_id=commit.id, hash=h, status="pending",
+            seed=req.seed, fractions=req.fractions,
+            label_names=sorted(commit.stats.get("label_counts", {})),
+            created_at=utcnow(), created_by=actor)
+        try:
+            self.store.add_snapshot(rec)
+        except Exception:  # noqa: BLE001 - a concurrent identical request won the insert
+            found = self.store.find_snapshot(ds.id, h)
+            if found is None:
+                raise
+            return self._view(ds, found, reused=True)
+        return self._view(ds, self.materialize(rec.id))
+
+    def materialize(self: DatasetService, snapshot_id: str) -> SnapshotRecord:
+        """Computes and stores the splits; marks the snapshot ready, or failed with the reason."""
+        rec = self.store.get_snapshot(snapshot_id)
+        ds = self.store.get_dataset_by_id(rec.dataset_id)
+        commit = self.store.get_commit_by_id(rec.commit_id)
+        key = f"datasets/{ds.project}/{ds.id}.snapshots/{rec.id}.lance"
+        try:
+            hashes = self.data(ds).column(commit.lance_version, "row_hash")
+            parts = _splits.assign(hashes, rec.seed, rec.fractions)
+            _splits.write_splits(self.blobs.uri(key), self.blobs.storage_options, parts)
+        except Exception as e:  # noqa: BLE001 - recorded on the snapshot; retry is possible
+            log.exception("materializing snapshot %s failed", rec.id)
+            return self.store.update_snapshot(rec.id, status="failed",
+                                              error=f"{type(e).__name__}: {str(e)[:500]}")
+        return self.store.update_snapshot(
+            rec.id, status="ready", error=None, splits_key=key,
+            split_sizes={k: len(v) for k, v in parts.items()})
+
+    def retry_snapshot(self: DatasetService, project: str, snapshot_id: str) -> Snapshot:
+        rec, ds = self._owned(project, snapshot_id)
+        if rec.status != "failed":
+            raise FailedPrecondition(f"snapshot {snapshot_id} is {rec.status}; only a failed "
+                                     "snapshot can be retried")
+        self.store.update_snapshot(rec.id, status="pending", error=None)
+        return self._view(ds, self.materialize(rec.id))
+
+    def get_snapshot(self: DatasetService, project: str, snapshot_id: str) -> Snapshot:
+        rec, ds = self._owned(project, snapshot_id)
+        return self._view(ds, rec)
+
+    def list_snapshots(self: DatasetService, project: str, name: str) -> list[Snapshot]:
+        ds = self.store.get_dataset(project, name)
+        return [self._view(ds, r) for r in self.store.list_snapshots(ds.id)]
+
+    def _owned(self: DatasetService, project: str, snapshot_id: str) -> tuple[SnapshotRecord, Dataset]:
+        rec = self.store.get_snapshot(snapshot_id)
+        ds = self.store.get_dataset_by_id(rec.dataset_id)
+        if ds.project != project:
+            raise NotFound(f"snapshot {snapshot_id!r} does not exist", {"snapshot": snapshot_id})
+        return rec, ds
+
+    def _view(self: DatasetService, ds: Dataset, rec: SnapshotRecord, reused: bool = False) -> Snapshot:
+        commit = self.store.get_commit_by_id(rec.commit_id)
+        data = self.data(ds)
+        return Snapshot(
+            id=rec.id, project=ds.project, dataset=ds.name, dataset_id=ds.id, type=ds.type,
+            config=ds.config, version=commit.version, commit_id=commit.id, hash=rec.hash,
+            status=rec.status, error=rec.error, uri=data.uri, lance_version=commit.lance_version,
+            storage_options=data.storage_options,
+            splits_uri=self.blobs.uri(rec.splits_key) if rec.splits_key else None,
+            seed=rec.seed, fractions=rec.fractions, label_names=rec.label_names,
+            split_sizes=rec.split_sizes, created_at=rec.created_at, created_by=rec.created_by,
+            reused=reused)
+
+
+def _choose(commits: list[Commit], req: SnapshotRequest) -> Commit:
+    cutoff = req.cutoff
+    if cutoff is not None and cutoff.tzinfo is not None:
+        cutoff = cutoff.astimezone(UTC).replace(tzinfo=None)
+    fits = [
+        c for c in commits
+        if (req.version is None or c.version == req.version)
+        and (cutoff is None or c.created_at <= cutoff)
+        and all(t in c.tags for t in req.tags_all_of)
+        and (not req.tags_any_of or any(t in c.tags for t in req.tags_any_of))
+    ]
+    if not fits:
+        raise FailedPrecondition(
+            "no commit matches the snapshot request (version, cutoff, tags); list the versions "
+            "and loosen the filter", {"version": req.version, "tags_all_of": req.tags_all_of,
+                                      "tags_any_of": req.tags_any_of})
+    return max(fits, key=lambda c: c.version)

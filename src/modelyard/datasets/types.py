@@ -1,0 +1,416 @@
+"""Dataset types: one small interface, one registry of the types that plug into it.
+
+A type states the Arrow schema rows are stored in (its ingestion schema), validates rows
+strictly before anything is written, and turns a stored row into a training row. Add a type by
+subclassing `DatasetType` and listing it in `TYPES`.
+"""
+
+from __future__ import annotations
+
+import abc
+import base64
+import io
+import json
+from typing import Any, ClassVar
+
+import pyarrow as pa
+
+from modelyard.core.errors import InvalidArgument
+
+MAX_TEXT_CHARS = 10_000
+MAX_LABEL_CHARS = 200
+MAX_LABELS = 64
+MAX_IMAGE_BYTES = 10 * 1024 * 1024
+MAX_IMAGE_SIDE = 4096
+MAX_ERRORS = 50
+RESERVED = ("row_id", "row_hash")
+
+
+class RowErrors:
+    """Collects per-row problems; `raise_if_any` raises one InvalidArgument naming them all."""
+
+    def __init__(self) -> None:
+        self.items: list[dict[str, Any]] = []
+        self.count = 0
+
+    def add(self, row: int, field: str, problem: str) -> None:
+        self.count += 1
+        if len(self.items) < MAX_ERRORS:
+            self.items.append({"row": row, "field": field, "problem": problem})
+
+    def raise_if_any(self, what: str = "rows") -> None:
+        if not self.count:
+            return
+        first = self.items[0]
+        raise InvalidArgument(
+            f"{self.count} problem(s) in the {what}; first: row {first['row']} field "
+            f"{first['field']!r}: {first['problem']}. Fix these rows and commit again; nothing "
+            "was stored",
+            {"errors": self.items, "error_count": self.count,
+             "rows": sorted({e["row"] for e in self.items}),
+             "fields": sorted({e["field"] for e in self.items})},
+        )
+
+
+def _check_str(errors: RowErrors, i: int, field: str, v: Any, max_len: int,
+               empty_ok: bool = False) -> str | None:
+    if not isinstance(v, str):
+        errors.add(i, field, f"must be a string, got {type(v).__name__}")
+        return None
+    if not v.strip() and not empty_ok:
+        errors.add(i, field, "must not be empty")
+        return None
+    if len(v) > max_len:
+        errors.add(i, field, f"is {len(v)} characters long; the limit is {max_len}")
+        return None
+    return v
+
+
+def _check_keys(errors: RowErrors, i: int, row: Any, fields: tuple[str, ...]) -> bool:
+    if not isinstance(row, dict):
+        errors.add(i, "*", f"must be an object with fields {list(fields)}")
+        return False
+    ok = True
+    for f in fields:
+        if f not in row or row[f] is None:
+            errors.add(i, f, "is missing")
+            ok = False
+    for f in row:
+        if f not in fields:
+            errors.add(i, str(f)[:100], f"is not a field of this dataset type; expected {list(fields)}")
+            ok = False
+    return ok
+
+
+class DatasetType(abc.ABC):
+    """How one kind of dataset is stored, validated and fed to training.
+
+    `validate(rows)` takes plain row dicts (from JSON, CSV, Parquet...) and returns an Arrow
+    table in `schema()`; it raises InvalidArgument naming every offending row index and field,
+    and never returns a partial table.
+    """
+
+    name: ClassVar[str]
+    label_field: ClassVar[str | None] = None
+
+    def __init__(self, config: dict[str, Any] | None = None) -> None:
+        self.config = dict(config or {})
+
+    @abc.abstractmethod
+    def schema(self) -> pa.Schema:
+        """The ingestion (storage) schema, without the reserved row_id/row_hash columns."""
+
+    @abc.abstractmethod
+    def validate(self, rows: list[dict[str, Any]], offset: int = 0) -> pa.Table: ...
+
+    def labels_of(self, table: pa.Table) -> list[str]:
+        """Every label occurrence in `table` (a list-labelled type contributes each label)."""
+        if self.label_field is None or self.label_field not in table.column_names:
+            return []
+        col = table.column(self.label_field)
+        if pa.types.is_list(col.type):
+            return [x for v in col.to_pylist() for x in (v or [])]
+        return [str(x) for x in col.to_pylist()]
+
+    def summary(self, table: pa.Table) -> dict[str, Any]:
+        """Type-specific statistics (text lengths, image sizes...)."""
+        return {}
+
+    def training_row(self, row: dict[str, Any], label_names: list[str]) -> dict[str, Any]:
+        """A stored row as trainer code sees it."""
+        return {k: v for k, v in row.items() if k not in RESERVED}
+
+    def training_schema(self) -> dict[str, str]:
+        return {f.name: str(f.type) for f in self.schema()}
+
+
+class ImageClassification(DatasetType):
+    """PNG image bytes and one label; JSON callers send the image base64-encoded."""
+
+    name = "image_classification"
+    label_field = "label"
+
+    def schema(self) -> pa.Schema:
+        return pa.schema([("image", pa.binary()), ("label", pa.string()),
+                          ("width", pa.int32()), ("height", pa.int32())])
+
+    def validate(self, rows: list[dict[str, Any]], offset: int = 0) -> pa.Table:
+        from PIL import Image
+
+        errors = RowErrors()
+        out: dict[str, list[Any]] = {"image": [], "label": [], "width": [], "height": []}
+        for j, row in enumerate(rows):
+            i = offset + j
+            if not _check_keys(errors, i, row, ("image", "label")):
+                continue
+            label = _check_str(errors, i, "label", row["label"], MAX_LABEL_CHARS)
+            img = row["image"]
+            if isinstance(img, str):
+                try:
+                    img = base64.b64decode(img, validate=True)
+                except ValueError:
+                    errors.add(i, "image", "is a string but not valid base64 of PNG bytes")
+                    continue
+            if not isinstance(img, (bytes, bytearray)):
+                errors.add(i, "image", f"must be PNG bytes (base64 in JSON), got {type(img).__name__}")
+                continue
+            if len(img) > MAX_IMAGE_BYTES:
+                errors.add(i, "image", f"is {len(img)} bytes; the limit is {MAX_IMAGE_BYTES}")
+                continue
+            if not bytes(img[:8]) == b"\x89PNG\r\n\x1a\n":
+                errors.add(i, "image", "is not a PNG image (bad signature)")
+                continue
+            try:
+                with Image.open(io.BytesIO(img)) as im:
+                    im.load()
+                    w, h = im.size
+            except Exception as e:  # noqa: BLE001 - any decoder failure is a bad row
+                errors.add(i, "image", f"cannot be decoded as PNG: {str(e)[:120]}")
+                continue
+            if w > MAX_IMAGE_SIDE or h > MAX_IMAGE_SIDE:
+                errors.add(i, "image", f"is {w}x{h}; the limit is {MAX_IMAGE_SIDE} per side")
+                continue
+            if label is None:
+                continue
+            out["image"].append(bytes(img))
+            out["label"].append(label)
+            out["width"].append(w)
+            out["height"].append(h)
+        errors.raise_if_any()
+        return pa.table(out, schema=self.schema())
+
+    def summary(self, table: pa.Table) -> dict[str, Any]:
+        if table.num_rows == 0:
+            return {}
+        import pyarrow.compute as pc
+
+        sizes = pc.binary_length(table.column("image"))
+        return {
+            "width": _minmax(table.column("width")), "height": _minmax(table.column("height")),
+            "bytes": _minmax(sizes),
+        }
+
+    def training_row(self, row: dict[str, Any], label_names: list[str]) -> dict[str, Any]:
+        return {"image": row["image"], "label": _label_index(row["label"], label_names)}
+
+    def training_schema(self) -> dict[str, str]:
+        return {"image": "png bytes", "label": "int (index into label_names)"}
+
+
+class TextIntent(DatasetType):
+    """An utterance and one or more intent labels."""
+
+    name = "text_intent"
+    label_field = "labels"
+
+    def schema(self) -> pa.Schema:
+        return pa.schema([("text", pa.string()), ("labels", pa.list_(pa.string()))])
+
+    def validate(self, rows: list[dict[str, Any]], offset: int = 0) -> pa.Table:
+        errors = RowErrors()
+        texts: list[str] = []
+        labels: list[list[str]] = []
+        for j, row in enumerate(rows):
+            i = offset + j
+            if isinstance(row, dict) and "label" in row and "labels" not in row:
+                row = {**{k: v for k, v in row.items() if k != "label"}, "labels": [row["label"]]}
+            if not _check_keys(errors, i, row, ("text", "labels")):
+                continue
+            text = _check_str(errors, i, "text", row["text"], MAX_TEXT_CHARS)
+            ls = row["labels"]
+            if isinstance(ls, str):
+                ls = [ls]
+            if not isinstance(ls, list) or not ls or len(ls) > MAX_LABELS:
+                errors.add(i, "labels", f"must be a list of 1 to {MAX_LABELS} strings")
+                continue
+            good = [_check_str(errors, i, "labels", x, MAX_LABEL_CHARS) for x in ls]
+            if text is None or any(g is None for g in good):
+                continue
+            texts.append(text)
+            labels.append([g for g in good if g is not None])
+        errors.raise_if_any()
+        return pa.table({"text": texts, "labels": labels}, schema=self.schema())
+
+    def summary(self, table: pa.Table) -> dict[str, Any]:
+        if table.num_rows == 0:
+            return {}
+        import pyarrow.compute as pc
+
+        return {"text_length": _minmax(pc.utf8_length(table.column("text")))}
+
+    def training_row(self, row: dict[str, Any], label_names: list[str]) -> dict[str, Any]:
+        return {"text": row["text"], "labels": list(row["labels"])}
+
+    def training_schema(self) -> dict[str, str]:
+        return {"text": "str", "labels": "list[str]"}
+
+
+_TABULAR_TYPES = {"float": pa.float64(), "int": pa.int64(), "string": pa.string(),
+                  "bool": pa.bool_()}
+
+
+class Tabular(DatasetType):
+    """Declared columns (`config.columns`: name -> float|int|string|bool) and a target column."""
+
+    name = "tabular"
+
+    def __init__(self, config: dict[str, Any] | None = None) -> None:
+        super().__init__(config)
+        cols = self.config.get("columns")
+        target = self.config.get("target")
+        if not isinstance(cols, dict) or not cols:
+            raise InvalidArgument("a tabular dataset needs config.columns: {name: float|int|string|bool}",
+                                  {"field": "config.columns"})
+        for c, t in cols.items():
+            if t not in _TABULAR_TYPES:
+                raise InvalidArgument(f"column {c!r} has type {t!r}: use one of {list(_TABULAR_TYPES)}",
+                                      {"field": f"config.columns.{c}"})
+            if c in RESERVED or not isinstance(c, str) or not c or len(c) > 100:
+                raise InvalidArgument(f"column name {c!r} is reserved or invalid",
+                                      {"field": "config.columns"})
+        if target not in cols:
+            raise InvalidArgument("config.target must name one of config.columns",
+                                  {"field": "config.target"})
+        self.columns: dict[str, str] = dict(cols)
+        self.target: str = target
+
+    @property
+    def label_field(self) -> str | None:  # type: ignore[override]
+        return self.target if self.columns[self.target] in ("string", "int", "bool") else None
+
+    def schema(self) -> pa.Schema:
+        return pa.schema([(c, _TABULAR_TYPES[t]) for c, t in self.columns.items()])
+
+    def validate(self, rows: list[dict[str, Any]], offset: int = 0) -> pa.Table:
+        errors = RowErrors()
+        out: dict[str, list[Any]] = {c: [] for c in self.columns}
+        names = tuple(self.columns)
+        for j, row in enumerate(rows):
+            i = offset + j
+            if not _check_keys(errors, i, row, names):
+                continue
+            vals: dict[str, Any] = {}
+            for c, t in self.columns.items():
+                v = _coerce(row[c], t)
+                if v is None:
+                    errors.add(i, c, f"must be {t}, got {str(row[c])[:50]!r}")
+                elif t == "string" and len(v) > MAX_TEXT_CHARS:
+                    errors.add(i, c, f"is {len(v)} characters long; the limit is {MAX_TEXT_CHARS}")
+                else:
+                    vals[c] = v
+            if len(vals) == len(self.columns):
+                for c, v in vals.items():
+                    out[c].append(v)
+        errors.raise_if_any()
+        return pa.table(out, schema=self.schema())
+
+    def training_row(self, row: dict[str, Any], label_names: list[str]) -> dict[str, Any]:
+        features = [float(row[c]) for c, t in self.columns.items()
+                    if c != self.target and t in ("float", "int", "bool")]
+        out: dict[str, Any] = {"features": features}
+        if self.label_field:
+            out["label"] = _label_index(str(row[self.target]), label_names)
+        else:
+            out["target"] = row[self.target]
+        return out
+
+    def training_schema(self) -> dict[str, str]:
+        return {"features": "list[float]",
+                ("label" if self.label_field else "target"):
+                    "int (index into label_names)" if self.label_field else "float"}
+
+
+class Generic(DatasetType):
+    """A file reference (a path or URI) plus free JSON metadata."""
+
+    name = "generic"
+
+    def schema(self) -> pa.Schema:
+        return pa.schema([("file", pa.string()), ("metadata", pa.string())])
+
+    def validate(self, rows: list[dict[str, Any]], offset: int = 0) -> pa.Table:
+        errors = RowErrors()
+        files: list[str] = []
+        metas: list[str] = []
+        for j, row in enumerate(rows):
+            i = offset + j
+            if isinstance(row, dict) and "metadata" not in row:
+                row = {**row, "metadata": {}}
+            if not _check_keys(errors, i, row, ("file", "metadata")):
+                continue
+            f = _check_str(errors, i, "file", row["file"], 2048)
+            if f is not None and (".." in f.replace("\\", "/").split("/") or "\x00" in f):
+                errors.add(i, "file", "must not contain '..' segments or NUL bytes")
+                f = None
+            meta = row["metadata"]
+            if isinstance(meta, str):
+                try:
+                    meta = json.loads(meta)
+                except ValueError:
+                    meta = None
+            if not isinstance(meta, dict):
+                errors.add(i, "metadata", "must be a JSON object")
+                continue
+            text = json.dumps(meta, sort_keys=True, default=str)
+            if len(text) > 64 * 1024:
+                errors.add(i, "metadata", f"is {len(text)} bytes as JSON; the limit is 65536")
+                continue
+            if f is not None:
+                files.append(f)
+                metas.append(text)
+        errors.raise_if_any()
+        return pa.table({"file": files, "metadata": metas}, schema=self.schema())
+
+    def training_row(self, row: dict[str, Any], label_names: list[str]) -> dict[str, Any]:
+        return {"file": row["file"], "metadata": json.loads(row["metadata"])}
+
+
+TYPES: dict[str, type[DatasetType]] = {
+    t.name: t for t in (ImageClassification, TextIntent, Tabular, Generic)
+}
+
+
+def get_type(name: str, config: dict[str, Any] | None = None) -> DatasetType:
+    cls = TYPES.get(name)
+    if cls is None:
+        raise InvalidArgument(f"unknown dataset type {name!r}: use one of {sorted(TYPES)}",
+                              {"field": "type"})
+    return cls(config)
+
+
+def _label_index(label: str, label_names: list[str]) -> int:
+    try:
+        return label_names.index(label)
+    except ValueError:
+        return -1
+
+
+def _coerce(v: Any, t: str) -> Any:
+    try:
+        if t == "float":
+            if isinstance(v, bool):
+                return None
+            return float(v)
+        if t == "int":
+            if isinstance(v, bool) or (isinstance(v, float) and not v.is_integer()):
+                return None
+            return int(v)
+        if t == "bool":
+            if isinstance(v, bool):
+                return v
+            if isinstance(v, str) and v.lower() in ("true", "false", "1", "0"):
+                return v.lower() in ("true", "1")
+            return None
+        if t == "string":
+            return v if isinstance(v, str) else str(v) if isinstance(v, (int, float)) else None
+    except (TypeError, ValueError):
+        return None
+    return None
+
+
+def _minmax(col: Any) -> dict[str, float]:
+    import pyarrow.compute as pc
+
+    mm = pc.min_max(col).as_py()
+    mean = pc.mean(col).as_py()
+    return {"min": mm["min"], "max": mm["max"], "mean": round(float(mean or 0), 3)}
