@@ -22,17 +22,34 @@ class BodyLimit:
                 return
         seen = 0
         limit = self.max_bytes
+        exceeded = started = False
 
         async def limited() -> Message:
-            nonlocal seen
+            nonlocal seen, exceeded
             msg = await receive()
             if msg["type"] == "http.request":
                 seen += len(msg.get("body", b""))
                 if seen > limit:
+                    exceeded = True
                     raise PayloadTooLarge(f"request body is larger than {limit} bytes")
             return msg
 
-        await self.app(scope, limited, send)
+        async def guarded(msg: Message) -> None:
+            # Whatever the app makes of the cut-off body (body parsers turn any error into a
+            # 400), the client gets the 413 below.
+            nonlocal started
+            if exceeded:
+                return
+            started = True
+            await send(msg)
+
+        try:
+            await self.app(scope, limited, guarded)
+        except PayloadTooLarge:
+            if not exceeded:
+                raise
+        if exceeded and not started:
+            await _reject(send, limit)
 
 
 async def _reject(send: Send, limit: int) -> None:

@@ -1,0 +1,170 @@
+"""Authorization of every project route, generated from the app's own route table.
+
+Each route under `/projects/{project}` is called on project `alpha` with dummy values for its
+other path parameters: without a token (401), with the token of another project's admin (404:
+outsiders learn nothing) and with a viewer's token (403 wherever the route needs editor or
+admin). Routes that other components add are picked up without touching this file.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from importlib import import_module
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+from starlette.routing import BaseRoute
+
+from modelyard.core.auth import Role
+from modelyard.server.app import ROUTERS
+from tests.conftest import Team, bearer
+
+# Routes that exist today; the discovery must find at least these.
+KNOWN = {
+    ("GET", "/api/v1/projects/{project}"),
+    ("GET", "/api/v1/projects/{project}/members"),
+    ("PUT", "/api/v1/projects/{project}/members"),
+}
+
+
+@dataclass(frozen=True)
+class ProjectRoute:
+    method: str
+    path: str
+    url: str  # the path with `alpha` and dummy values filled in
+    required: Role | None  # from the access dependency (`required_role`), None if it has none
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+def _required_role(dependant: Dependant) -> Role | None:
+    found = getattr(dependant.call, "required_role", None)
+    for sub in dependant.dependencies:
+        sub_role = _required_role(sub)
+        if sub_role is not None:
+            found = sub_role if found is None else max(found, sub_role)
+    return found
+
+
+def _path_params(dependant: Dependant) -> dict[str, Any]:
+    params = {p.alias: p.field_info.annotation for p in dependant.path_params}
+    for sub in dependant.dependencies:
+        params.update(_path_params(sub))
+    return params
+
+
+def _dummy(annotation: Any) -> str:
+    args = typing.get_args(annotation) or (annotation,)
+    if int in args:
+        return "1"
+    if float in args:
+        return "1.5"
+    return "dummy1"
+
+
+def _api_routes(routes: Sequence[BaseRoute]) -> Iterator[tuple[str, set[str], Dependant]]:
+    """(path, methods, dependant) of every API route, including those of included routers."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # older FastAPI keeps included routes as flat APIRoutes
+        for route in routes:
+            if isinstance(route, APIRoute):
+                yield route.path, set(route.methods), route.dependant
+        return
+    for ctx in iter_route_contexts(routes):
+        original = ctx.original_route
+        if isinstance(original, APIRoute):
+            dependant = getattr(ctx, "dependant", None) or original.dependant
+            yield ctx.path or original.path, set(ctx.methods or original.methods), dependant
+
+
+def project_routes(app: FastAPI) -> list[ProjectRoute]:
+    found = []
+    for path, methods, dependant in _api_routes(app.routes):
+        if "{project}" not in path:
+            continue
+        url = path
+        for name, annotation in _path_params(dependant).items():
+            value = "alpha" if name == "project" else _dummy(annotation)
+            url = url.replace("{" + name + "}", value).replace("{" + name + ":path}", value)
+        required = _required_role(dependant)
+        for method in sorted(methods - {"HEAD", "OPTIONS"}):
+            found.append(ProjectRoute(method, path, url, required))
+    return found
+
+
+def _router_paths() -> set[tuple[str, str]]:
+    """Project routes declared by every router in ROUTERS, read from the routers themselves."""
+    paths = set()
+    for module, attr in ROUTERS:
+        try:
+            router = getattr(import_module(module), attr, None)
+        except ModuleNotFoundError:
+            continue
+        for path, methods, _ in _api_routes(getattr(router, "routes", [])):
+            if "{project}" in path:
+                paths |= {(m, path) for m in methods - {"HEAD", "OPTIONS"}}
+    return paths
+
+
+@pytest.fixture
+def routes(api: TestClient) -> list[ProjectRoute]:
+    found = project_routes(api.app)  # type: ignore[arg-type]
+    seen = {(r.method, r.path) for r in found}
+    assert KNOWN <= seen, f"route discovery missed {KNOWN - seen}"
+    assert _router_paths() <= seen, f"routers not mounted: {_router_paths() - seen}"
+    return found
+
+
+def _call(api: TestClient, route: ProjectRoute, token: str | None) -> int:
+    headers = bearer(token) if token else {}
+    return api.request(route.method, route.url, headers=headers).status_code
+
+
+def test_every_project_route_checks_access(routes: list[ProjectRoute]) -> None:
+    unchecked = [str(r) for r in routes if r.required is None]
+    assert unchecked == [], (
+        "these project routes take no `access: Viewer | Editor | Admin` dependency: "
+        f"{unchecked}")
+
+
+def test_writes_need_more_than_viewer(routes: list[ProjectRoute]) -> None:
+    weak = [str(r) for r in routes
+            if r.method != "GET" and r.required is not None and r.required < Role.editor]
+    allowed = {"POST"}  # read-only queries sent as POST (search, predict) may take Viewer
+    assert [w for w in weak if w.split()[0] not in allowed] == [], weak
+
+
+def test_no_token_is_401_everywhere(api: TestClient, team: Team,
+                                    routes: list[ProjectRoute]) -> None:
+    wrong = {str(r): s for r in routes if (s := _call(api, r, None)) != 401}
+    assert wrong == {}
+
+
+def test_other_projects_admin_gets_404_everywhere(api: TestClient, team: Team,
+                                                  routes: list[ProjectRoute]) -> None:
+    wrong = {str(r): s for r in routes if (s := _call(api, r, team.outsider)) != 404}
+    assert wrong == {}
+
+
+def test_viewer_is_refused_every_editor_or_admin_route(api: TestClient, team: Team,
+                                                       routes: list[ProjectRoute]) -> None:
+    guarded = [r for r in routes
+               if r.method != "GET" and r.required is not None and r.required >= Role.editor]
+    assert guarded, "expected at least one write route"
+    wrong = {str(r): s for r in guarded if (s := _call(api, r, team.viewer)) != 403}
+    assert wrong == {}
+
+
+def test_viewer_passes_the_access_check_of_read_routes(api: TestClient, team: Team,
+                                                       routes: list[ProjectRoute]) -> None:
+    reads = [r for r in routes if r.method == "GET" and r.required == Role.viewer]
+    wrong = {str(r): s for r in reads if (s := _call(api, r, team.viewer)) in (401, 403)}
+    assert wrong == {}
