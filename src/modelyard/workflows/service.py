@@ -1,16 +1,234 @@
-"""Use cases of the workflows component (walking-skeleton placeholder, to be deepened)."""
+"""Use cases of the workflow manager: register, run, watch, cancel, schedule, react to events."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
+import threading
+import time
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from croniter import croniter
 
 from modelyard.core.db import Database
+from modelyard.core.errors import FailedPrecondition, InvalidArgument
+from modelyard.core.ids import check_name, utcnow
+from modelyard.workflows.dsl import Pipeline as PipelineDef
+from modelyard.workflows.engine import Engine
+from modelyard.workflows.loader import load_pipeline
+from modelyard.workflows.models import (
+    TERMINAL_RUN,
+    Pipeline,
+    Run,
+    Trigger,
+    TriggerCreate,
+    TriggerUpdate,
+)
+from modelyard.workflows.store import WorkflowStore
 
 if TYPE_CHECKING:
     from modelyard.server.platform import Platform
+
+log = logging.getLogger("modelyard.workflows")
+EVENTS = ("dataset.commit", "alias.moved", "alert.firing")
+MAX_WORKERS = 4
+CRON_EVERY_S = 1.0
 
 
 class WorkflowService:
     def __init__(self, db: Database, platform: Platform) -> None:
         self.db = db
         self.platform = platform
+        self.store = WorkflowStore(db)
+        self.engine = Engine(self.store, self._load_for_run, getattr(platform, "cas", None),
+                             platform, max_workers=MAX_WORKERS)
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._last_cron = 0.0
+
+    # -- background loop --------------------------------------------------------------------
+    def start(self) -> None:
+        """Resume runs left `running` by a previous process, then keep driving runs."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="modelyard-workflows",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.engine.wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        self.engine.shutdown()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.engine.wake.clear()
+            try:
+                self.engine.tick()
+                if time.monotonic() - self._last_cron >= CRON_EVERY_S:
+                    self._last_cron = time.monotonic()
+                    self.fire_due_schedules()
+            except Exception:  # noqa: BLE001 - the loop must survive one bad tick
+                log.exception("workflow engine tick failed")
+            nxt = self.engine.next_wakeup()
+            self.engine.wake.wait(0.5 if nxt is None else max(0.0, min(0.5, nxt)))
+
+    @property
+    def looping(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # -- pipelines --------------------------------------------------------------------------
+    def register(self, project: str, source: str, actor: str, name: str | None = None) -> Pipeline:
+        """Import and validate the pipeline, store its definition under its hash."""
+        pl = load_pipeline(source)
+        name = check_name(name, "pipeline name") if name else pl.name
+        return self.store.upsert_pipeline(project, name, source, pl.description,
+                                          pl.definition_hash(), pl.definition(), actor)
+
+    def get_pipeline(self, project: str, name: str) -> Pipeline:
+        return self.store.get_pipeline(project, name)
+
+    def list_pipelines(self, project: str) -> list[Pipeline]:
+        return self.store.list_pipelines(project)
+
+    def versions(self, project: str, name: str) -> list[str]:
+        self.store.get_pipeline(project, name)
+        return self.store.versions(project, name)
+
+    def _load_for_run(self, run: Run) -> PipelineDef:
+        return load_pipeline(self.store.get_pipeline(run.project, run.pipeline).source)
+
+    # -- runs -------------------------------------------------------------------------------
+    def run(self, project: str, name: str, params: dict[str, Any] | None, actor: str,
+            trigger: str = "manual") -> Run:
+        """Queue a run of the pipeline's current code (202: the engine picks it up)."""
+        meta = self.store.get_pipeline(project, name)
+        pl = load_pipeline(meta.source)
+        params = dict(params or {})
+        known = {p for ps in pl.step_params.values() for p in ps} | set(pl.params)
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise InvalidArgument(f"pipeline {name!r} has no parameters {', '.join(unknown)}; "
+                                  f"its parameters are: {', '.join(sorted(known)) or 'none'}",
+                                  {"unknown": unknown})
+        run = self.store.create_run(meta, pl.definition_hash(), pl.definition(), params,
+                                    trigger, actor)
+        self.engine.wake.set()
+        return run
+
+    def get_run(self, project: str, run_id: str) -> Run:
+        return self.store.get_run(run_id, project)
+
+    def list_runs(self, project: str, pipeline: str | None = None, limit: int = 50) -> list[Run]:
+        return self.store.list_runs(project, pipeline, max(1, min(limit, 1000)))
+
+    def cancel(self, project: str, run_id: str) -> Run:
+        run = self.store.request_cancel(project, run_id)
+        if run.state in TERMINAL_RUN:
+            raise FailedPrecondition(f"run {run_id} already ended ({run.state}); nothing to cancel")
+        self.engine.wake.set()
+        return self.store.get_run(run_id, project)
+
+    def wait(self, project: str, run_id: str, timeout_s: float = 60.0) -> Run:
+        """The run once it ended, or as it is after `timeout_s`.
+
+        Without the background loop (tests, `background=False`) the caller's thread drives
+        the engine itself.
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            run = self.store.get_run(run_id, project)
+            if run.state in TERMINAL_RUN or time.monotonic() >= deadline:
+                return run
+            if self.looping:
+                time.sleep(0.05)
+                continue
+            self.engine.wake.clear()
+            self.engine.tick()
+            if self.engine.is_active(run_id):
+                nxt = self.engine.next_wakeup()
+                self.engine.wake.wait(0.05 if nxt is None else max(0.0, min(0.05, nxt)))
+
+    # -- triggers ---------------------------------------------------------------------------
+    def create_schedule(self, project: str, pipeline: str, body: TriggerCreate,
+                        actor: str) -> Trigger:
+        meta = self.store.get_pipeline(project, pipeline)
+        if (body.cron is None) == (body.event is None):
+            raise InvalidArgument("give exactly one of `cron` (e.g. '0 3 * * *') or `event` "
+                                  f"(one of {', '.join(EVENTS)})")
+        nxt = _next_fire(body.cron, utcnow()) if body.cron else None
+        return self.store.create_trigger(meta, "cron" if body.cron else "event", body.cron,
+                                         body.event, body.match, body.params, body.enabled,
+                                         nxt, actor)
+
+    def list_schedules(self, project: str, pipeline: str | None = None) -> list[Trigger]:
+        return self.store.list_triggers(project, pipeline)
+
+    def get_schedule(self, project: str, trigger_id: str) -> Trigger:
+        return self.store.get_trigger(project, trigger_id)
+
+    def update_schedule(self, project: str, trigger_id: str, body: TriggerUpdate) -> Trigger:
+        t = self.store.get_trigger(project, trigger_id)
+        fields: dict[str, Any] = body.model_dump(exclude_none=True)
+        if "cron" in fields:
+            if t.kind != "cron":
+                raise InvalidArgument(f"schedule {trigger_id} is an event trigger; it has no cron")
+            fields["next_fire_at"] = _next_fire(fields["cron"], utcnow())
+        if fields:
+            self.store.update_trigger(trigger_id, **fields)
+        return self.store.get_trigger(project, trigger_id)
+
+    def delete_schedule(self, project: str, trigger_id: str) -> None:
+        self.store.delete_trigger(project, trigger_id)
+
+    def fire_due_schedules(self, now: datetime | None = None) -> list[Run]:
+        """Start one run per cron schedule that is due (missed firings are not replayed)."""
+        now = now or utcnow()
+        runs = []
+        for t in self.store.due_cron(now):
+            self.store.update_trigger(t.id, last_fired_at=now,
+                                      next_fire_at=_next_fire(t.cron or "", now))
+            runs.append(self._fire(t, f"cron:{t.id}", {}))
+        return [r for r in runs if r is not None]
+
+    def on_event(self, kind: str, payload: dict[str, Any]) -> list[Run]:
+        """Hook for other services: `dataset.commit`, `alias.moved`, `alert.firing`.
+
+        `payload["project"]` selects the project; a trigger fires when every key of its
+        `match` equals the payload's. Never raises: a failing trigger is logged.
+        """
+        runs: list[Run] = []
+        try:
+            for t in self.store.list_triggers(payload.get("project"), event=kind):
+                if all(payload.get(k) == v for k, v in t.match.items()):
+                    run = self._fire(t, f"event:{kind}", payload)
+                    if run is not None:
+                        runs.append(run)
+        except Exception:  # noqa: BLE001 - the caller's commit must not fail because of us
+            log.exception("event %s could not be dispatched", kind)
+        return runs
+
+    def _fire(self, t: Trigger, why: str, payload: dict[str, Any]) -> Run | None:
+        try:
+            meta = self.store.get_pipeline(t.project, t.pipeline)
+            pl = load_pipeline(meta.source)
+            wanted = {p for ps in pl.step_params.values() for p in ps}
+            params = dict(t.params)
+            if "event" in wanted:
+                params["event"] = payload
+            return self.run(t.project, t.pipeline, params, t.created_by, trigger=why)
+        except Exception:  # noqa: BLE001 - one bad trigger must not stop the others
+            log.exception("trigger %s could not start pipeline %s", t.id, t.pipeline)
+            return None
+
+
+def _next_fire(expr: str, after: datetime) -> datetime:
+    if not croniter.is_valid(expr):
+        raise InvalidArgument(f"{expr!r} is not a cron expression; use five fields, "
+                              "e.g. '*/15 * * * *' (every 15 minutes)")
+    nxt: datetime = croniter(expr, after).get_next(datetime)
+    return nxt

@@ -1,0 +1,354 @@
+"""The engine: runs ready steps of active runs in a bounded pool, durably.
+
+Every transition is written to the store before it is acted on, so a new engine on the same
+database resumes where a crashed one stopped: finished steps keep their outputs and never run
+again; a step that was running is started again, replaying the side effects it had recorded.
+One engine drives a database at a time (the server process that owns it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import pickle
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelyard.core.ids import utcnow
+from modelyard.workflows.context import (
+    StepCancelled,
+    StepContext,
+    StepError,
+    StepTimeout,
+    run_in_process,
+    run_in_thread,
+)
+from modelyard.workflows.dsl import Pipeline, StepSpec
+from modelyard.workflows.models import DONE_STEP, Run
+from modelyard.workflows.store import WorkflowStore
+
+log = logging.getLogger("modelyard.workflows")
+MAX_JSON_OUTPUT = 256 * 1024
+_STOPPED = ("failed", "cancelled", "skipped")
+
+
+@dataclass
+class Node:
+    """The working state of one step run (a step, or one element of a mapped step)."""
+
+    key: str
+    spec: StepSpec
+    row_id: str
+    state: str = "pending"
+    attempts: int = 0
+    item: Any = None  # the element a mapped step's element receives
+    output: Any = None
+    output_digest: str | None = None
+    effects: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    not_before: float = 0.0
+    inflight: bool = False
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
+class ActiveRun:
+    run: Run
+    pipeline: Pipeline
+    nodes: dict[str, Node]
+    elements: dict[str, list[Node]]
+    cancelling: bool = False
+
+
+class Engine:
+    def __init__(self, store: WorkflowStore, load: Callable[[Run], Pipeline], cas: Any,
+                 platform: Any = None, max_workers: int = 4) -> None:
+        self.store = store
+        self.load = load
+        self.cas = cas
+        self.platform = platform
+        self.wake = threading.Event()
+        self._lock = threading.RLock()
+        self._runs: dict[str, ActiveRun] = {}
+        self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix="modelyard-pipeline")
+
+    # -- driving ----------------------------------------------------------------------------
+    def tick(self) -> int:
+        """Advance every active run once; returns how many runs remain active."""
+        with self._lock:
+            active = self.store.active_run_ids()
+            for run_id, cancel in active:
+                ar = self._runs.get(run_id) or self._adopt(run_id)
+                if ar is None:
+                    continue
+                if cancel or ar.cancelling:
+                    self._cancel(ar)
+                else:
+                    self._advance(ar)
+            return len(self._runs)
+
+    def is_active(self, run_id: str) -> bool:
+        with self._lock:
+            return run_id in self._runs
+
+    def next_wakeup(self) -> float | None:
+        with self._lock:
+            waits = [n.not_before for ar in self._runs.values() for n in self._all(ar)
+                     if n.state == "pending" and n.not_before > 0]
+        return min(waits) - time.time() if waits else None
+
+    def shutdown(self) -> None:
+        with self._lock:
+            for ar in self._runs.values():
+                for n in self._all(ar):
+                    n.cancel.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    # -- adoption (new runs and runs left by a crashed engine) -----------------------------
+    def _adopt(self, run_id: str) -> ActiveRun | None:
+        run = self.store.get_run(run_id)
+        try:
+            pipeline = self.load(run)
+        except Exception as e:  # noqa: BLE001 - the run fails, the engine goes on
+            self._finish_run(run_id, "failed", f"cannot load pipeline {run.pipeline!r}: {e}")
+            return None
+        if pipeline.definition_hash() != run.version_hash:
+            log.warning("run %s: pipeline %s changed since the run started; resuming with the "
+                        "current code", run_id, run.pipeline)
+        rows = {s.step: s for s in run.steps}
+        nodes: dict[str, Node] = {}
+        elements: dict[str, list[Node]] = {}
+        for name in pipeline.order:
+            nodes[name] = self._node(run_id, name, pipeline.steps[name], rows.get(name))
+            if pipeline.steps[name].map_over:
+                elems = sorted((r for k, r in rows.items() if k.startswith(f"{name}[")),
+                               key=lambda r: int(r.step[len(name) + 1:-1]))
+                if elems:
+                    elements[name] = [self._node(run_id, r.step, pipeline.steps[name], r)
+                                      for r in elems]
+        if run.state == "queued":
+            self.store.update_run(run_id, state="running", started_at=utcnow())
+        ar = ActiveRun(run=run, pipeline=pipeline, nodes=nodes, elements=elements)
+        self._runs[run_id] = ar
+        return ar
+
+    def _node(self, run_id: str, key: str, spec: StepSpec, row: Any) -> Node:
+        if row is None:
+            return Node(key=key, spec=spec, row_id=self.store.create_step(run_id, key))
+        node = Node(key=key, spec=spec, row_id=row.id, state=row.state, attempts=row.attempts,
+                    output_digest=row.output_digest, effects=dict(row.effects), error=row.error)
+        if row.state in DONE_STEP:
+            node.output = self._decode(row.output, row.output_ref)
+        elif row.state == "running":  # in flight when the last engine died: run it again
+            node.state = "pending"
+            self.store.update_step(row.id, state="pending")
+        return node
+
+    # -- scheduling -------------------------------------------------------------------------
+    def _all(self, ar: ActiveRun) -> list[Node]:
+        return list(ar.nodes.values()) + [e for es in ar.elements.values() for e in es]
+
+    def _advance(self, ar: ActiveRun) -> None:
+        p, now = ar.pipeline, time.time()
+        for name in p.order:
+            node = ar.nodes[name]
+            if node.state in DONE_STEP or node.state in _STOPPED or node.inflight:
+                continue
+            ups = [ar.nodes[u] for u in p.upstream(name)]
+            if any(u.state in _STOPPED for u in ups):
+                self._set(node, "skipped", error="an upstream step did not succeed")
+                continue
+            if not all(u.state in DONE_STEP for u in ups):
+                continue
+            if node.spec.map_over:
+                self._advance_map(ar, node, now)
+            elif node.not_before <= now:
+                self._submit(ar, node)
+        nodes = self._all(ar)
+        if any(n.inflight for n in nodes):
+            return
+        if all(n.state in DONE_STEP for n in ar.nodes.values()):
+            self._finish_run(ar.run.id, "succeeded", None)
+        elif all(n.state in DONE_STEP or n.state in _STOPPED for n in ar.nodes.values()):
+            failed = [n for n in nodes if n.state == "failed"]
+            err = "; ".join(f"step {n.key!r} failed: {n.error}" for n in failed[:3])
+            self._finish_run(ar.run.id, "failed", err or "a step did not succeed")
+
+    def _advance_map(self, ar: ActiveRun, node: Node, now: float) -> None:
+        name, spec = node.key, node.spec
+        items = ar.nodes[spec.map_over or ""].output
+        if name not in ar.elements:
+            if not isinstance(items, list):
+                self._set(node, "failed", error=f"maps over {spec.map_over!r}, whose output is "
+                          f"a {type(items).__name__}, not a list")
+                return
+            self._set(node, "running", started_at=utcnow())
+            ar.elements[name] = [Node(key=f"{name}[{i}]", spec=spec,
+                                      row_id=self.store.create_step(ar.run.id, f"{name}[{i}]"))
+                                 for i in range(len(items))]
+        elems = ar.elements[name]
+        for i, e in enumerate(elems):
+            e.item = items[i]
+            if e.state == "pending" and not e.inflight and e.not_before <= now:
+                self._submit(ar, e)
+        if any(e.inflight or e.state == "pending" for e in elems):
+            return
+        if all(e.state in DONE_STEP for e in elems):
+            self._succeed(node, [e.output for e in elems])
+        else:
+            bad = [e.key for e in elems if e.state not in DONE_STEP]
+            self._set(node, "failed", error=f"elements {', '.join(bad[:5])} did not succeed")
+
+    def _inputs(self, ar: ActiveRun, node: Node) -> tuple[dict[str, Any], str]:
+        p, spec = ar.pipeline, node.spec
+        kwargs: dict[str, Any] = {}
+        digests: dict[str, Any] = {}
+        for arg, up in p.edges[spec.name].items():
+            if spec.map_over == up:
+                kwargs[arg] = node.item
+                digests[arg] = _digest(node.item)
+            else:
+                kwargs[arg] = ar.nodes[up].output
+                digests[arg] = ar.nodes[up].output_digest
+        sig = spec.signature.parameters
+        for name in p.step_params[spec.name]:
+            if name in ar.run.params:
+                kwargs[name] = ar.run.params[name]
+            elif name in p.params:
+                kwargs[name] = p.params[name]
+            else:
+                kwargs[name] = sig[name].default
+            digests[name] = _digest(kwargs[name])
+        return kwargs, _sha(json.dumps(digests, sort_keys=True, default=repr))
+
+    def _submit(self, ar: ActiveRun, node: Node) -> None:
+        kwargs, inputs_digest = self._inputs(ar, node)
+        spec = node.spec
+        cache_key = _sha(json.dumps([spec.code_hash, spec.kind, spec.config, inputs_digest],
+                                    sort_keys=True, default=repr))
+        node.inflight = True
+        self._pool.submit(self._work, ar, node, kwargs, inputs_digest, cache_key)
+
+    # -- one attempt (pool thread) ----------------------------------------------------------
+    def _work(self, ar: ActiveRun, node: Node, kwargs: dict[str, Any], inputs_digest: str,
+              cache_key: str) -> None:
+        spec, run = node.spec, ar.run
+        try:
+            if spec.cache and not node.effects:
+                hit = self.store.find_cached(run.project, cache_key)
+                if hit is not None:
+                    value = self._decode(hit.output, hit.output_ref)
+                    self._set(node, "cached", inputs_digest=inputs_digest, cache_key=cache_key,
+                              output=hit.output, output_ref=hit.output_ref,
+                              output_digest=hit.output_digest, cached_from=hit.id,
+                              finished_at=utcnow())
+                    node.output, node.output_digest = value, hit.output_digest
+                    return
+            node.attempts += 1
+            self._set(node, "running", attempts=node.attempts, inputs_digest=inputs_digest,
+                      cache_key=cache_key, started_at=utcnow(), error=None)
+            ctx = StepContext(project=run.project, run_id=run.id, step=node.key,
+                              attempt=node.attempts, effects=node.effects,
+                              platform=self.platform if spec.executor == "thread" else None,
+                              cancelled=node.cancel,
+                              _record=lambda k, v: self._record_effect(node, k, v))
+            value = self._execute(spec, kwargs, ctx, node.cancel)
+            self._succeed(node, value)
+        except StepCancelled:
+            self._set(node, "cancelled", error="cancelled", finished_at=utcnow())
+        except Exception as e:  # noqa: BLE001 - a failed attempt, maybe retried
+            self._failed_attempt(node, e)
+        finally:
+            node.inflight = False
+            self.wake.set()
+
+    def _execute(self, spec: StepSpec, kwargs: dict[str, Any], ctx: StepContext,
+                 cancel: threading.Event) -> Any:
+        if spec.executor == "thread":
+            args = {**kwargs, "ctx": ctx} if spec.wants_ctx else kwargs
+            return run_in_thread(spec.fn, args, spec.timeout_s, cancel)
+        return run_in_process(spec.fn, kwargs, spec.timeout_s, cancel,
+                              ctx if spec.wants_ctx else None)
+
+    def _record_effect(self, node: Node, key: str, value: Any) -> None:
+        json.dumps(value)  # effects must be JSON: they are replayed after a crash
+        self.store.update_step(node.row_id, effects={**node.effects, key: value})
+
+    def _failed_attempt(self, node: Node, e: Exception) -> None:
+        spec = node.spec
+        if isinstance(e, StepTimeout):
+            msg = f"timed out after {spec.timeout_s}s (attempt {node.attempts})"
+        elif isinstance(e, StepError):
+            msg = str(e)
+        else:
+            msg = f"{type(e).__name__}: {e}"
+        if node.attempts <= spec.retries:
+            delay = spec.backoff_s * (2 ** (node.attempts - 1))
+            node.not_before = time.time() + delay
+            self._set(node, "pending", error=f"{msg}; retrying in {delay:g}s",
+                      next_attempt_at=utcnow())
+        else:
+            self._set(node, "failed", error=msg, finished_at=utcnow())
+
+    def _succeed(self, node: Node, value: Any) -> None:
+        output, ref, digest, value = self._encode(value)
+        self._set(node, "succeeded", output=output, output_ref=ref, output_digest=digest,
+                  finished_at=utcnow(), error=None)
+        node.output, node.output_digest = value, digest
+
+    def _set(self, node: Node, state: str, **fields: Any) -> None:
+        self.store.update_step(node.row_id, state=state, **fields)
+        node.state = state
+        if "error" in fields:
+            node.error = fields["error"]
+
+    # -- outputs ----------------------------------------------------------------------------
+    def _encode(self, value: Any) -> tuple[Any, str | None, str, Any]:
+        """(JSON output, CAS ref, digest, the value as later readers will see it)."""
+        try:
+            text = json.dumps(value, sort_keys=True)
+            if len(text) <= MAX_JSON_OUTPUT:
+                decoded = json.loads(text)
+                return decoded, None, _sha(text), decoded
+        except (TypeError, ValueError):
+            pass
+        raw = pickle.dumps(value)
+        stored = self.cas.put(raw)
+        return None, stored.digest, stored.digest, value
+
+    def _decode(self, output: Any, ref: str | None) -> Any:
+        if ref:
+            return pickle.loads(self.cas.get(ref))  # noqa: S301 - our own CAS, written above
+        return output
+
+    # -- ending -----------------------------------------------------------------------------
+    def _cancel(self, ar: ActiveRun) -> None:
+        ar.cancelling = True
+        for n in self._all(ar):
+            if n.inflight:
+                n.cancel.set()
+            elif n.state in ("pending", "running"):
+                self._set(n, "cancelled", error="cancelled", finished_at=utcnow())
+        if not any(n.inflight for n in self._all(ar)):
+            self._finish_run(ar.run.id, "cancelled", "cancelled on request")
+
+    def _finish_run(self, run_id: str, state: str, error: str | None) -> None:
+        self.store.update_run(run_id, state=state, error=error, finished_at=utcnow())
+        self._runs.pop(run_id, None)
+        log.info("pipeline run %s %s", run_id, state)
+
+
+def _sha(text: str | bytes) -> str:
+    return hashlib.sha256(text.encode() if isinstance(text, str) else text).hexdigest()
+
+
+def _digest(value: Any) -> str:
+    try:
+        return _sha(json.dumps(value, sort_keys=True))
+    except (TypeError, ValueError):
+        return _sha(pickle.dumps(value))

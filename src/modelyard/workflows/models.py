@@ -1,0 +1,119 @@
+"""Domain objects of the workflow manager (what the API returns and the service passes)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+RunState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+StepState = Literal["pending", "running", "succeeded", "cached", "failed", "cancelled", "skipped"]
+TERMINAL_RUN = ("succeeded", "failed", "cancelled")
+DONE_STEP = ("succeeded", "cached")
+
+
+class StepInfo(BaseModel):
+    name: str
+    kind: str
+    inputs: dict[str, str]  # argument -> upstream step
+    params: list[str]
+    map_over: str | None = None
+
+
+class Pipeline(BaseModel):
+    id: str
+    project: str
+    name: str
+    source: str
+    description: str
+    definition_hash: str
+    steps: list[StepInfo]
+    params: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    created_by: str
+
+
+class PipelineRegister(BaseModel):
+    """Register a pipeline from a built-in name or an importable `module:attr` path."""
+
+    source: str = Field(description="a built-in name (e.g. `digits-lifecycle`) or `module:attr`",
+                        max_length=300)
+    name: str | None = Field(None, description="register under this name (default: its own)")
+
+
+class StepRun(BaseModel):
+    id: str
+    step: str
+    state: str
+    attempts: int
+    inputs_digest: str | None
+    cache_key: str | None
+    output: Any = None
+    output_ref: str | None = None
+    output_digest: str | None = None
+    effects: dict[str, Any]
+    cached_from: str | None = None
+    error: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class Run(BaseModel):
+    id: str
+    project: str
+    pipeline: str
+    version_hash: str
+    state: str
+    params: dict[str, Any]
+    trigger: str
+    created_by: str
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: str | None = None
+    cancel_requested: bool = False
+    steps: list[StepRun] = Field(default_factory=list)
+
+
+class RunCreate(BaseModel):
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class RunAccepted(BaseModel):
+    id: str
+    state: str
+
+
+class Trigger(BaseModel):
+    id: str
+    project: str
+    pipeline: str
+    kind: Literal["cron", "event"]
+    cron: str | None = None
+    event: str | None = None
+    match: dict[str, Any]
+    params: dict[str, Any]
+    enabled: bool
+    next_fire_at: datetime | None = None
+    last_fired_at: datetime | None = None
+    created_at: datetime
+    created_by: str
+
+
+class TriggerCreate(BaseModel):
+    """A cron schedule (`cron`) or an event trigger (`event` + payload fields to `match`)."""
+
+    cron: str | None = Field(None, max_length=100)
+    event: Literal["dataset.commit", "alias.moved", "alert.firing"] | None = None
+    match: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict)
+    enabled: bool = True
+
+
+class TriggerUpdate(BaseModel):
+    cron: str | None = Field(None, max_length=100)
+    match: dict[str, Any] | None = None
+    params: dict[str, Any] | None = None
+    enabled: bool | None = None

@@ -1,0 +1,216 @@
+"""Pipelines the workflow tests register by `module:attr`; steps count runs in files."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from modelyard.workflows import Pipeline, StepContext, step
+
+
+def mark(workdir: str, name: str, text: str = "x") -> None:
+    with open(Path(workdir) / f"{name}.log", "a") as f:
+        f.write(text + "\n")
+
+
+def count(workdir: str, name: str) -> int:
+    p = Path(workdir) / f"{name}.log"
+    return len(p.read_text().splitlines()) if p.exists() else 0
+
+
+def _wait_for(path: Path, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if path.exists():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+# -- caching: a(x) -> b(a); c(y); d(b, c) ---------------------------------------------------
+@step
+def a(x: int, workdir: str) -> int:
+    mark(workdir, "a")
+    return x * 10
+
+
+@step
+def b(a: int, workdir: str) -> int:
+    mark(workdir, "b")
+    return a + 1
+
+
+@step
+def c(y: int, workdir: str) -> str:
+    mark(workdir, "c")
+    return f"y={y}"
+
+
+@step
+def d(b: int, c: str, workdir: str) -> dict[str, object]:
+    mark(workdir, "d")
+    return {"b": b, "c": c}
+
+
+cached = Pipeline("cached", [a, b, c, d], params={"x": 1, "y": 2, "workdir": "."})
+
+
+# -- parallel branches meet only if both run at once -----------------------------------------
+@step
+def root(workdir: str) -> str:
+    return workdir
+
+
+@step(timeout_s=20)
+def left(root: str) -> str:
+    (Path(root) / "left.started").touch()
+    if not _wait_for(Path(root) / "right.started", 15):
+        raise RuntimeError("right branch never ran alongside")
+    return "left"
+
+
+@step(timeout_s=20)
+def right(root: str) -> str:
+    (Path(root) / "right.started").touch()
+    if not _wait_for(Path(root) / "left.started", 15):
+        raise RuntimeError("left branch never ran alongside")
+    return "right"
+
+
+@step
+def join(left: str, right: str) -> list[str]:
+    return [left, right]
+
+
+parallel = Pipeline("parallel", [root, left, right, join], params={"workdir": "."})
+
+
+# -- retries, timeouts, cancellation ---------------------------------------------------------
+@step(retries=3, backoff_s=0.05, cache=False)
+def flaky(workdir: str) -> str:
+    mark(workdir, "flaky")
+    if count(workdir, "flaky") < 3:
+        raise ConnectionError("transient failure")
+    return "ok"
+
+
+retrying = Pipeline("retrying", [flaky], params={"workdir": "."})
+
+
+@step(timeout_s=0.5, cache=False)
+def sleepy(workdir: str) -> str:
+    mark(workdir, "sleepy")
+    time.sleep(30)
+    return "woke"
+
+
+@step
+def after_sleepy(sleepy: str, workdir: str) -> str:
+    mark(workdir, "after")
+    return sleepy
+
+
+timing_out = Pipeline("timing-out", [sleepy, after_sleepy], params={"workdir": "."})
+
+
+@step(cache=False)
+def blocker(workdir: str) -> str:
+    mark(workdir, "blocker")
+    time.sleep(60)
+    return "done"
+
+
+@step
+def after_blocker(blocker: str, workdir: str) -> str:
+    mark(workdir, "after")
+    return blocker
+
+
+cancellable = Pipeline("cancellable", [blocker, after_blocker], params={"workdir": "."})
+
+
+# -- fan-out -----------------------------------------------------------------------------------
+@step(executor="thread")
+def numbers(n: int) -> list[int]:
+    return list(range(1, n + 1))
+
+
+@step(map_over="numbers")
+def square(numbers: int) -> int:
+    return numbers * numbers
+
+
+@step(executor="thread")
+def total(square: list[int]) -> int:
+    return sum(square)
+
+
+fanout = Pipeline("fanout", [numbers, square, total], params={"n": 4})
+
+
+# -- resume after a crash: s1 -> s2 -> s3, s2 blocks until released -------------------------
+@step
+def s1(workdir: str) -> str:
+    mark(workdir, "s1", str(os.getpid()))
+    return "one"
+
+
+@step
+def s2(s1: str, workdir: str, ctx: StepContext) -> str:
+    mark(workdir, "s2")
+    job = ctx.effect("job", lambda: (mark(workdir, "submitted"), "job-1")[1])
+    (Path(workdir) / "s2.running").touch()
+    while not (Path(workdir) / "release").exists():
+        time.sleep(0.05)
+    return f"{s1}+{job}"
+
+
+@step
+def s3(s2: str, workdir: str) -> str:
+    mark(workdir, "s3")
+    return s2 + "+three"
+
+
+resumable = Pipeline("resumable", [s1, s2, s3], params={"workdir": "."})
+
+
+# -- invalid definitions (built lazily: registering them must fail) --------------------------
+def cyclic() -> Pipeline:
+    @step
+    def p(q: int) -> int:
+        return q
+
+    @step
+    def q(p: int) -> int:
+        return p
+
+    @step
+    def ok(n: int) -> int:
+        return n
+
+    return Pipeline("cyclic", [ok, p, q], params={"n": 1})
+
+
+def missing_input() -> Pipeline:
+    @step
+    def first(n: int) -> int:
+        return n
+
+    @step
+    def second(first: int, nowhere: str) -> str:
+        return nowhere
+
+    return Pipeline("missing", [first, second], params={"n": 1})
+
+
+def mismatched() -> Pipeline:
+    @step
+    def produce(n: int) -> str:
+        return str(n)
+
+    @step
+    def consume(produce: int) -> int:
+        return produce
+
+    return Pipeline("mismatched", [produce, consume], params={"n": 1})
