@@ -1,0 +1,1 @@
+"""Built-in trainers; `modelyard.training.trainers.BUILTINS` names them."""

@@ -1,0 +1,28 @@
+"""Executors by name: the one table to extend with a new backend."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+from modelyard.core.errors import InvalidArgument
+from modelyard.training.executors.base import Executor, Launch, Status
+
+if TYPE_CHECKING:
+    from modelyard.core.settings import Settings
+
+EXECUTORS = {
+    "local": "modelyard.training.executors.local:LocalExecutor",
+}
+
+
+def open_executor(settings: Settings) -> Executor:
+    name = settings.training.executor
+    if name not in EXECUTORS:
+        raise InvalidArgument(f"unknown training executor {name!r}: use one of "
+                              f"{', '.join(sorted(EXECUTORS))}")
+    module, attr = EXECUTORS[name].split(":")
+    return getattr(import_module(module), attr)(settings)  # type: ignore[no-any-return]
+
+
+__all__ = ["EXECUTORS", "Executor", "Launch", "Status", "open_executor"]

@@ -1,0 +1,50 @@
+"""The executor contract: three methods between the scheduler and wherever jobs run."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Everything an executor needs to start one job attempt."""
+
+    job_id: str
+    workers: int
+    env: dict[str, str]  # added to the job's environment (MODELYARD_*)
+    log_path: Path
+    gpus: list[int] = field(default_factory=list)
+    cpu: float = 1.0
+    memory_mb: int = 1024
+
+
+@dataclass(frozen=True)
+class Status:
+    """`running`, or `exited` with the exit code (None when it vanished without one)."""
+
+    running: bool
+    exit_code: int | None = None
+
+
+class Executor(abc.ABC):
+    """Starts, watches and stops job processes.
+
+    `submit` returns an opaque handle (a string the service persists); `poll` and `cancel` take
+    it, also in a later server process, so a restarted server adopts jobs still running.
+    `poll` never raises for a job that is gone: it answers `Status(running=False)`.
+    `cancel` stops the job and everything it started; cancelling a finished job is a no-op.
+    """
+
+    @abc.abstractmethod
+    def submit(self, launch: Launch) -> str: ...
+
+    @abc.abstractmethod
+    def poll(self, handle: str) -> Status: ...
+
+    @abc.abstractmethod
+    def cancel(self, handle: str) -> None: ...
+
+    def close(self) -> None:
+        """Release what the executor holds (not the jobs: they keep running)."""

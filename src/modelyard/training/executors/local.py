@@ -1,0 +1,154 @@
+"""The local executor: one process group per job on this machine.
+
+A job runs `python -m modelyard.runtime.worker`, or `torch.distributed.run --standalone` with
+one process per worker. A tiny `sh` wrapper leads the process group and writes the exit code to
+a file, so a server that restarts can still learn how a job it did not start ended.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from modelyard.core.settings import Settings
+from modelyard.training.executors.base import Executor, Launch, Status
+
+_WRAPPER = '"$@"; code=$?; echo $code > "$MODELYARD_EXIT_FILE.tmp" && mv "$MODELYARD_EXIT_FILE.tmp" "$MODELYARD_EXIT_FILE"; exit $code'
+KILL_GRACE_S = 3.0
+
+
+def worker_command(workers: int) -> list[str]:
+    if workers <= 1:
+        return [sys.executable, "-m", "modelyard.runtime.worker"]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone",
+            f"--nproc_per_node={workers}", "-m", "modelyard.runtime.worker"]
+
+
+def _start_time(pid: int) -> str | None:
+    """The process start time (clock ticks since boot), to tell a reused pid from ours."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+def _state(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[0]
+
+
+class LocalExecutor(Executor):
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._procs: dict[int, subprocess.Popen[bytes]] = {}
+        self._lock = threading.Lock()
+
+    def submit(self, launch: Launch) -> str:
+        launch.log_path.parent.mkdir(parents=True, exist_ok=True)
+        exit_file = launch.log_path.with_suffix(".exit")
+        exit_file.unlink(missing_ok=True)
+        env = {**os.environ, **launch.env, "MODELYARD_EXIT_FILE": str(exit_file),
+               "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": str(max(1, int(launch.cpu)))}
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in launch.gpus)
+        with open(launch.log_path, "ab") as log:
+            proc = subprocess.Popen(
+                ["/bin/sh", "-c", _WRAPPER, "sh", *worker_command(launch.workers)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                cwd=launch.log_path.parent, start_new_session=True, close_fds=True,
+            )
+        with self._lock:
+            self._procs[proc.pid] = proc
+        return json.dumps({"pid": proc.pid, "start": _start_time(proc.pid),
+                           "exit_file": str(exit_file)})
+
+    def poll(self, handle: str) -> Status:
+        h = json.loads(handle)
+        pid = int(h["pid"])
+        with self._lock:
+            proc = self._procs.get(pid)
+        if proc is not None:
+            code = proc.poll()
+            if code is None:
+                return Status(running=True)
+            with self._lock:
+                self._procs.pop(pid, None)
+            return Status(running=False, exit_code=_exit_code(h, code))
+        if self._alive(pid, h.get("start")):
+            return Status(running=True)
+        return Status(running=False, exit_code=_exit_code(h, None))
+
+    def cancel(self, handle: str) -> None:
+        pid = int(json.loads(handle)["pid"])
+        if not self._alive(pid, json.loads(handle).get("start")) and pid not in self._procs:
+            return
+        _signal_group(pid, signal.SIGTERM)
+        threading.Thread(target=self._escalate, args=(pid,), daemon=True,
+                         name=f"kill-{pid}").start()
+
+    def _escalate(self, pid: int) -> None:
+        deadline = time.monotonic() + KILL_GRACE_S
+        while time.monotonic() < deadline:
+            if not _group_alive(pid):
+                break
+            time.sleep(0.05)
+        else:
+            _signal_group(pid, signal.SIGKILL)
+        with self._lock:
+            proc = self._procs.get(pid)
+        if proc is not None:
+            proc.wait(timeout=10)
+
+    def _alive(self, pid: int, start: str | None) -> bool:
+        try:
+            os.waitpid(pid, os.WNOHANG)  # reap it if it is our (adopted) child
+        except ChildProcessError:
+            pass
+        state = _state(pid)
+        if state is None or state in ("Z", "X"):
+            return False
+        return start is None or _start_time(pid) == start
+
+
+def _exit_code(handle: dict[str, object], fallback: int | None) -> int | None:
+    try:
+        return int(Path(str(handle["exit_file"])).read_text().strip())
+    except (OSError, ValueError):
+        return fallback
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # Zombies count as alive to killpg; look for a member that still runs.
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(stat[2]) == pgid and stat[0] not in ("Z", "X"):
+            return True
+    return False

@@ -1,0 +1,234 @@
+"""The scheduler loop: watch running jobs, admit queued ones, launch them.
+
+One thread per server. Every step is written to the database before it acts, so a restarted
+server picks up where this one stopped: jobs still running are adopted (their handle is
+persisted), jobs lost without an exit code are retried from their last checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from modelyard.core.auth import Role
+from modelyard.core.errors import ModelyardError
+from modelyard.core.ids import utcnow
+from modelyard.training.executors import Launch
+from modelyard.training.models import ACTIVE_STATES, Job, JobState
+from modelyard.training.scheduler import Capacity, Demand, Limit, admit
+from modelyard.training.trainers import BUILTINS
+
+if TYPE_CHECKING:
+    from modelyard.core.settings import Settings
+    from modelyard.training.service import TrainingService
+
+log = logging.getLogger("modelyard.training")
+TOKEN_GRACE_S = 3600
+RUN_STATUS = {JobState.succeeded: "finished", JobState.failed: "failed",
+              JobState.cancelled: "killed"}
+
+
+def job_capacity(settings: Settings) -> Capacity:
+    t = settings.training
+    cpus = t.capacity_cpus if t.capacity_cpus is not None else float(os.cpu_count() or 1)
+    gpus = t.capacity_gpus
+    if gpus is None:
+        try:
+            import torch
+
+            gpus = torch.cuda.device_count()
+        except Exception:  # noqa: BLE001 - no usable torch means no GPUs
+            gpus = 0
+    mem = t.capacity_memory_mb
+    if mem is None:
+        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
+    return Capacity(cpu=cpus, gpu=gpus, memory_mb=int(mem))
+
+
+def demand(job: Job) -> Demand:
+    r = job.resources
+    return Demand(job.id, job.project, r.total_cpu, r.total_gpu, r.total_memory_mb,
+                  job.priority, job.queued_at.timestamp())
+
+
+class SchedulerLoop:
+    def __init__(self, svc: TrainingService) -> None:
+        self.svc = svc
+        self.store = svc.store
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._tick_lock = threading.Lock()
+
+    def start(self) -> None:
+        self.reconcile()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="training-scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        interval = self.svc.settings.training.poll_interval_s
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception:  # noqa: BLE001 - the loop must survive one bad round
+                log.exception("training scheduler round failed")
+            self._wake.wait(interval)
+            self._wake.clear()
+
+    def reconcile(self) -> None:
+        """After a restart: jobs admitted but never launched go back to the queue."""
+        for job in self.store.in_states([JobState.scheduled]):
+            if not self.store.handle(job.id):
+                self.store.update(job.id, [JobState.scheduled], state=JobState.queued,
+                                  scheduled_at=None, gpus=[])
+
+    def tick(self) -> None:
+        with self._tick_lock:
+            jobs = self.store.in_states([JobState.queued, *ACTIVE_STATES])
+            active = [j for j in jobs if j.state in ACTIVE_STATES]
+            still = [j for j in active if not self._watch(j)]
+            queued = [j for j in jobs if j.state is JobState.queued]
+            if not queued:
+                return
+            quotas = {p: Limit(q.max_cpu, q.max_gpu, q.max_jobs)
+                      for p, q in self.store.quotas().items()}
+            decision = admit([demand(j) for j in queued], [demand(j) for j in still],
+                             self.svc.capacity, quotas, now=utcnow().timestamp())
+            by_id = {j.id: j for j in queued}
+            used_gpus = {g for j in still for g in j.gpus}
+            for job_id in decision.admitted:
+                self._launch(by_id[job_id], used_gpus)
+
+    # watching ----------------------------------------------------------------------------
+    def _watch(self, job: Job) -> bool:
+        """Polls one active job; True when it has ended (and its resources are free)."""
+        handle = self.store.handle(job.id)
+        if handle is None:
+            return False  # being launched right now
+        status = self.svc.executor.poll(handle)
+        now = utcnow()
+        if status.running:
+            if job.started_at and now - job.started_at > timedelta(seconds=job.timeout_s):
+                self.svc.executor.cancel(handle)
+                done = self.store.update(job.id, list(ACTIVE_STATES), state=JobState.failed,
+                                         finished_at=now,
+                                         message=f"timed out after {job.timeout_s} s")
+                if done:
+                    self.finish_run(done)
+                return True
+            return False
+        code = status.exit_code
+        if code == 0:
+            done = self.store.update(job.id, list(ACTIVE_STATES), state=JobState.succeeded,
+                                     finished_at=now, exit_code=0, handle=None,
+                                     message="succeeded")
+        elif job.attempt < max(job.max_retries, 1 if code is None else 0):
+            why = "lost (no exit code)" if code is None else f"exited with code {code}"
+            done = self.store.update(
+                job.id, list(ACTIVE_STATES), state=JobState.queued, attempt=job.attempt + 1,
+                exit_code=code, handle=None, gpus=[], scheduled_at=None,
+                message=f"attempt {job.attempt} {why}; retrying from its last checkpoint")
+            return True
+        else:
+            why = "was lost (no exit code)" if code is None else f"exited with code {code}"
+            done = self.store.update(job.id, list(ACTIVE_STATES), state=JobState.failed,
+                                     finished_at=now, exit_code=code, handle=None,
+                                     message=f"the job {why}; see its logs")
+        if done:
+            self.finish_run(done)
+        return True
+
+    def finish_run(self, job: Job) -> None:
+        if not job.run_id:
+            return
+        try:
+            self.svc.registry.finish_run(job.project, job.run_id, RUN_STATUS[job.state])
+        except ModelyardError:
+            log.warning("could not finish run %s of job %s", job.run_id, job.id, exc_info=True)
+
+    # launching ---------------------------------------------------------------------------
+    def _launch(self, job: Job, used_gpus: set[int]) -> None:
+        r = job.resources
+        free = [g for g in range(self.svc.capacity.gpu) if g not in used_gpus]
+        gpus = free[: r.total_gpu]
+        used_gpus.update(gpus)
+        now = utcnow()
+        if self.store.update(job.id, [JobState.queued], state=JobState.scheduled,
+                             scheduled_at=now, gpus=gpus) is None:
+            return  # cancelled meanwhile
+        try:
+            run_id = job.run_id or self._create_run(job)
+            env = self._env(job, run_id)
+            path = self.svc.log_path(job.id)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "a") as f:
+                f.write(f"--- modelyard: attempt {job.attempt} of job {job.id} starts at "
+                        f"{now.isoformat()}Z on {r.workers} worker(s) ---\n")
+            handle = self.svc.executor.submit(Launch(
+                job_id=job.id, workers=r.workers, env=env, log_path=path, gpus=gpus,
+                cpu=r.cpu, memory_mb=r.memory_mb))
+        except Exception as e:  # noqa: BLE001 - a launch failure fails the job, not the loop
+            log.exception("launching job %s failed", job.id)
+            done = self.store.update(job.id, [JobState.scheduled], state=JobState.failed,
+                                     finished_at=utcnow(), message=f"could not start: {e}")
+            if done:
+                self.finish_run(done)
+            return
+        started = self.store.update(job.id, [JobState.scheduled], state=JobState.running,
+                                    started_at=utcnow(), handle=handle, run_id=run_id)
+        if started is None:  # cancelled while it was starting
+            self.svc.executor.cancel(handle)
+
+    def _create_run(self, job: Job) -> str | None:
+        try:
+            run = self.svc.registry.create_run(
+                job.project, experiment=job.experiment, params=job.hyperparameters,
+                tags={"job_id": job.id, "trainer": job.trainer or "code"}, job_id=job.id,
+                code_hash=job.code_hash, dataset_snapshot=job.dataset_snapshot,
+                user=job.created_by)
+        except ModelyardError:
+            log.warning("no registry run for job %s", job.id, exc_info=True)
+            return None
+        run_id = run.get("id") if isinstance(run, dict) else getattr(run, "id", None)
+        if run_id:
+            self.store.update(job.id, None, run_id=str(run_id))
+        return str(run_id) if run_id else None
+
+    def _env(self, job: Job, run_id: str | None) -> dict[str, str]:
+        token = self.svc.auth.scoped_token(job.created_by, job.project, Role.editor,
+                                           job.timeout_s + TOKEN_GRACE_S, name=f"job:{job.id}")
+        env = {
+            "MODELYARD_URL": self.svc.settings.resolved_public_url,
+            "MODELYARD_TOKEN": token,
+            "MODELYARD_PROJECT": job.project,
+            "MODELYARD_JOB_ID": job.id,
+            "MODELYARD_RUN_ID": run_id or "",
+            "MODELYARD_ATTEMPT": str(job.attempt),
+            "MODELYARD_DATASET_SNAPSHOT": job.dataset_snapshot or "",
+            "MODELYARD_HYPERPARAMETERS": json.dumps(job.hyperparameters),
+            "MODELYARD_CODE_HASH": job.code_hash,
+            "MODELYARD_TRAINER": job.trainer or "",
+        }
+        if job.trainer:
+            env["MODELYARD_ENTRYPOINT"] = f"{BUILTINS[job.trainer].module}:main"
+        elif job.code:
+            env["MODELYARD_CODE_DIGEST"] = job.code.digest
+            env["MODELYARD_ENTRYPOINT"] = job.code.entrypoint
+        return env
+
+
