@@ -1,16 +1,286 @@
-"""Use cases of the registry component (walking-skeleton placeholder, to be deepened)."""
+"""Use cases of the registry: runs and metric series, artifacts, model versions, aliases, lineage.
+
+Other components call this in-process (training, serving, workflows, datasets); job processes
+reach the same operations over REST through the SDK.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import os
+import re
+from datetime import timedelta
+from typing import Any, BinaryIO
 
+from modelyard.core.blobs import ContentStore
 from modelyard.core.db import Database
+from modelyard.core.errors import InvalidArgument, NotFound
+from modelyard.core.ids import check_name, utcnow
+from modelyard.registry import _checks
+from modelyard.registry._search import decode_token, encode_token, parse_filter, parse_order_by, select_fields
+from modelyard.registry.models import (
+    NODE_KINDS,
+    AliasMove,
+    Artifact,
+    GcReport,
+    LineageEdge,
+    LineageGraph,
+    LineageNode,
+    MetricPoint,
+    Model,
+    ModelVersion,
+    Run,
+    RunSearchResult,
+)
+from modelyard.registry.store import RegistryStore, SqlRegistryStore
 
-if TYPE_CHECKING:
-    from modelyard.core.blobs import ContentStore
+_REF = re.compile(r"^(?P<name>[a-z0-9][a-z0-9._-]{0,99})(?:@(?P<tag>[A-Za-z0-9._-]{1,100}))?$")
+MAX_LINEAGE_NODES = 5000
+
+
+def parse_ref(ref: str) -> tuple[str, int | None, str | None]:
+    """`name`, `name@3`, `name@production` -> (name, version, alias); the latest when both None."""
+    m = _REF.match(ref.strip()) if isinstance(ref, str) else None
+    if m is None or ".." in m["name"]:
+        raise InvalidArgument(
+            f"invalid model reference {str(ref)[:200]!r}: write NAME, NAME@VERSION or NAME@ALIAS, "
+            "e.g. 'digits@3' or 'digits@production'", {"ref": str(ref)[:200]})
+    tag = m["tag"]
+    if tag is None or tag == "latest":
+        return m["name"], None, None
+    if tag.isdigit():
+        if int(tag) < 1:
+            raise InvalidArgument(f"model versions start at 1, not {tag}", {"ref": ref})
+        return m["name"], int(tag), None
+    return m["name"], None, tag
+
+
+def parse_node(node: str) -> tuple[str, str]:
+    """`kind:id` (`model:NAME@3` is short for `model_version:NAME@3`)."""
+    kind, sep, node_id = node.partition(":") if isinstance(node, str) else ("", "", "")
+    kind = {"model": "model_version", "dataset": "dataset_snapshot", "snapshot": "dataset_snapshot"
+            }.get(kind, kind)
+    if not sep or not node_id or kind not in NODE_KINDS:
+        raise InvalidArgument(f"invalid lineage node {str(node)[:200]!r}: write KIND:ID with KIND "
+                              f"one of {', '.join(NODE_KINDS)} (or model:NAME@VERSION)")
+    return kind, node_id
 
 
 class RegistryService:
-    def __init__(self, db: Database, cas: ContentStore) -> None:
+    def __init__(self, db: Database, cas: ContentStore, store: RegistryStore | None = None) -> None:
         self.db = db
         self.cas = cas
+        self.store: RegistryStore = store or SqlRegistryStore(db)
+
+    # experiments and runs
+    def create_run(self, project: str, experiment: str = "default",
+                   params: dict[str, Any] | None = None, tags: dict[str, str] | None = None,
+                   job_id: str | None = None, code_hash: str | None = None,
+                   dataset_snapshot: str | None = None, user: str = "system") -> Run:
+        experiment = _checks.text(experiment, "experiment", 200)
+        params = _checks.params(params or {})
+        tags = _checks.tags(tags or {})
+        edges = [LineageEdge(src_kind=kind, src_id=src, dst_kind="run", dst_id="", relation=rel)
+                 for kind, src, rel in (("job", job_id, "ran"), ("code", code_hash, "code_of"),
+                                        ("dataset_snapshot", dataset_snapshot, "read_by")) if src]
+        return self.store.create_run(project, experiment, params, tags, job_id, code_hash,
+                                     dataset_snapshot, user, edges)
+
+    def get_run(self, project: str, run_id: str) -> Run:
+        return self.store.get_run(project, run_id)
+
+    def finish_run(self, project: str, run_id: str, status: str = "finished") -> Run:
+        if status not in ("finished", "failed", "killed"):
+            raise InvalidArgument(f"a run ends as 'finished', 'failed' or 'killed', not {status!r}")
+        return self.store.finish_run(project, run_id, status)
+
+    def log_metrics(self, project: str, run_id: str, points: list[Any]) -> int:
+        """Stores every point in one transaction (all or none); points are (key, step, value,
+        time) tuples, dicts or MetricPoint; time is epoch seconds, a datetime or None (now)."""
+        return self.store.log_metrics(project, run_id, _checks.points(points))
+
+    def get_metric_series(self, project: str, run_id: str, key: str) -> list[MetricPoint]:
+        return self.store.get_metric_series(project, run_id, key)
+
+    def search_runs(self, project: str, filter: str | list[dict[str, Any]] | None = None,
+                    order_by: list[str] | None = None, limit: int = 50,
+                    page_token: str | None = None, fields: list[str] | None = None,
+                    experiment: str | None = None) -> RunSearchResult:
+        if not 1 <= limit <= 1000:
+            raise InvalidArgument(f"limit must be between 1 and 1000, not {limit}")
+        offset = decode_token(page_token)
+        runs, more = self.store.search_runs(project, parse_filter(filter), parse_order_by(order_by),
+                                            experiment, offset, limit)
+        items = [select_fields(r.model_dump(mode="json"), fields) for r in runs]
+        return RunSearchResult(runs=items, next_page_token=encode_token(offset + limit) if more else None)
+
+    # artifacts
+    def put_artifact(self, project: str, stream: bytes | BinaryIO | os.PathLike[str],
+                     media_type: str = "application/octet-stream", name: str = "",
+                     user: str = "system", max_bytes: int | None = None,
+                     expect_digest: str | None = None) -> Artifact:
+        """Hashes and stores the bytes once (content-addressed), then records them in `project`.
+        A stream that fails midway, is too long or does not match `expect_digest` stores nothing."""
+        media_type = _checks.text(media_type or "application/octet-stream", "media_type", 200)
+        name = _checks.text(name, "name", 500, allow_empty=True)
+        if isinstance(stream, os.PathLike):
+            with open(stream, "rb") as f:
+                stored = self.cas.put(f, max_bytes, expect_digest)
+        else:
+            stored = self.cas.put(stream, max_bytes, expect_digest)
+        return self.store.add_artifact(project, stored.digest, stored.size, media_type, name, user)
+
+    def get_artifact(self, project: str, digest: str) -> Artifact:
+        return self.store.get_artifact(project, _checks.digest(digest))
+
+    def open_artifact(self, project: str, digest: str) -> BinaryIO:
+        """A readable stream of the artifact's bytes; the caller closes it."""
+        self.get_artifact(project, digest)
+        return self.cas.open(digest)
+
+    def read_artifact(self, project: str, digest: str) -> bytes:
+        with self.open_artifact(project, digest) as f:
+            return f.read()
+
+    def list_artifacts(self, project: str, limit: int = 100, offset: int = 0) -> list[Artifact]:
+        return self.store.list_artifacts(project, offset, min(max(limit, 1), 1000))
+
+    def gc_artifacts(self, retention_s: float = 7 * 86400) -> GcReport:
+        """Forgets artifacts no model version holds and older than the retention, and deletes
+        the bytes no project references any more. Blobs stored in the content store by other
+        components without an artifact row are never touched."""
+        gone = self.store.collect_artifacts(utcnow() - timedelta(seconds=retention_s))
+        blobs = freed = 0
+        for digest, size in gone:
+            try:
+                self.cas.delete(digest)
+                blobs += 1
+                freed += size
+            except NotFound:
+                pass
+        return GcReport(artifact_rows_deleted=len(gone), blobs_deleted=blobs, bytes_freed=freed)
+
+    # models, versions and aliases
+    def create_model(self, project: str, name: str, user: str = "system") -> Model:
+        return self.store.ensure_model(project, check_name(name, "model name"), user)
+
+    def get_model(self, project: str, name: str) -> Model:
+        return self.store.get_model(project, name)
+
+    def list_models(self, project: str) -> list[Model]:
+        return self.store.list_models(project)
+
+    def register_version(self, project: str, model: str, artifacts: dict[str, str] | None = None,
+                         framework: str = "onnx", signature: dict[str, Any] | None = None,
+                         preprocessing: dict[str, Any] | None = None,
+                         metrics: dict[str, Any] | None = None, run_id: str | None = None,
+                         job_id: str | None = None, dataset_snapshot_id: str | None = None,
+                         code_hash: str | None = None, params: dict[str, Any] | None = None,
+                         user: str = "system") -> ModelVersion:
+        """The next version of `model` (created if missing). Every artifact must have been
+        uploaded to the project; job, snapshot, code and params default to the run's."""
+        check_name(model, "model name")
+        artifacts = _checks.artifacts(artifacts or {})
+        for digest in set(artifacts.values()):
+            try:
+                self.store.get_artifact(project, digest)
+            except NotFound:
+                raise InvalidArgument(f"artifact {digest} is not in project {project!r}: upload "
+                                      "it with put_artifact first", {"digest": digest}) from None
+        if run_id is not None:
+            run = self.store.get_run(project, run_id)
+            job_id = job_id or run.job_id
+            dataset_snapshot_id = dataset_snapshot_id or run.dataset_snapshot
+            code_hash = code_hash or run.code_hash
+            params = run.params if params is None else params
+        fields = {
+            "artifacts": artifacts, "framework": _checks.text(framework, "framework", 100),
+            "signature": _checks.json_dict(signature, "signature"),
+            "preprocessing": _checks.json_dict(preprocessing, "preprocessing"),
+            "metrics": _checks.json_dict(metrics, "metrics"),
+            "params": _checks.json_dict(params, "params"), "run_id": run_id, "job_id": job_id,
+            "dataset_snapshot_id": dataset_snapshot_id, "code_hash": code_hash,
+        }
+        edges = [LineageEdge(src_kind=kind, src_id=src, dst_kind="model_version", dst_id="",
+                             relation=rel)
+                 for kind, src, rel in (("run", run_id, "logged"), ("job", job_id, "produced"),
+                                        ("dataset_snapshot", dataset_snapshot_id, "trained"),
+                                        ("code", code_hash, "built")) if src]
+        self.store.ensure_model(project, model, user)
+        return self.store.add_version(project, model, fields, user, edges)
+
+    def get_version(self, project: str, model: str, version: int) -> ModelVersion:
+        return self.store.get_version(project, model, version)
+
+    def list_versions(self, project: str, model: str) -> list[ModelVersion]:
+        return self.store.list_versions(project, model)
+
+    def resolve(self, project: str, ref: str) -> ModelVersion:
+        """`name@3`, `name@production` or `name` (the latest version)."""
+        name, version, alias = parse_ref(ref)
+        return self.store.get_version(project, name, version, alias)
+
+    def set_alias(self, project: str, model: str, alias: str, version: int,
+                  actor: str = "system") -> AliasMove:
+        """Points `alias` at `version` and records who moved it, from where, in one transaction."""
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise InvalidArgument(f"version must be a positive integer, not {version!r}")
+        return self.store.set_alias(project, model, _checks.alias(alias), version, actor)
+
+    def delete_alias(self, project: str, model: str, alias: str, actor: str = "system") -> AliasMove:
+        return self.store.set_alias(project, model, _checks.alias(alias), None, actor)
+
+    def alias_history(self, project: str, model: str, alias: str | None = None) -> list[AliasMove]:
+        return self.store.alias_history(project, model, alias)
+
+    # lineage
+    def _node_id(self, project: str, kind: str, node_id: str) -> str:
+        if kind not in NODE_KINDS:
+            raise InvalidArgument(f"unknown lineage kind {kind!r}: use one of {', '.join(NODE_KINDS)}")
+        node_id = _checks.text(node_id, f"{kind} id", 200)
+        if kind != "model_version":
+            return node_id
+        if node_id.startswith("mv_"):
+            return self.store.version_by_id(project, node_id).ref
+        return self.resolve(project, node_id).ref  # canonical NAME@VERSION
+
+    def add_edge(self, project: str, src_kind: str, src_id: str, dst_kind: str, dst_id: str,
+                 relation: str = "derived_from") -> LineageEdge:
+        """Records that (src_kind, src_id) went into (dst_kind, dst_id); idempotent.
+        A model version is named NAME@VERSION (an alias or its id is resolved)."""
+        edge = LineageEdge(src_kind=src_kind, src_id=self._node_id(project, src_kind, src_id),
+                           dst_kind=dst_kind, dst_id=self._node_id(project, dst_kind, dst_id),
+                           relation=_checks.text(relation, "relation", 100))
+        self.store.add_edges(project, [edge])
+        return edge
+
+    def is_referenced(self, project: str, kind: str, node_id: str) -> bool:
+        return self.store.is_referenced(project, kind, node_id)
+
+    def lineage(self, project: str, kind: str, node_id: str, direction: str = "upstream",
+                depth: int = 10) -> LineageGraph:
+        """The graph reachable from the node within `depth` hops, walking inputs (upstream) or
+        outputs (downstream)."""
+        if direction not in ("upstream", "downstream"):
+            raise InvalidArgument(f"direction is 'upstream' or 'downstream', not {direction!r}")
+        if not 1 <= depth <= 50:
+            raise InvalidArgument(f"depth must be between 1 and 50, not {depth}")
+        root = (kind, self._node_id(project, kind, node_id))
+        seen = {root}
+        frontier = [root]
+        edges: list[LineageEdge] = []
+        for _ in range(depth):
+            if not frontier or len(seen) >= MAX_LINEAGE_NODES:
+                break
+            found = self.store.edges_of(project, frontier, upstream=direction == "upstream")
+            frontier = []
+            for e in found:
+                edges.append(e)
+                nxt = (e.src_kind, e.src_id) if direction == "upstream" else (e.dst_kind, e.dst_id)
+                if nxt not in seen:
+                    seen.add(nxt)
+                    frontier.append(nxt)
+        attrs = self.store.node_attrs(project, list(seen))
+        order = sorted(seen, key=lambda n: (n != root, n))
+        nodes = [LineageNode(kind=k, id=i, attrs=attrs.get((k, i), {})) for k, i in order]
+        return LineageGraph(root=nodes[0], direction=direction,  # type: ignore[arg-type]
+                            nodes=nodes, edges=edges)

@@ -1,0 +1,215 @@
+"""SQL persistence of experiments, runs, params, tags and metric series."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, aliased
+
+from modelyard.core.errors import AlreadyExists, NotFound
+from modelyard.core.ids import new_id, utcnow
+from modelyard.registry._search import Clause, SortKey
+from modelyard.registry._sql import SqlBase, chunks, compare, insert_edges, point_edges_at, upsert
+from modelyard.registry.models import LineageEdge, MetricPoint, Run
+from modelyard.registry.tables import (
+    ExperimentRow,
+    LatestMetricRow,
+    MetricRow,
+    ParamRow,
+    RunRow,
+    TagRow,
+)
+
+_ATTR_COLUMNS: dict[str, Any] = {
+    "id": RunRow.id, "status": RunRow.status, "user": RunRow.user, "job_id": RunRow.job_id,
+    "code_hash": RunRow.code_hash, "dataset_snapshot": RunRow.dataset_snapshot,
+    "experiment": ExperimentRow.name, "created_at": RunRow.created_at, "ended_at": RunRow.ended_at,
+}
+
+
+def _param_row(run_id: str, key: str, value: Any) -> dict[str, Any]:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    num = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    return {"run_id": run_id, "key": key, "value": json.dumps(value), "text": text[:500], "num": num}
+
+
+class RunsSql(SqlBase):
+    def create_run(self, project: str, experiment: str, params: dict[str, Any],
+                   tags: dict[str, str], job_id: str | None, code_hash: str | None,
+                   dataset_snapshot: str | None, user: str, edges: list[LineageEdge]) -> Run:
+        now = utcnow()
+        exp_id = self._experiment_id(project, experiment, now)
+        run_id = new_id("run")
+        with self.db.session() as s:
+            s.add(RunRow(id=run_id, project=project, experiment_id=exp_id, status="running",
+                         job_id=job_id, code_hash=code_hash, dataset_snapshot=dataset_snapshot,
+                         user=user, created_at=now, ended_at=None))
+            s.flush()
+            if params:
+                s.execute(sa.insert(ParamRow), [_param_row(run_id, k, v) for k, v in params.items()])
+            if tags:
+                s.execute(sa.insert(TagRow),
+                          [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()])
+            insert_edges(s, project, point_edges_at(edges, "run", run_id), now)
+        return self.get_run(project, run_id)
+
+    def _experiment_id(self, project: str, name: str, now: datetime) -> str:
+        for _ in range(2):
+            with self.db.session() as s:
+                found = s.scalar(sa.select(ExperimentRow.id).where(
+                    ExperimentRow.project == project, ExperimentRow.name == name))
+                if found:
+                    return found
+            try:
+                exp_id = new_id("exp")
+                with self.db.session() as s:
+                    s.add(ExperimentRow(id=exp_id, project=project, name=name, created_at=now))
+                return exp_id
+            except AlreadyExists:  # created concurrently: read it again
+                continue
+        raise AlreadyExists(f"experiment {name!r} could not be created; retry")
+
+    def _run_row(self, s: Session, project: str, run_id: str) -> RunRow:
+        row = s.get(RunRow, run_id)
+        if row is None or row.project != project:
+            raise NotFound(f"run {run_id!r} does not exist in project {project!r}",
+                           {"run_id": run_id})
+        return row
+
+    def get_run(self, project: str, run_id: str) -> Run:
+        with self.db.session() as s:
+            row = self._run_row(s, project, run_id)
+            return self._runs_to_models(s, [row])[0]
+
+    def finish_run(self, project: str, run_id: str, status: str) -> Run:
+        with self.db.session() as s:
+            row = self._run_row(s, project, run_id)
+            row.status = status
+            row.ended_at = utcnow()
+        return self.get_run(project, run_id)
+
+    def _runs_to_models(self, s: Session, rows: list[RunRow],
+                        parts: tuple[str, ...] = ("params", "tags", "metrics")) -> list[Run]:
+        ids = [r.id for r in rows]
+        exps = dict(s.execute(sa.select(ExperimentRow.id, ExperimentRow.name).where(
+            ExperimentRow.id.in_({r.experiment_id for r in rows}))).tuples().all())
+        params: dict[str, dict[str, Any]] = defaultdict(dict)
+        tags: dict[str, dict[str, str]] = defaultdict(dict)
+        metrics: dict[str, dict[str, float]] = defaultdict(dict)
+        for part in chunks(ids):
+            if "params" in parts:
+                for run_id, key, value in s.execute(sa.select(
+                        ParamRow.run_id, ParamRow.key, ParamRow.value).where(ParamRow.run_id.in_(part))):
+                    params[run_id][key] = json.loads(value)
+            if "tags" in parts:
+                for run_id, key, value in s.execute(sa.select(
+                        TagRow.run_id, TagRow.key, TagRow.value).where(TagRow.run_id.in_(part))):
+                    tags[run_id][key] = value
+            if "metrics" in parts:
+                for run_id, key, value in s.execute(sa.select(
+                        LatestMetricRow.run_id, LatestMetricRow.key, LatestMetricRow.value
+                ).where(LatestMetricRow.run_id.in_(part))):
+                    metrics[run_id][key] = value
+        return [Run(id=r.id, project=r.project, experiment=exps.get(r.experiment_id, ""),
+                    status=r.status, params=params[r.id], tags=tags[r.id], metrics=metrics[r.id],
+                    job_id=r.job_id, code_hash=r.code_hash, dataset_snapshot=r.dataset_snapshot,
+                    user=r.user, created_at=r.created_at, ended_at=r.ended_at) for r in rows]
+
+    def log_metrics(self, project: str, run_id: str, points: list[MetricPoint]) -> int:
+        if not points:
+            self.get_run(project, run_id)
+            return 0
+        latest: dict[str, MetricPoint] = {}
+        for p in points:
+            cur = latest.get(p.key)
+            if cur is None or (p.step, p.time) >= (cur.step, cur.time):
+                latest[p.key] = p
+        with self.db.session() as s:
+            self._run_row(s, project, run_id)
+            s.execute(sa.insert(MetricRow), [
+                {"run_id": run_id, "key": p.key, "step": p.step, "value": p.value, "time": p.time}
+                for p in points])
+            ins = upsert(s, LatestMetricRow).values([
+                {"run_id": run_id, "key": p.key, "step": p.step, "value": p.value, "time": p.time}
+                for p in latest.values()])
+            table = LatestMetricRow.__table__
+            newer = (ins.excluded.step > table.c.step) | (
+                (ins.excluded.step == table.c.step) & (ins.excluded.time >= table.c.time))
+            s.execute(ins.on_conflict_do_update(
+                index_elements=["run_id", "key"],
+                set_={"step": ins.excluded.step, "value": ins.excluded.value,
+                      "time": ins.excluded.time},
+                where=newer))
+        return len(points)
+
+    def get_metric_series(self, project: str, run_id: str, key: str) -> list[MetricPoint]:
+        with self.db.session() as s:
+            self._run_row(s, project, run_id)
+            rows = s.execute(sa.select(MetricRow.step, MetricRow.value, MetricRow.time).where(
+                MetricRow.run_id == run_id, MetricRow.key == key
+            ).order_by(MetricRow.step, MetricRow.time, MetricRow.id)).all()
+        return [MetricPoint(key=key, step=step, value=value, time=t) for step, value, t in rows]
+
+    def search_runs(self, project: str, clauses: list[Clause], order: list[SortKey],
+                    experiment: str | None, offset: int, limit: int) -> tuple[list[Run], bool]:
+        q = sa.select(RunRow).join(ExperimentRow, ExperimentRow.id == RunRow.experiment_id).where(
+            RunRow.project == project)
+        if experiment is not None:
+            q = q.where(ExperimentRow.name == experiment)
+        for c in clauses:
+            q = _apply_clause(q, c)
+        order_cols: list[Any] = []
+        for k in order:
+            cols, target, on = _sort_columns(k)
+            if target is not None:
+                q = q.outerjoin(target, on)
+            order_cols += [(c.desc() if k.descending else c.asc()).nulls_last() for c in cols]
+        if not order:
+            order_cols.append(RunRow.created_at.desc())
+        order_cols.append(RunRow.id.desc() if not order else RunRow.id.asc())
+        q = q.order_by(*order_cols).offset(offset).limit(limit + 1)
+        with self.db.session() as s:
+            rows = list(s.scalars(q).all())
+            more = len(rows) > limit
+            return self._runs_to_models(s, rows[:limit]), more
+
+
+def _apply_clause(q: Any, c: Clause) -> Any:
+    if c.scope == "attributes":
+        col = _ATTR_COLUMNS[c.key]
+        value: Any = c.value
+        if c.key in ("created_at", "ended_at"):
+            value = (datetime.fromtimestamp(c.value, UTC).replace(tzinfo=None)
+                     if isinstance(c.value, float) else datetime.fromisoformat(c.value))
+        elif isinstance(value, float):
+            value = str(int(value)) if value.is_integer() else str(value)
+        return q.where(compare(col, c.op, value))
+    if c.scope == "metrics":
+        m = aliased(LatestMetricRow)
+        return q.join(m, sa.and_(m.run_id == RunRow.id, m.key == c.key,
+                                 compare(m.value, c.op, c.value)))
+    if c.scope == "params":
+        p = aliased(ParamRow)
+        cond = (compare(p.num, c.op, c.value) if isinstance(c.value, float)
+                else compare(p.text, c.op, c.value))
+        return q.join(p, sa.and_(p.run_id == RunRow.id, p.key == c.key, cond))
+    t = aliased(TagRow)
+    return q.join(t, sa.and_(t.run_id == RunRow.id, t.key == c.key, compare(t.value, c.op, c.value)))
+
+
+def _sort_columns(k: SortKey) -> tuple[list[Any], Any, Any]:
+    """The columns to sort by, and the table (with its join condition) they come from."""
+    if k.scope == "attributes":
+        return [_ATTR_COLUMNS[k.key]], None, None
+    if k.scope == "metrics":
+        m = aliased(LatestMetricRow)
+        return [m.value], m, sa.and_(m.run_id == RunRow.id, m.key == k.key)
+    if k.scope == "params":
+        p = aliased(ParamRow)
+        return [p.num, p.text], p, sa.and_(p.run_id == RunRow.id, p.key == k.key)
+    t = aliased(TagRow)
+    return [t.value], t, sa.and_(t.run_id == RunRow.id, t.key == k.key)
