@@ -23,6 +23,7 @@ from starlette.routing import BaseRoute
 
 from modelyard.core.auth import Role
 from modelyard.server.app import ROUTERS
+from modelyard.server.deps import get_principal
 from tests.conftest import Team, bearer
 
 # Routes that exist today; the discovery must find at least these.
@@ -31,6 +32,10 @@ KNOWN = {
     ("GET", "/api/v1/projects/{project}/members"),
     ("PUT", "/api/v1/projects/{project}/members"),
 }
+
+
+# Routes anyone may call: probes, metrics exposition, the inference server's metadata.
+PUBLIC = {"/healthz", "/readyz", "/metrics", "/v2", "/v2/health/live", "/v2/health/ready"}
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,11 @@ def _required_role(dependant: Dependant) -> Role | None:
         if sub_role is not None:
             found = sub_role if found is None else max(found, sub_role)
     return found
+
+
+def _needs_principal(dependant: Dependant) -> bool:
+    return dependant.call is get_principal or any(
+        _needs_principal(sub) for sub in dependant.dependencies)
 
 
 def _path_params(dependant: Dependant) -> dict[str, Any]:
@@ -85,15 +95,20 @@ def _api_routes(routes: Sequence[BaseRoute]) -> Iterator[tuple[str, set[str], De
             yield ctx.path or original.path, set(ctx.methods or original.methods), dependant
 
 
+def _fill(path: str, dependant: Dependant) -> str:
+    url = path
+    for name, annotation in _path_params(dependant).items():
+        value = "alpha" if name == "project" else _dummy(annotation)
+        url = url.replace("{" + name + "}", value).replace("{" + name + ":path}", value)
+    return url
+
+
 def project_routes(app: FastAPI) -> list[ProjectRoute]:
     found = []
     for path, methods, dependant in _api_routes(app.routes):
         if "{project}" not in path:
             continue
-        url = path
-        for name, annotation in _path_params(dependant).items():
-            value = "alpha" if name == "project" else _dummy(annotation)
-            url = url.replace("{" + name + "}", value).replace("{" + name + ":path}", value)
+        url = _fill(path, dependant)
         required = _required_role(dependant)
         for method in sorted(methods - {"HEAD", "OPTIONS"}):
             found.append(ProjectRoute(method, path, url, required))
@@ -168,3 +183,18 @@ def test_viewer_passes_the_access_check_of_read_routes(api: TestClient, team: Te
     reads = [r for r in routes if r.method == "GET" and r.required == Role.viewer]
     wrong = {str(r): s for r in reads if (s := _call(api, r, team.viewer)) in (401, 403)}
     assert wrong == {}
+
+
+def test_only_probes_are_public_and_everything_else_needs_a_token(api: TestClient) -> None:
+    public, wrong = [], {}
+    for path, methods, dependant in _api_routes(api.app.routes):  # type: ignore[attr-defined]
+        if not _needs_principal(dependant):
+            public.append(path)
+            continue
+        for method in methods - {"HEAD", "OPTIONS"}:
+            status = api.request(method, _fill(path, dependant)).status_code
+            if status != 401:
+                wrong[f"{method} {path}"] = status
+    assert set(public) <= PUBLIC, f"routes that skip authentication: {set(public) - PUBLIC}"
+    assert wrong == {}
+    assert "/healthz" in public
