@@ -1,0 +1,94 @@
+"""Snapshots: commit selection, content hashes, reuse, stable data, failure and retry."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from modelyard.core.errors import FailedPrecondition, NotFound
+from modelyard.runtime.data import load_split_arrays
+from modelyard.sdk.client import Client
+from tests.datasets.conftest import image_rows
+
+
+def _all_rows(snap: dict) -> dict[str, list]:
+    return {s: load_split_arrays(snap, s)[0] for s in ("train", "validation", "test")}
+
+
+def test_identical_requests_reuse_the_snapshot(images: Client) -> None:
+    images.datasets.commit_rows("imgs", image_rows(40))
+    a = images.datasets.snapshot("imgs", seed=3)
+    b = images.datasets.snapshot("imgs", seed=3)
+    assert a["status"] == "ready" and not a["reused"]
+    assert b["reused"] and (b["id"], b["hash"]) == (a["id"], a["hash"])
+    assert sum(a["split_sizes"].values()) == 40
+    assert a["split_sizes"] == {"train": 32, "validation": 4, "test": 4}
+    c = images.datasets.snapshot("imgs", seed=4)
+    assert c["hash"] != a["hash"]
+    assert len(images.datasets.list_snapshots("imgs")) == 2
+
+
+def test_same_content_in_a_later_version_reuses_the_snapshot(images: Client) -> None:
+    images.datasets.commit_rows("imgs", image_rows(10))
+    first = images.datasets.snapshot("imgs")
+    images.datasets.commit_rows("imgs", image_rows(2, start=50))
+    added = images.datasets.rows("imgs", version=2, offset=10, limit=2)
+    images.datasets.delete_rows("imgs", row_ids=[r["row_id"] for r in added])
+    again = images.datasets.snapshot("imgs")  # version 3 holds exactly version 1's rows
+    assert again["reused"] and (again["id"], again["hash"]) == (first["id"], first["hash"])
+
+
+def test_snapshot_reads_identical_bytes_after_more_commits(client: Client) -> None:
+    client.datasets.import_builtin("digits", "sklearn:digits")
+    snap = client.datasets.snapshot("digits", seed=7)
+    before = _all_rows(snap)
+    client.datasets.delete_rows("digits", where="label = '1'")
+    client.datasets.commit_rows("digits", image_rows(5))
+    client.datasets.commit_rows("digits", image_rows(3), mode="overwrite")
+    again = client.datasets.get_snapshot(snap["id"])
+    assert again["lance_version"] == snap["lance_version"]
+    assert _all_rows(again) == before
+    assert sum(len(v) for v in before.values()) == 1797
+    newest = client.datasets.snapshot("digits", seed=7)
+    assert newest["hash"] != snap["hash"] and sum(newest["split_sizes"].values()) == 3
+
+
+def test_cutoff_and_tag_filters_pick_the_commit(images: Client) -> None:
+    images.datasets.commit_rows("imgs", image_rows(4), tags=["raw"])
+    v2 = images.datasets.commit_rows("imgs", image_rows(4, start=4), tags=["clean", "reviewed"])
+    images.datasets.commit_rows("imgs", image_rows(4, start=8), tags=["raw"])
+    assert images.datasets.snapshot("imgs", tags_all_of=["clean", "reviewed"])["version"] == 2
+    assert images.datasets.snapshot("imgs", tags_any_of=["raw", "clean"])["version"] == 3
+    assert images.datasets.snapshot("imgs", cutoff=v2["created_at"])["version"] == 2
+    with pytest.raises(FailedPrecondition):
+        images.datasets.snapshot("imgs", tags_all_of=["raw", "clean"])
+    with pytest.raises(FailedPrecondition):
+        images.datasets.snapshot("imgs", cutoff="2000-01-01T00:00:00")
+
+
+def test_failed_materialization_can_be_retried(images: Client, settings) -> None:
+    images.datasets.commit_rows("imgs", image_rows(12))
+    ds = images.datasets.get("imgs")
+    lance_dir = Path(settings.resolved_blob_root) / "datasets" / "alpha" / f"{ds['id']}.lance"
+    moved = lance_dir.with_name("away")
+    shutil.move(lance_dir, moved)  # the storage is unreachable for a while
+    snap = images.datasets.snapshot("imgs", wait=False)
+    assert snap["status"] == "failed" and snap["error"]
+    with pytest.raises(FailedPrecondition):
+        images.datasets.wait(snap)
+    shutil.move(moved, lance_dir)
+    retried = images.datasets.retry_snapshot(snap["id"])
+    assert retried["status"] == "ready" and retried["id"] == snap["id"]
+    assert sum(retried["split_sizes"].values()) == 12
+    with pytest.raises(FailedPrecondition):
+        images.datasets.retry_snapshot(snap["id"])
+
+
+def test_snapshot_of_another_project_is_not_found(images: Client) -> None:
+    images.datasets.commit_rows("imgs", image_rows(4))
+    snap = images.datasets.snapshot("imgs")
+    images.create_project("other")
+    with pytest.raises(NotFound):
+        images.datasets.get_snapshot(snap["id"], project="other")
