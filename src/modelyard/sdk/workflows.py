@@ -1,10 +1,88 @@
-"""Client calls of the workflows component."""
+"""Client calls of the workflow manager (`client.workflows`)."""
 
 from __future__ import annotations
 
+import time
+from typing import Any
+from urllib.parse import quote
+
 from modelyard.sdk._http import Transport
+
+TERMINAL = ("succeeded", "failed", "cancelled")
+Json = dict[str, Any]
 
 
 class WorkflowsAPI:
+    """Register pipelines, start and watch runs, cancel them, schedule them."""
+
     def __init__(self, t: Transport) -> None:
         self._t = t
+
+    def _p(self, path: str, project: str | None) -> str:
+        return self._t.p(f"/pipelines{path}", project)
+
+    # pipelines
+    def register(self, source: str, name: str | None = None, project: str | None = None) -> Json:
+        """Register (or update) a pipeline from a built-in name or a `module:attr` path."""
+        return self._t.post(self._p("", project), json={"source": source, "name": name})  # type: ignore[no-any-return]
+
+    def list(self, project: str | None = None) -> list[Json]:
+        return self._t.get(self._p("", project))  # type: ignore[no-any-return]
+
+    def get(self, name: str, project: str | None = None) -> Json:
+        return self._t.get(self._p(f"/{quote(name, safe='')}", project))  # type: ignore[no-any-return]
+
+    def versions(self, name: str, project: str | None = None) -> list[str]:
+        return self._t.get(self._p(f"/{quote(name, safe='')}/versions", project))  # type: ignore[no-any-return]
+
+    # runs
+    def run(self, name: str, params: dict[str, Any] | None = None, *, wait: bool = False,
+            timeout_s: float = 3600, project: str | None = None) -> Json:
+        """Start a run; with `wait=True` return it once it ended (or when `timeout_s` passed)."""
+        run: Json = self._t.post(self._p(f"/{quote(name, safe='')}/runs", project),
+                                 json={"params": params or {}})
+        return self.wait(run["id"], timeout_s, project) if wait else run
+
+    def wait(self, run_id: str, timeout_s: float = 3600, project: str | None = None) -> Json:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            left = deadline - time.monotonic()
+            run = self.get_run(run_id, wait_s=max(0.0, min(30.0, left)), project=project)
+            if run["state"] in TERMINAL or time.monotonic() >= deadline:
+                return run
+
+    def get_run(self, run_id: str, wait_s: float = 0, project: str | None = None) -> Json:
+        params = {"wait_s": wait_s} if wait_s else None
+        return self._t.get(self._p(f"/runs/{quote(run_id, safe='')}", project), params=params)  # type: ignore[no-any-return]
+
+    def list_runs(self, pipeline: str | None = None, limit: int = 50,
+                  project: str | None = None) -> list[Json]:
+        params: dict[str, Any] = {"limit": limit}
+        if pipeline:
+            params["pipeline"] = pipeline
+        return self._t.get(self._p("/runs", project), params=params)  # type: ignore[no-any-return]
+
+    def cancel(self, run_id: str, project: str | None = None) -> Json:
+        return self._t.post(self._p(f"/runs/{quote(run_id, safe='')}/cancel", project))  # type: ignore[no-any-return]
+
+    # schedules and event triggers
+    def schedule(self, name: str, cron: str | None = None, *, event: str | None = None,
+                 match: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
+                 enabled: bool = True, project: str | None = None) -> Json:
+        """A cron schedule (`cron="0 3 * * *"`) or an event trigger (`event="dataset.commit"`,
+        `match={"dataset": "digits"}`) that starts runs of the pipeline."""
+        body = {"cron": cron, "event": event, "match": match or {}, "params": params or {},
+                "enabled": enabled}
+        return self._t.post(self._p(f"/{quote(name, safe='')}/schedules", project), json=body)  # type: ignore[no-any-return]
+
+    def list_schedules(self, name: str | None = None, project: str | None = None) -> list[Json]:
+        path = f"/{quote(name, safe='')}/schedules" if name else "/schedules"
+        return self._t.get(self._p(path, project))  # type: ignore[no-any-return]
+
+    def update_schedule(self, schedule_id: str, project: str | None = None,
+                        **fields: Any) -> Json:
+        return self._t.patch(self._p(f"/schedules/{quote(schedule_id, safe='')}", project),
+                             json=fields)  # type: ignore[no-any-return]
+
+    def delete_schedule(self, schedule_id: str, project: str | None = None) -> None:
+        self._t.delete(self._p(f"/schedules/{quote(schedule_id, safe='')}", project))

@@ -1,0 +1,131 @@
+"""REST, SDK and CLI of the workflow manager, and who may do what."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from modelyard.core.ids import utcnow
+from modelyard.core.settings import Settings
+from modelyard.sdk.client import Client
+from modelyard.workflows.service import WorkflowService
+from tests.conftest import Team, bearer
+from tests._servers.live import live_server
+
+P = "/api/v1/projects/alpha/pipelines"
+
+
+def test_register_stores_the_definition_under_its_hash(api: TestClient, team: Team) -> None:
+    r = api.post(P, json={"source": "tests.workflows.pipes:cached"}, headers=bearer(team.editor))
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["name"] == "cached" and len(body["definition_hash"]) == 64
+    assert {s["name"]: s["inputs"] for s in body["steps"]}["d"] == {"b": "b", "c": "c"}
+    again = api.post(P, json={"source": "tests.workflows.pipes:cached"},
+                     headers=bearer(team.editor))
+    assert again.json()["definition_hash"] == body["definition_hash"]
+    versions = api.get(f"{P}/cached/versions", headers=bearer(team.viewer)).json()
+    assert versions == [body["definition_hash"]]
+
+
+def test_registering_an_invalid_pipeline_is_a_400_naming_the_steps(
+        api: TestClient, team: Team) -> None:
+    r = api.post(P, json={"source": "tests.workflows.pipes:cyclic"}, headers=bearer(team.editor))
+    assert r.status_code == 400
+    assert r.json()["error"]["details"]["steps"] == ["p", "q"]
+    r = api.post(P, json={"source": "no such thing"}, headers=bearer(team.editor))
+    assert r.status_code == 400 and "built-in" in r.json()["error"]["message"]
+    r = api.post(P, json={"source": "tests.workflows.nowhere:x"}, headers=bearer(team.editor))
+    assert r.status_code == 400 and "cannot import" in r.json()["error"]["message"]
+    assert api.get(P, headers=bearer(team.viewer)).json() == []
+
+
+def test_a_viewer_can_read_but_not_run_or_cancel(api: TestClient, team: Team) -> None:
+    api.post(P, json={"source": "tests.workflows.pipes:fanout"}, headers=bearer(team.editor))
+    assert api.get(P, headers=bearer(team.viewer)).status_code == 200
+    r = api.post(f"{P}/fanout/runs", json={}, headers=bearer(team.viewer))
+    assert r.status_code == 403
+    assert api.get(f"{P}/runs", headers=bearer(team.viewer)).json() == []
+    started = api.post(f"{P}/fanout/runs", json={}, headers=bearer(team.editor))
+    assert started.status_code == 202
+    cancel = api.post(f"{P}/runs/{started.json()['id']}/cancel", headers=bearer(team.viewer))
+    assert cancel.status_code == 403
+    assert api.get(P, headers=bearer(team.outsider)).status_code == 404  # not even its existence
+
+
+def test_unknown_run_parameters_are_rejected(api: TestClient, team: Team) -> None:
+    api.post(P, json={"source": "tests.workflows.pipes:fanout"}, headers=bearer(team.editor))
+    r = api.post(f"{P}/fanout/runs", json={"params": {"m": 3}}, headers=bearer(team.editor))
+    assert r.status_code == 400
+    assert "its parameters are: n" in r.json()["error"]["message"]
+
+
+def test_sdk_runs_a_pipeline_and_waits_for_it(client: Client) -> None:
+    client.workflows.register("tests.workflows.pipes:fanout")
+    run = client.workflows.run("fanout", {"n": 3}, wait=True, timeout_s=60)
+    assert run["state"] == "succeeded"
+    assert {s["step"]: s["output"] for s in run["steps"]}["total"] == 14
+    assert [r["id"] for r in client.workflows.list_runs("fanout")] == [run["id"]]
+
+
+def test_schedules_crud_and_bad_cron(client: Client) -> None:
+    client.workflows.register("tests.workflows.pipes:fanout")
+    t = client.workflows.schedule("fanout", "*/5 * * * *", params={"n": 2})
+    assert t["kind"] == "cron" and t["next_fire_at"]
+    assert [s["id"] for s in client.workflows.list_schedules()] == [t["id"]]
+    off = client.workflows.update_schedule(t["id"], enabled=False)
+    assert off["enabled"] is False
+    client.workflows.delete_schedule(t["id"])
+    assert client.workflows.list_schedules("fanout") == []
+    try:
+        client.workflows.schedule("fanout", "every day")
+    except Exception as e:  # noqa: BLE001
+        assert type(e).__name__ == "InvalidArgument" and "cron" in str(e)
+    else:
+        raise AssertionError("a bad cron expression was accepted")
+
+
+def test_a_due_cron_schedule_starts_a_run(client: Client, wf: WorkflowService) -> None:
+    client.workflows.register("tests.workflows.pipes:fanout")
+    t = client.workflows.schedule("fanout", "* * * * *", params={"n": 2})
+    assert wf.fire_due_schedules(utcnow()) == []  # not due yet
+    runs = wf.fire_due_schedules(utcnow() + timedelta(minutes=2))
+    assert [r.trigger for r in runs] == [f"cron:{t['id']}"]
+    assert wf.wait("alpha", runs[0].id, 60).state == "succeeded"
+    assert wf.fire_due_schedules(utcnow() + timedelta(minutes=2)) == []  # moved on
+
+
+def test_an_event_trigger_starts_a_run_when_its_match_holds(
+        client: Client, wf: WorkflowService) -> None:
+    client.workflows.register("tests.workflows.pipes:fanout")
+    client.workflows.schedule("fanout", event="dataset.commit", match={"dataset": "digits"})
+    assert wf.on_event("dataset.commit", {"project": "alpha", "dataset": "other"}) == []
+    assert wf.on_event("alias.moved", {"project": "alpha", "dataset": "digits"}) == []
+    runs = wf.on_event("dataset.commit", {"project": "alpha", "dataset": "digits",
+                                          "version": 2})
+    assert [r.trigger for r in runs] == ["event:dataset.commit"]
+    assert wf.wait("alpha", runs[0].id, 60).state == "succeeded"
+
+
+def test_cli_runs_and_draws_the_dag_with_step_states(settings: Settings) -> None:
+    from modelyard.cli.main import app
+
+    with live_server(settings.model_copy(update={"background": True})) as live:
+        token = live.resolved_admin_token_file.read_text().strip()
+        env = {"MODELYARD_URL": live.resolved_public_url, "MODELYARD_TOKEN": token,
+               "MODELYARD_PROJECT": "alpha"}
+        Client(live.resolved_public_url, token).create_project("alpha")
+        runner = CliRunner()
+        r = runner.invoke(app, ["pipeline", "register", "tests.workflows.pipes:fanout"], env=env)
+        assert r.exit_code == 0, r.output
+        r = runner.invoke(app, ["pipeline", "run", "fanout", "-P", "n=3", "--wait"], env=env)
+        assert r.exit_code == 0, r.output
+        r = runner.invoke(app, ["pipeline", "show", "fanout"], env=env)
+        assert r.exit_code == 0, r.output
+        assert "numbers succeeded" in r.output
+        assert "square succeeded ×3" in r.output
+        assert "total succeeded" in r.output
+        r = runner.invoke(app, ["pipeline", "list"], env=env)
+        assert "fanout" in r.output
