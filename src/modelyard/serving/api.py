@@ -1,8 +1,156 @@
-"""HTTP routes of the serving component."""
+"""HTTP routes of serving: deployments and `/predict` per project, and the Open Inference
+Protocol (KServe v2) under `/v2`.
+
+v2 rule: `{model}` is a deployment name and the project comes from the `X-Modelyard-Project`
+header (required on every `/v2/models/...` route, with a bearer token of a project viewer).
+`GET /v2` and `/v2/health/*` need neither, so load balancers can probe them.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
 
-router = APIRouter(prefix="/api/v1/projects/{project}", tags=["serving"])
-v2_router = None
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+
+import modelyard
+from modelyard.core.auth import Role
+from modelyard.core.errors import InvalidArgument, Unavailable
+from modelyard.server.deps import Access, Caller, Editor, PlatformDep, Viewer, get_platform
+from modelyard.serving.models import (
+    Deployment,
+    DeploymentCreate,
+    DeploymentEvent,
+    DeploymentUpdate,
+    InferRequest,
+    InferResponse,
+    ModelMetadata,
+    PredictRequest,
+    PredictResponse,
+    TrafficSet,
+)
+
+PROJECT_HEADER = "X-Modelyard-Project"
+
+router = APIRouter(prefix="/api/v1/projects/{project}/deployments", tags=["serving"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def create_deployment(body: DeploymentCreate, access: Editor, platform: PlatformDep) -> Deployment:
+    return platform.serving.create(access.project, body, access.user)
+
+
+@router.get("")
+def list_deployments(access: Viewer, platform: PlatformDep) -> list[Deployment]:
+    return platform.serving.list(access.project)
+
+
+@router.get("/{name}")
+def get_deployment(name: str, access: Viewer, platform: PlatformDep) -> Deployment:
+    return platform.serving.get(access.project, name)
+
+
+@router.patch("/{name}")
+def update_deployment(name: str, body: DeploymentUpdate, access: Editor,
+                      platform: PlatformDep) -> Deployment:
+    return platform.serving.update(access.project, name, body, access.user)
+
+
+@router.put("/{name}/traffic")
+def set_traffic(name: str, body: TrafficSet, access: Editor, platform: PlatformDep) -> Deployment:
+    return platform.serving.set_traffic(access.project, name, body.traffic, access.user)
+
+
+@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_deployment(name: str, access: Editor, platform: PlatformDep) -> None:
+    platform.serving.delete(access.project, name, access.user)
+
+
+@router.get("/{name}/events")
+def deployment_events(name: str, access: Viewer, platform: PlatformDep,
+                      limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[DeploymentEvent]:
+    return platform.serving.events(access.project, name, limit)
+
+
+@router.post("/{name}/warm")
+def warm(name: str, access: Editor, platform: PlatformDep) -> dict[str, list[int]]:
+    """Load the deployment's versions now rather than on their first request."""
+    return {"loaded_versions": platform.serving.warm(access.project, name)}
+
+
+@router.post("/{name}/predict")
+async def predict(name: str, body: PredictRequest, access: Viewer, platform: PlatformDep,
+                  version: Annotated[int | None, Query(ge=1)] = None) -> PredictResponse:
+    return await platform.serving.predict(access.project, name, body.inputs, version)
+
+
+# -- Open Inference Protocol ---------------------------------------------------------------------
+v2_router = APIRouter(prefix="/v2", tags=["open inference protocol"])
+
+
+def _v2_access(
+    request: Request,
+    principal: Caller,
+    project: Annotated[str | None, Header(alias=PROJECT_HEADER)] = None,
+) -> Access:
+    if not project:
+        raise InvalidArgument(
+            f"send the project of the model in the {PROJECT_HEADER} header: models under /v2 "
+            "are the deployments of that project", {"header": PROJECT_HEADER})
+    role = get_platform(request).auth.require(principal, project, Role.viewer)
+    return Access(principal, project, role)
+
+
+V2Viewer = Annotated[Access, Depends(_v2_access)]
+
+
+@v2_router.get("")
+def server_metadata() -> dict[str, object]:
+    return {"name": "modelyard", "version": modelyard.__version__, "extensions": []}
+
+
+@v2_router.get("/health/live")
+def live() -> dict[str, bool]:
+    return {"live": True}
+
+
+@v2_router.get("/health/ready")
+def ready(platform: PlatformDep) -> dict[str, bool]:
+    if not platform.ready:
+        raise Unavailable("the server is starting")
+    return {"ready": True}
+
+
+@v2_router.get("/models/{model}")
+async def model_metadata(model: str, access: V2Viewer, platform: PlatformDep) -> ModelMetadata:
+    return await platform.serving.metadata(access.project, model)
+
+
+@v2_router.get("/models/{model}/versions/{version}")
+async def model_version_metadata(model: str, version: int, access: V2Viewer,
+                                 platform: PlatformDep) -> ModelMetadata:
+    return await platform.serving.metadata(access.project, model, version)
+
+
+@v2_router.get("/models/{model}/ready")
+async def model_ready(model: str, access: V2Viewer, platform: PlatformDep) -> Response:
+    await platform.serving.ready(access.project, model)
+    return Response(status_code=200)
+
+
+@v2_router.get("/models/{model}/versions/{version}/ready")
+async def model_version_ready(model: str, version: int, access: V2Viewer,
+                              platform: PlatformDep) -> Response:
+    await platform.serving.ready(access.project, model, version)
+    return Response(status_code=200)
+
+
+@v2_router.post("/models/{model}/infer")
+async def infer(model: str, body: InferRequest, access: V2Viewer,
+                platform: PlatformDep) -> InferResponse:
+    return await platform.serving.infer(access.project, model, body)
+
+
+@v2_router.post("/models/{model}/versions/{version}/infer")
+async def infer_version(model: str, version: int, body: InferRequest, access: V2Viewer,
+                        platform: PlatformDep) -> InferResponse:
+    return await platform.serving.infer(access.project, model, body, version)

@@ -1,22 +1,280 @@
-"""Use cases of the serving component (walking-skeleton placeholder, to be deepened)."""
+"""Use cases of serving: deployments, and answering predictions with the right model version.
+
+Requests run on the event loop up to the batcher; anything blocking (database, registry, model
+loading, the network itself) runs in the service's thread pool.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+import logging
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
 
 from modelyard.core.db import Database
+from modelyard.core.errors import InvalidArgument, ModelyardError, NotFound, Unavailable
+from modelyard.core.ids import check_name
+from modelyard.serving import canary
+from modelyard.serving._prom import ServingMetrics
+from modelyard.serving._requests import RequestPath
+from modelyard.serving.batcher import Batcher
+from modelyard.serving.cache import Entry, ModelCache
+from modelyard.serving.models import (
+    Batching,
+    Deployment,
+    DeploymentCreate,
+    DeploymentEvent,
+    DeploymentUpdate,
+)
+from modelyard.serving.runtime import LoadedModel, ModelKey
+from modelyard.serving.store import DeploymentStore, SqlDeploymentStore
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
+
     from modelyard.core.settings import ServingSettings
-    from modelyard.registry.service import RegistryService
     from modelyard.metrics.service import MetricsService
+    from modelyard.registry.service import RegistryService
+
+log = logging.getLogger("modelyard.serving")
 
 
-class ServingService:
-    def __init__(self, db: Database, settings: ServingSettings, registry: RegistryService, metrics: MetricsService, prometheus: CollectorRegistry) -> None:
+class ServingService(RequestPath):
+    """Deployments of registered model versions and the requests sent to them.
+
+    Aliases are re-resolved every `alias_ttl_s` (or at once on `alias_moved`), so moving an
+    alias switches new requests to the new version while queued ones finish on the old one.
+    """
+
+    alias_ttl_s = 2.0
+    deployment_ttl_s = 1.0
+    rollback_interval_s = 5.0
+
+    def __init__(self, db: Database, settings: ServingSettings, registry: RegistryService,
+                 metrics: MetricsService, prometheus: CollectorRegistry,
+                 store: DeploymentStore | None = None) -> None:
         self.db = db
         self.settings = settings
         self.registry = registry
         self.metrics = metrics
-        self.prometheus = prometheus
+        self.store = store or SqlDeploymentStore(db)
+        self.cache = ModelCache(settings.memory_budget_mb << 20, self._load_model)
+        self.prom = ServingMetrics(prometheus, self.cache)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+        self._aliases: dict[tuple[str, str], tuple[int, float]] = {}
+        self._deployments: dict[tuple[str, str], tuple[Deployment, float]] = {}
+        self._batching: dict[ModelKey, Batching] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    @property
+    def pool(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max(4, os.cpu_count() or 1),
+                                                thread_name_prefix="serving")
+            return self._pool
+
+    def start(self) -> None:
+        """Pre-warm pinned deployments and watch canaries for the rollback rule."""
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._watch, name="serving-canary", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+        self.cache.clear()
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
+
+    def _watch(self) -> None:
+        try:
+            for dep in self.store.list(None):
+                if dep.pinned:
+                    self.warm(dep.project, dep.name)
+        except Exception:  # noqa: BLE001 - warming is best effort
+            log.exception("pre-warming pinned deployments failed")
+        while not self._stopping.wait(self.rollback_interval_s):
+            try:
+                self.check_rollbacks()
+            except Exception:  # noqa: BLE001 - keep watching
+                log.exception("checking canaries failed")
+
+    # -- deployments ----------------------------------------------------------------------------
+    def create(self, project: str, body: DeploymentCreate, actor: str) -> Deployment:
+        check_name(body.name, "deployment name")
+        fields = self._validated(project, body.model_dump(exclude={"name", "warm"}))
+        dep = self.store.create(project, body.name, fields, actor)
+        self._after_change(dep, body.warm)
+        return dep
+
+    def get(self, project: str, name: str) -> Deployment:
+        return self.store.get(project, name)
+
+    def list(self, project: str) -> list[Deployment]:
+        return self.store.list(project)
+
+    def update(self, project: str, name: str, body: DeploymentUpdate, actor: str) -> Deployment:
+        current = self.store.get(project, name)
+        changes = body.model_dump(exclude_unset=True, exclude={"warm"})
+        merged = current.model_dump(include={"model_ref", "traffic", "shadow_version",
+                                             "batching", "rollback", "pinned"})
+        merged.update(changes)
+        if merged.get("pinned") is None:
+            merged["pinned"] = False
+        if merged.get("batching") is None:
+            merged["batching"] = {}
+        fields = self._validated(project, merged)
+        dep = self.store.update(project, name, fields)
+        self.store.add_event(project, name, "updated", f"updated by {actor}",
+                             {k: fields[k] for k in changes if k in fields})
+        self._after_change(dep, body.warm)
+        return dep
+
+    def set_traffic(self, project: str, name: str, traffic: dict[str, int] | None,
+                    actor: str) -> Deployment:
+        return self.update(project, name, DeploymentUpdate(traffic=traffic), actor)
+
+    def delete(self, project: str, name: str, actor: str) -> None:
+        dep = self.store.get(project, name)
+        self.store.delete(project, name)
+        self.store.add_event(project, name, "deleted", f"deleted by {actor}", {})
+        self._deployments.pop((project, name), None)
+        for key in self._versions_of(dep):
+            self.cache.pin(key, False)
+
+    def events(self, project: str, name: str, limit: int = 100) -> list[DeploymentEvent]:
+        return self.store.events(project, name, min(max(limit, 1), 1000))
+
+    def warm(self, project: str, name: str) -> list[int]:
+        """Load every version the deployment routes to (blocking); returns them."""
+        dep = self.store.get(project, name)
+        keys = self._versions_of(dep)
+        for key in keys:
+            self._entry(key, dep.batching)
+        return [k.version for k in keys]
+
+    def alias_moved(self, project: str, model: str) -> None:
+        """Forget cached alias resolutions of `model` so the next request re-resolves."""
+        for key in [k for k in self._aliases if k[0] == project and
+                    k[1].split("@", 1)[0] == model]:
+            self._aliases.pop(key, None)
+
+    def _validated(self, project: str, fields: dict[str, Any]) -> dict[str, Any]:
+        ref = str(fields.get("model_ref") or "")
+        if "@" not in ref:
+            raise InvalidArgument(f"model_ref {ref!r} needs a version or alias: write "
+                                  "MODEL@VERSION or MODEL@ALIAS, e.g. digits@production",
+                                  {"field": "model_ref"})
+        model = self.registry.resolve(project, ref).model
+        fields["traffic"] = canary.check_traffic(fields.get("traffic"))
+        wanted = [int(v) for v in (fields["traffic"] or {})]
+        if fields.get("shadow_version") is not None:
+            wanted.append(int(fields["shadow_version"]))
+        for v in wanted:
+            try:
+                self.registry.get_version(project, model, v)
+            except NotFound:
+                raise InvalidArgument(f"model {model!r} has no version {v} in project "
+                                      f"{project!r}", {"model": model, "version": v}) from None
+        return fields
+
+    def _after_change(self, dep: Deployment, warm: bool) -> None:
+        self._deployments.pop((dep.project, dep.name), None)
+        self._aliases.pop((dep.project, dep.model_ref), None)
+        keys = self._versions_of(dep)
+        for key in keys:
+            self.cache.pin(key, dep.pinned)
+        if warm or dep.pinned:
+            for key in keys:
+                self._entry(key, dep.batching)
+
+    def _versions_of(self, dep: Deployment) -> list[ModelKey]:
+        versions = {int(v) for v, w in (dep.traffic or {}).items() if w > 0}
+        if not dep.traffic:
+            versions.add(self._resolve(dep))
+        if dep.shadow_version:
+            versions.add(dep.shadow_version)
+        return [ModelKey(dep.project, dep.model, v) for v in sorted(versions)]
+
+    # -- resolution and loading (blocking; called from the pool) ---------------------------------
+    def _deployment(self, project: str, name: str) -> Deployment:
+        cached = self._deployments.get((project, name))
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        dep = self.store.get(project, name)
+        self._deployments[(project, name)] = (dep, time.monotonic() + self.deployment_ttl_s)
+        return dep
+
+    def _resolve(self, dep: Deployment) -> int:
+        key = (dep.project, dep.model_ref)
+        cached = self._aliases.get(key)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        version = self.registry.resolve(dep.project, dep.model_ref).version
+        self._aliases[key] = (version, time.monotonic() + self.alias_ttl_s)
+        return version
+
+    def _entry(self, key: ModelKey, batching: Batching) -> Entry:
+        self._batching.setdefault(key, batching)
+        return self.cache.get(key)
+
+    def _load_model(self, key: ModelKey) -> Entry:
+        mv = self.registry.get_version(key.project, key.model, key.version)
+        name = next((n for n in ("model.onnx", "model.pt") if n in mv.artifacts), None)
+        if name is None:
+            raise Unavailable(f"model {key} has no model.onnx artifact to serve; register one",
+                              {"artifacts": sorted(mv.artifacts)})
+        blob = self.registry.read_artifact(key.project, mv.artifacts[name])
+        framework = "torchscript" if name == "model.pt" else "onnx"
+        model = LoadedModel(key, blob, mv.preprocessing, framework)
+        b = self._batching.pop(key, None) or Batching()
+        s = self.settings
+        batcher = Batcher(
+            model, self.pool,
+            max_batch_size=b.max_batch_size or s.max_batch_size,
+            max_delay_s=(b.max_batch_delay_ms if b.max_batch_delay_ms is not None
+                         else s.max_batch_delay_ms) / 1000.0,
+            max_queue=b.max_queue or s.max_queue,
+            workers=min(2, os.cpu_count() or 1) + 1,
+            on_batch=self.prom.batch_observer(key.project, key.model, key.version),
+        )
+        log.info("loaded %s (%d bytes estimated)", key, model.size_bytes)
+        return Entry(model, batcher)
+
+    # -- canary rollback ------------------------------------------------------------------------
+    def check_rollbacks(self) -> list[DeploymentEvent]:
+        """Apply every deployment's rollback rule once; returns the rollbacks made."""
+        done = []
+        for dep in self.store.list(None):
+            if dep.rollback is None or not dep.traffic or len(dep.traffic) < 2:
+                continue
+            try:
+                resolved = self._resolve(dep)
+            except ModelyardError:
+                resolved = None
+            stable = canary.stable_version(dep, resolved)
+            found = canary.breach(dep, stable, self.metrics)
+            if found is None:
+                continue
+            version, reason = found
+            self.store.update(dep.project, dep.name, {"traffic": {str(stable): 100}})
+            self._deployments.pop((dep.project, dep.name), None)
+            event = self.store.add_event(
+                dep.project, dep.name, "rollback", f"rolled back to version {stable}: {reason}",
+                {"from_traffic": dep.traffic, "to_traffic": {str(stable): 100},
+                 "canary": version})
+            log.warning("deployment %s/%s: %s", dep.project, dep.name, event.message)
+            done.append(event)
+        return done

@@ -1,0 +1,57 @@
+"""Prometheus metrics of serving, registered on the platform's registry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from modelyard.serving.cache import ModelCache
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+
+
+class ServingMetrics:
+    def __init__(self, registry: CollectorRegistry, cache: ModelCache) -> None:
+        self.requests = Counter(
+            "modelyard_serving_requests", "prediction requests by outcome",
+            ["project", "deployment", "version", "outcome"], registry=registry)
+        self.latency = Histogram(
+            "modelyard_serving_request_latency_seconds", "time to answer a prediction request",
+            ["project", "deployment", "version"], buckets=LATENCY_BUCKETS, registry=registry)
+        self.batch_size = Histogram(
+            "modelyard_serving_batch_size", "rows per batch run by the model",
+            ["project", "model", "version"], buckets=BATCH_BUCKETS, registry=registry)
+        registry.register(_CacheCollector(cache))
+
+    def batch_observer(self, project: str, model: str, version: int) -> Callable[[int], None]:
+        child = self.batch_size.labels(project, model, str(version))
+        return child.observe
+
+
+class _CacheCollector(Collector):
+    """Read at scrape time: queue depth per loaded model and the cache's memory use."""
+
+    def __init__(self, cache: ModelCache) -> None:
+        self.cache = cache
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        depth = GaugeMetricFamily("modelyard_serving_queue_depth",
+                                  "requests waiting in a model's batching queue",
+                                  labels=["project", "model", "version"])
+        used = 0
+        keys = self.cache.keys()
+        for key in keys:
+            entry = self.cache.peek_quiet(key)
+            if entry is None:
+                continue
+            used += entry.model.size_bytes
+            depth.add_metric([key.project, key.model, str(key.version)], entry.batcher.depth)
+        yield depth
+        yield GaugeMetricFamily("modelyard_serving_loaded_models", "models in the cache",
+                                value=len(keys))
+        yield GaugeMetricFamily("modelyard_serving_cache_bytes",
+                                "estimated memory of loaded models", value=used)

@@ -1,0 +1,212 @@
+"""The request path of `ServingService`: pick a version, batch, answer, measure."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from modelyard.core.errors import (
+    InvalidArgument,
+    ModelyardError,
+    ResourceExhausted,
+    Unavailable,
+)
+from modelyard.core.ids import new_id, utcnow
+from modelyard.metrics.models import PredictionEvent
+from modelyard.serving import _v2, canary
+from modelyard.serving.batcher import BatchResult, Retired
+from modelyard.serving.cache import Entry
+from modelyard.serving.models import (
+    Deployment,
+    InferRequest,
+    InferResponse,
+    ModelMetadata,
+    Prediction,
+    PredictResponse,
+)
+from modelyard.serving.runtime import ModelKey, input_summary
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from modelyard.core.settings import ServingSettings
+    from modelyard.metrics.service import MetricsService
+    from modelyard.serving._prom import ServingMetrics
+    from modelyard.serving.cache import ModelCache
+    from modelyard.serving.models import Batching
+
+log = logging.getLogger("modelyard.serving")
+
+
+class RequestPath:
+    settings: ServingSettings
+    metrics: MetricsService
+    prom: ServingMetrics
+    cache: ModelCache
+    _background: set[asyncio.Task[Any]]
+
+    @property
+    def pool(self) -> ThreadPoolExecutor:
+        raise NotImplementedError
+
+    def _deployment(self, project: str, name: str) -> Deployment:
+        raise NotImplementedError
+
+    def _resolve(self, dep: Deployment) -> int:
+        raise NotImplementedError
+
+    def _entry(self, key: ModelKey, batching: Batching) -> Entry:
+        raise NotImplementedError
+
+    # -- public, async --------------------------------------------------------------------------
+    async def predict(self, project: str, name: str, inputs: list[Any],
+                      version: int | None = None) -> PredictResponse:
+        """Raw inputs through the version's preprocessing and network; one prediction each."""
+        request_id = new_id("req")
+        dep = await self._call(self._deployment, project, name)
+        key = await self._choose(dep, version)
+        _, res = await self._measured(dep, key, request_id, raw=inputs)
+        assert res.predictions is not None
+        if dep.shadow_version and dep.shadow_version != key.version:
+            self._spawn(self._shadow(dep, inputs, request_id))
+        return PredictResponse(predictions=[Prediction(**p) for p in res.predictions],
+                               model_version=key.version, request_id=request_id)
+
+    async def infer(self, project: str, name: str, req: InferRequest,
+                    version: int | None = None) -> InferResponse:
+        """An Open Inference Protocol request: the model's input tensor, its first output."""
+        request_id = req.id or new_id("req")
+        dep = await self._call(self._deployment, project, name)
+        key = await self._choose(dep, version)
+        entry = await self._load(dep, key)
+        tensor = _v2.decode_inputs(req.inputs, entry.model.inputs)
+        out = entry.model.outputs[0]
+        for o in req.outputs or []:
+            if o.name != out.name:
+                raise InvalidArgument(f"unknown output {o.name!r}: this model serves {out.name!r}",
+                                      {"output": o.name})
+        _, res = await self._measured(dep, key, request_id, tensor=tensor)
+        return InferResponse(model_name=name, model_version=str(key.version), id=request_id,
+                             outputs=[_v2.encode_tensor(out.name, res.logits, out.datatype)])
+
+    async def metadata(self, project: str, name: str, version: int | None = None) -> ModelMetadata:
+        dep = await self._call(self._deployment, project, name)
+        key = await self._choose(dep, version, random_split=False)
+        entry = await self._load(dep, key)
+        versions = sorted(int(v) for v in dep.traffic) if dep.traffic else [key.version]
+        return ModelMetadata(name=name, versions=[str(v) for v in versions],
+                             platform=entry.model.platform, inputs=entry.model.inputs,
+                             outputs=entry.model.outputs)
+
+    async def ready(self, project: str, name: str, version: int | None = None) -> bool:
+        """Loads the deployment's main version if needed; True once it can answer."""
+        await self.metadata(project, name, version)
+        return True
+
+    # -- internals ------------------------------------------------------------------------------
+    async def _call(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+    async def _choose(self, dep: Deployment, version: int | None,
+                      random_split: bool = True) -> ModelKey:
+        if version is not None:
+            if version < 1:
+                raise InvalidArgument(f"model versions start at 1, not {version}")
+            return ModelKey(dep.project, dep.model, version)
+        if dep.traffic:
+            v = canary.pick(dep.traffic) if random_split else \
+                int(max(dep.traffic.items(), key=lambda kv: kv[1])[0])
+            return ModelKey(dep.project, dep.model, v)
+        return ModelKey(dep.project, dep.model, await self._call(self._resolve, dep))
+
+    async def _load(self, dep: Deployment, key: ModelKey) -> Entry:
+        entry = self.cache.peek(key)
+        if entry is None:
+            entry = await self._call(self._entry, key, dep.batching)
+        return entry
+
+    async def _submit(self, dep: Deployment, key: ModelKey, raw: list[Any] | None,
+                      tensor: np.ndarray | None) -> tuple[Entry, BatchResult]:
+        timeout = dep.batching.request_timeout_s or self.settings.request_timeout_s
+        for _ in range(5):
+            entry = await self._load(dep, key)
+            try:
+                res = await asyncio.wait_for(entry.batcher.submit(raw, tensor), timeout)
+            except Retired:
+                continue  # unloaded meanwhile: load it again
+            except TimeoutError:
+                raise Unavailable(
+                    f"no answer from {key} within {timeout:g}s; retry, or raise the "
+                    "deployment's batching.request_timeout_s", {"retry_after_s": 1}) from None
+            return entry, res
+        raise Unavailable(f"model {key} keeps being unloaded; retry", {"retry_after_s": 1})
+
+    async def _measured(self, dep: Deployment, key: ModelKey, request_id: str, *,
+                        raw: list[Any] | None = None, tensor: np.ndarray | None = None,
+                        shadow: bool = False) -> tuple[Entry, BatchResult]:
+        t0 = time.perf_counter()
+        outcome = "ok"
+        res: BatchResult | None = None
+        try:
+            entry, res = await self._submit(dep, key, raw, tensor)
+            return entry, res
+        except InvalidArgument:
+            outcome = "invalid"
+            raise
+        except ResourceExhausted:
+            outcome = "rejected"
+            raise
+        except Unavailable:
+            outcome = "timeout"
+            raise
+        except ModelyardError:
+            outcome = "error"
+            raise
+        except Exception as e:
+            outcome = "error"
+            log.exception("prediction on %s failed", key)
+            raise Unavailable(f"model {key} failed to answer; the server log has details") from e
+        finally:
+            elapsed = time.perf_counter() - t0
+            labels = (dep.project, dep.name, str(key.version))
+            self.prom.requests.labels(*labels, outcome).inc()
+            if outcome != "invalid":
+                if not shadow:
+                    self.prom.latency.labels(*labels).observe(elapsed)
+                self._record(dep, key, request_id, elapsed * 1000, outcome, res, shadow)
+
+    def _record(self, dep: Deployment, key: ModelKey, request_id: str, latency_ms: float,
+                outcome: str, res: BatchResult | None, shadow: bool) -> None:
+        now = utcnow()
+        common = {"project": dep.project, "deployment": dep.name, "model": dep.model,
+                  "version": key.version, "time": now, "latency_ms": latency_ms,
+                  "shadow": shadow}
+        if res is None:
+            events = [PredictionEvent(**common, outcome=outcome, request_id=request_id)]
+        else:
+            n = res.inputs.shape[0]
+            preds = res.predictions or [{"label": None, "confidence": None}] * n
+            events = [
+                PredictionEvent(**common, outcome=outcome,
+                                request_id=request_id if n == 1 else f"{request_id}/{i}",
+                                label=p["label"], confidence=p["confidence"],
+                                input_summary=input_summary(res.inputs[i]))
+                for i, p in enumerate(preds)
+            ]
+        self.metrics.record(events)
+
+    async def _shadow(self, dep: Deployment, inputs: list[Any], request_id: str) -> None:
+        key = ModelKey(dep.project, dep.model, int(dep.shadow_version or 0))
+        try:
+            await self._measured(dep, key, request_id, raw=inputs, shadow=True)
+        except Exception:  # noqa: BLE001 - a shadow never affects the caller
+            log.debug("shadow request to %s failed", key, exc_info=True)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)

@@ -1,0 +1,198 @@
+"""Dynamic batching: requests to one model wait up to a few ms to be run together.
+
+One `Batcher` per loaded model. Requests enter a bounded asyncio queue (full: ResourceExhausted,
+answered 429 with Retry-After); `workers` tasks each take up to `max_batch_size` rows, waiting at
+most `max_delay_s` for the batch to fill, and run it in a thread pool so the event loop stays free.
+Each request is prepared (its preprocessing) inside the batch's thread, and one bad request fails
+alone. A retired batcher takes no new requests but finishes those it holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from modelyard.core.errors import ModelyardError, ResourceExhausted
+from modelyard.serving.runtime import LoadedModel
+
+log = logging.getLogger("modelyard.serving")
+
+
+class Retired(Exception):
+    """The model was unloaded between lookup and submit; look it up again."""
+
+
+@dataclass
+class Job:
+    """One request: raw inputs (to preprocess) or a ready tensor, and where its answer goes."""
+
+    raw: list[Any] | None
+    tensor: np.ndarray | None
+    rows: int
+    future: asyncio.Future[Any]
+    prepared: np.ndarray | None = field(default=None)
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What one job gets back: its rows of logits and the prepared inputs."""
+
+    logits: np.ndarray
+    inputs: np.ndarray
+    predictions: list[dict[str, Any]] | None  # decoded labels, for raw-input requests
+
+
+class Batcher:
+    def __init__(self, model: LoadedModel, executor: Executor, max_batch_size: int,
+                 max_delay_s: float, max_queue: int, workers: int = 2,
+                 on_batch: Callable[[int], None] | None = None) -> None:
+        self.model = model
+        self.executor = executor
+        self.max_batch_size = max_batch_size
+        self.max_delay_s = max_delay_s
+        self.max_queue = max_queue
+        self.workers = workers
+        self.on_batch = on_batch
+        self.retired = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._queue: asyncio.Queue[Job] | None = None
+        self._filled: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._carry: Job | None = None
+
+    @property
+    def depth(self) -> int:
+        return self._queue.qsize() if self._queue is not None else 0
+
+    def _bind(self) -> asyncio.Queue[Job]:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop or self._queue is None:
+            # First use, or a new event loop (e.g. the app restarted in-process).
+            self._loop = loop
+            self._queue = asyncio.Queue(maxsize=self.max_queue)
+            self._filled = asyncio.Event()
+            self._carry = None
+            self._tasks = [loop.create_task(self._work()) for _ in range(self.workers)]
+        return self._queue
+
+    async def submit(self, raw: list[Any] | None = None, tensor: np.ndarray | None = None) -> \
+            BatchResult:
+        """Queue one request and wait for its result (the caller applies its own timeout)."""
+        if self.retired:
+            raise Retired()
+        queue = self._bind()
+        rows = len(raw) if raw is not None else int(tensor.shape[0])  # type: ignore[union-attr]
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        try:
+            queue.put_nowait(Job(raw, tensor, rows, fut))
+        except asyncio.QueueFull:
+            raise ResourceExhausted(
+                f"model {self.model.key} has {self.max_queue} requests waiting; retry after "
+                "a short pause or add replicas",
+                {"retry_after_s": 1, "max_queue": self.max_queue},
+            ) from None
+        if queue.qsize() >= self.max_batch_size and self._filled is not None:
+            self._filled.set()
+        return await fut  # type: ignore[no-any-return]
+
+    def retire(self) -> None:
+        """Take no new requests; workers stop once the queue is empty."""
+        self.retired = True
+        if self._filled is not None and self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._filled.set)
+
+    async def _work(self) -> None:
+        queue, filled = self._queue, self._filled
+        assert queue is not None and filled is not None
+        while True:
+            if self.retired and queue.empty() and self._carry is None:
+                return
+            first = self._carry or await self._next(queue)
+            self._carry = None
+            if first is None:
+                continue
+            batch, rows = [first], first.rows
+            if rows < self.max_batch_size and self.max_delay_s > 0 and \
+                    queue.qsize() + rows < self.max_batch_size:
+                filled.clear()
+                try:
+                    await asyncio.wait_for(filled.wait(), self.max_delay_s)
+                except TimeoutError:
+                    pass
+            while rows < self.max_batch_size and not queue.empty():
+                job = queue.get_nowait()
+                if rows + job.rows > self.max_batch_size:
+                    self._carry = job
+                    break
+                batch.append(job)
+                rows += job.rows
+            batch = [j for j in batch if not j.future.done()]  # drop timed-out requests
+            if batch:
+                await self._run(batch)
+
+    async def _next(self, queue: asyncio.Queue[Job]) -> Job | None:
+        if self.retired:
+            try:
+                return queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return None
+        get = asyncio.ensure_future(queue.get())
+        # wake up on retirement too, so an idle retired batcher ends its workers
+        while not get.done():
+            done, _ = await asyncio.wait({get}, timeout=0.5)
+            if not done and self.retired:
+                get.cancel()
+                try:
+                    return await get
+                except asyncio.CancelledError:
+                    return None
+        return get.result()
+
+    async def _run(self, batch: list[Job]) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            results = await loop.run_in_executor(self.executor, self._compute, batch)
+        except Exception as e:  # noqa: BLE001 - the whole batch failed (e.g. the runtime)
+            log.exception("batch of %s failed", self.model.key)
+            results = [e] * len(batch)
+        for job, res in zip(batch, results, strict=True):
+            if job.future.done():
+                continue
+            if isinstance(res, BaseException):
+                job.future.set_exception(res)
+            else:
+                job.future.set_result(res)
+
+    def _compute(self, batch: list[Job]) -> list[BatchResult | BaseException]:
+        """In a pool thread: prepare each job, run the network once, split the logits."""
+        out: list[BatchResult | BaseException | None] = [None] * len(batch)
+        parts: list[tuple[int, np.ndarray]] = []
+        for i, job in enumerate(batch):
+            try:
+                x = job.tensor if job.tensor is not None else self.model.prepare(job.raw or [])
+                parts.append((i, x))
+            except ModelyardError as e:
+                out[i] = e
+        if parts:
+            x = np.concatenate([p for _, p in parts]) if len(parts) > 1 else parts[0][1]
+            if self.on_batch is not None:
+                self.on_batch(int(x.shape[0]))
+            logits = self.model.run(x)
+            start = 0
+            for i, p in parts:
+                n = p.shape[0]
+                rows = logits[start:start + n]
+                start += n
+                try:
+                    decoded = self.model.pre.decode(rows) if batch[i].raw is not None else None
+                except Exception as e:  # noqa: BLE001 - a preprocessing bug fails its request
+                    out[i] = e
+                    continue
+                out[i] = BatchResult(logits=rows, inputs=p, predictions=decoded)
+        return out  # type: ignore[return-value]

@@ -1,0 +1,120 @@
+"""Loaded models in a memory-budgeted LRU cache, with pinning.
+
+An entry's size is its file size × `SIZE_FACTOR`. Loading a model evicts the least recently
+used unpinned ones until the total fits the budget. An evicted model is only retired: requests
+already queued on it finish (Python keeps the session alive while they hold it).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+
+from modelyard.core.errors import ResourceExhausted
+from modelyard.serving.batcher import Batcher
+from modelyard.serving.runtime import LoadedModel, ModelKey
+
+log = logging.getLogger("modelyard.serving")
+
+
+class Entry:
+    def __init__(self, model: LoadedModel, batcher: Batcher) -> None:
+        self.model = model
+        self.batcher = batcher
+
+
+class ModelCache:
+    def __init__(self, budget_bytes: int, load: Callable[[ModelKey], Entry]) -> None:
+        self.budget_bytes = budget_bytes
+        self._load = load
+        self._entries: OrderedDict[ModelKey, Entry] = OrderedDict()
+        self._pinned: set[ModelKey] = set()
+        self._lock = threading.Lock()
+        self._loading: dict[ModelKey, threading.Lock] = {}
+
+    @property
+    def used_bytes(self) -> int:
+        with self._lock:
+            return sum(e.model.size_bytes for e in self._entries.values())
+
+    def keys(self) -> list[ModelKey]:
+        with self._lock:
+            return list(self._entries)
+
+    def peek(self, key: ModelKey) -> Entry | None:
+        """The entry if loaded (marks it recently used); never loads."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+            return entry
+
+    def peek_quiet(self, key: ModelKey) -> Entry | None:
+        """The entry if loaded, without touching its recency (for monitoring)."""
+        with self._lock:
+            return self._entries.get(key)
+
+    def get(self, key: ModelKey) -> Entry:
+        """The loaded entry, loading it (blocking; call from a worker thread) if needed."""
+        entry = self.peek(key)
+        if entry is not None:
+            return entry
+        with self._lock:
+            gate = self._loading.setdefault(key, threading.Lock())
+        with gate:  # one load per key; others wait for it
+            entry = self.peek(key)
+            if entry is not None:
+                return entry
+            entry = self._load(key)
+            size = entry.model.size_bytes
+            if size > self.budget_bytes:
+                raise ResourceExhausted(
+                    f"model {key} needs about {size >> 20} MB, more than the whole serving memory "
+                    f"budget of {self.budget_bytes >> 20} MB; raise "
+                    "MODELYARD_SERVING__MEMORY_BUDGET_MB", {"retry_after_s": 60})
+            with self._lock:
+                self._entries[key] = entry
+                self._evict_locked()
+                self._loading.pop(key, None)
+            return entry
+
+    def pin(self, key: ModelKey, pinned: bool = True) -> None:
+        with self._lock:
+            if pinned:
+                self._pinned.add(key)
+            else:
+                self._pinned.discard(key)
+
+    def is_pinned(self, key: ModelKey) -> bool:
+        with self._lock:
+            return key in self._pinned
+
+    def evict(self, key: ModelKey) -> bool:
+        with self._lock:
+            entry = self._entries.pop(key, None)
+        if entry is not None:
+            entry.batcher.retire()
+        return entry is not None
+
+    def clear(self) -> None:
+        with self._lock:
+            entries, self._entries = list(self._entries.values()), OrderedDict()
+        for e in entries:
+            e.batcher.retire()
+
+    def _evict_locked(self) -> None:
+        total = sum(e.model.size_bytes for e in self._entries.values())
+        for key in list(self._entries):
+            if total <= self.budget_bytes:
+                break
+            if key in self._pinned or len(self._entries) == 1:
+                continue
+            entry = self._entries.pop(key)
+            total -= entry.model.size_bytes
+            entry.batcher.retire()
+            log.info("evicted %s from the model cache (LRU, memory budget)", key)
+        if total > self.budget_bytes:
+            log.warning("pinned models use %d MB, over the serving budget of %d MB",
+                        total >> 20, self.budget_bytes >> 20)

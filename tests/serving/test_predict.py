@@ -1,0 +1,144 @@
+"""Predictions through the real registry and ONNX Runtime, over the JSON `/predict` route."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from modelyard.core.errors import InvalidArgument, NotFound, PermissionDenied
+from modelyard.sdk.client import Client
+from tests.conftest import Team, bearer
+from tests.serving._digits import digits, expected_labels
+from tests.serving.conftest import DigitsModel
+
+
+def test_predict_gives_the_models_labels_for_raw_pixels(client: Client,
+                                                        digits_model: DigitsModel) -> None:
+    client.serving.create("digits", "digits@production")
+    d = digits()
+    pixels = d.test_x[:120]
+    got: list[str] = []
+    for i in range(0, len(pixels), 40):
+        out = client.serving.predict("digits", pixels[i:i + 40].tolist())
+        assert out["model_version"] == digits_model.v1
+        assert out["request_id"]
+        got += [p["label"] for p in out["predictions"]]
+        assert all(0 < p["confidence"] <= 1 for p in out["predictions"])
+    assert got == expected_labels(digits_model.c1, pixels)
+    assert np.mean(np.array(got) == d.test_y[:120].astype(str)) > 0.85
+
+
+def test_predict_accepts_base64_png(client: Client, digits_model: DigitsModel) -> None:
+    client.serving.create("digits", "digits@production")
+    image = digits().test_x[7]
+    buf = io.BytesIO()
+    Image.fromarray(image.astype(np.uint8), mode="L").save(buf, format="PNG")
+    out = client.serving.predict("digits", [base64.b64encode(buf.getvalue()).decode()])
+    assert [p["label"] for p in out["predictions"]] == expected_labels(digits_model.c1, image)
+
+
+def test_a_pinned_version_is_served_when_asked(client: Client, digits_model: DigitsModel) -> None:
+    client.serving.create("digits", "digits@production", pinned=True, warm=True)
+    pixels = digits().test_x[:50]
+    out = client.serving.predict("digits", pixels.tolist(), version=digits_model.v2)
+    assert out["model_version"] == digits_model.v2
+    assert [p["label"] for p in out["predictions"]] == expected_labels(digits_model.c2, pixels)
+
+
+def test_bad_inputs_get_4xx_with_the_reason(api: TestClient, client: Client,
+                                            digits_model: DigitsModel) -> None:
+    client.serving.create("digits", "digits@production")
+    with pytest.raises(NotFound, match="nope"):
+        client.serving.predict("nope", [[0] * 8] * 8)
+    with pytest.raises(InvalidArgument, match="shape"):
+        client.serving.predict("digits", [[[0] * 7] * 7])
+    with pytest.raises(InvalidArgument, match="0..255"):
+        client.serving.predict("digits", [[[999] * 8] * 8])
+    with pytest.raises(InvalidArgument, match="base64"):
+        client.serving.predict("digits", ["not an image"])
+    h = bearer(api.app.state.platform.settings.resolved_admin_token_file.read_text().strip())  # type: ignore[attr-defined]
+    r = api.post("/api/v1/projects/alpha/deployments/digits/predict", content=b"{not json",
+                 headers={**h, "content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_argument"
+    r = api.post("/api/v1/projects/alpha/deployments/digits/predict", json={"inputs": []},
+                 headers=h)
+    assert r.status_code == 400
+    # one bad request in a batch does not fail the good ones
+    good = client.serving.predict("digits", digits().test_x[:2].tolist())
+    assert len(good["predictions"]) == 2
+
+
+def test_deployment_settings_are_validated(client: Client, digits_model: DigitsModel) -> None:
+    with pytest.raises(InvalidArgument, match="sum to 90"):
+        client.serving.create("d", "digits@production", traffic={"1": 80, "2": 10})
+    with pytest.raises(InvalidArgument, match="no version 9"):
+        client.serving.create("d", "digits@production", traffic={"1": 90, "9": 10})
+    with pytest.raises(NotFound):
+        client.serving.create("d", "nomodel@production")
+    with pytest.raises(InvalidArgument, match="MODEL@VERSION"):
+        client.serving.create("d", "digits")
+    assert client.serving.list() == []
+
+
+def test_crud_and_traffic(client: Client, digits_model: DigitsModel) -> None:
+    dep = client.serving.create("digits", "digits@production")
+    assert dep["model"] == "digits" and dep["traffic"] is None
+    dep = client.serving.set_traffic("digits", {"1": 50, "2": 50})
+    assert dep["traffic"] == {"1": 50, "2": 50}
+    seen = {client.serving.predict("digits", [digits().test_x[0].tolist()])["model_version"]
+            for _ in range(40)}
+    assert seen == {digits_model.v1, digits_model.v2}
+    dep = client.serving.update("digits", model_ref="digits@2", traffic=None)
+    assert dep["model_ref"] == "digits@2" and dep["traffic"] is None
+    assert client.serving.predict("digits", [digits().test_x[0].tolist()])["model_version"] == 2
+    assert [d["name"] for d in client.serving.list()] == ["digits"]
+    kinds = [e["kind"] for e in client.serving.events("digits")]
+    assert kinds == ["updated", "updated", "created"]
+    client.serving.delete("digits")
+    with pytest.raises(NotFound):
+        client.serving.get("digits")
+
+
+def test_viewer_predicts_but_cannot_deploy_and_outsider_sees_nothing(
+        api: TestClient, team: Team, digits_model: DigitsModel) -> None:
+    editor = Client(token=team.editor, project="alpha", http=api)
+    editor.serving.create("digits", "digits@production")
+    viewer = Client(token=team.viewer, project="alpha", http=api)
+    out = viewer.serving.predict("digits", [digits().test_x[0].tolist()])
+    assert len(out["predictions"]) == 1
+    with pytest.raises(PermissionDenied):
+        viewer.serving.create("other", "digits@production")
+    with pytest.raises(PermissionDenied):
+        viewer.serving.set_traffic("digits", {"1": 100})
+    outsider = Client(token=team.outsider, project="alpha", http=api)
+    with pytest.raises(NotFound):
+        outsider.serving.predict("digits", [digits().test_x[0].tolist()])
+    r = api.get("/v2/models/digits", headers={**bearer(team.outsider),
+                                              "X-Modelyard-Project": "alpha"})
+    assert r.status_code == 404
+    r = api.get("/v2/models/digits", headers={"Authorization": "", "X-Modelyard-Project": "alpha"})
+    assert r.status_code == 401
+
+
+def test_predictions_are_counted_in_prometheus_and_the_metrics_store(
+        api: TestClient, client: Client, digits_model: DigitsModel) -> None:
+    client.serving.create("digits", "digits@production")
+    for _ in range(3):
+        client.serving.predict("digits", digits().test_x[:4].tolist())
+    text = api.get("/metrics").text
+    assert ('modelyard_serving_requests_total{deployment="digits",outcome="ok",'
+            'project="alpha",version="1"} 3.0') in text
+    assert "modelyard_serving_batch_size_bucket" in text
+    assert 'modelyard_serving_queue_depth{model="digits",project="alpha",version="1"}' in text
+    from modelyard.core.ids import utcnow
+    from datetime import timedelta
+
+    now = utcnow()
+    out = client.metrics.query("count", now - timedelta(minutes=5), now + timedelta(minutes=1),
+                               step_s=360, deployment="digits")
+    assert out["series"][0]["points"][0]["value"] == 12  # one event per input row
