@@ -129,3 +129,28 @@ def test_body_under_the_limit_passes(small_api: TestClient) -> None:
     r = small_api.post("/api/v1/projects", json={"name": "small"},
                        headers=bearer(_token(small_api)))
     assert r.status_code == 201, r.text
+
+
+GARBAGE_BODIES: list[object] = [{"unexpected": [1, {"deep": None}]}, [], "text", 12]
+BAD_PARAMS = {"limit": "-5", "offset": "-1", "version": "x", "page_token": "%%", "since": "?"}
+
+
+def test_bad_input_on_any_route_is_4xx_json_never_500(api: TestClient, team: object) -> None:
+    """Every route, called by the superuser with dummy path values and nonsense bodies."""
+    from tests.server.test_authz_matrix import _api_routes, _fill
+
+    h = bearer(team.admin)  # type: ignore[attr-defined]
+    failures = {}
+    for path, methods, dependant in _api_routes(api.app.routes):  # type: ignore[attr-defined]
+        url = _fill(path, dependant)
+        for method in methods - {"HEAD", "OPTIONS"}:
+            calls: list[tuple[object, dict[str, str]]] = [(None, {}), (None, BAD_PARAMS)]
+            if method in {"POST", "PUT", "PATCH"}:
+                calls += [(body, {}) for body in GARBAGE_BODIES]
+            for body, params in calls:
+                r = api.request(method, url, json=body, headers=h, params=params)
+                if r.status_code >= 500 or (
+                    r.status_code >= 400 and set(r.json().get("error", {})) != {
+                        "code", "message", "details"}):
+                    failures[f"{method} {path} body={body!r} params={params}"] = (r.status_code, r.text[:200])
+    assert failures == {}
