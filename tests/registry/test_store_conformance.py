@@ -257,3 +257,19 @@ def test_gc_forgets_unheld_artifacts_and_keeps_those_a_version_holds(
     assert [a.digest for a in registry.list_artifacts("alpha")] == [kept.digest]
     assert len(blob_files(blob_root)) == 1
     assert registry.read_artifact("alpha", kept.digest) == b"model"
+
+
+def test_migration_builds_exactly_the_orm_tables(registry: RegistryService) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    import modelyard.registry.tables  # noqa: F401 - registers the registry's tables
+    from modelyard.core.db import Base
+
+    with registry.db.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+
+    def ours(item: object) -> bool:
+        return "registry_" in repr(item)
+
+    assert [d for d in diff if ours(d)] == []

@@ -11,13 +11,14 @@ from rich.tree import Tree
 from modelyard.cli._common import client, console, wants_json
 
 app = typer.Typer(help="lineage: what went into a model version, run or dataset snapshot, or what "
-                       "came out of it")
+                       "came out of it", subcommand_metavar="",
+                  context_settings={"allow_interspersed_args": True})
 
 
-def _label(node: dict[str, Any], relation: str | None) -> str:
+def _label(node: dict[str, Any], relation: str | None, upstream: bool = True) -> str:
     text = f"[bold]{node['kind']}[/bold] {node['id']}"
     if relation:
-        text = f"[dim]{relation}[/dim] ← {text}"
+        text = f"[dim]{relation}[/dim] {'←' if upstream else '→'} {text}"
     attrs = node.get("attrs") or {}
     if attrs.get("params"):
         text += f"  [cyan]params[/cyan] {json.dumps(attrs['params'], default=str)[:120]}"
@@ -42,7 +43,7 @@ def build_tree(graph: dict[str, Any]) -> Tree:
     def add(branch: Tree, key: tuple[str, str]) -> None:
         for child, relation in sorted(children.get(key, [])):
             node = nodes.get(child, {"kind": child[0], "id": child[1]})
-            sub = branch.add(_label(node, relation))
+            sub = branch.add(_label(node, relation, upstream))
             if child not in shown:
                 shown.add(child)
                 add(sub, child)

@@ -8,12 +8,14 @@ from modelyard.cli._common import client, console, show
 
 app = typer.Typer(help="model registry: models, versions, aliases", no_args_is_help=True)
 
-_VERSION_COLUMNS = ["version", "framework", "aliases", "metrics", "run_id", "dataset_snapshot_id",
-                    "created_by", "created_at"]
+_VERSION_COLUMNS = ["version", "aliases", "framework", "metrics", "created_by", "created_at"]
 
 
 def _aliases_text(row: dict[str, object]) -> dict[str, object]:
     out = dict(row)
+    for key in ("created_at", "moved_at"):
+        if isinstance(out.get(key), str):
+            out[key] = str(out[key])[:16].replace("T", " ")
     if isinstance(out.get("aliases"), list):
         out["aliases"] = ", ".join(str(a) for a in out["aliases"])  # type: ignore[union-attr]
     elif isinstance(out.get("aliases"), dict):
@@ -60,7 +62,7 @@ def alias(ctx: typer.Context, name: str, alias_name: str = typer.Argument(..., m
 def history(ctx: typer.Context, name: str, alias_name: str = typer.Argument(None, metavar="[ALIAS]")) -> None:
     """Who moved the model's aliases, when, from which version to which."""
     rows = client(ctx).registry.alias_history(name, alias_name)
-    show(ctx, rows, ["moved_at", "alias", "from_version", "to_version", "actor"],
+    show(ctx, [_aliases_text(r) for r in rows] if not _json(ctx) else rows, ["moved_at", "alias", "from_version", "to_version", "actor"],
          title=f"alias moves of {name}")
 
 
