@@ -1,0 +1,26 @@
+"""A stand-in trainer for executor tests: starts a grandchild, reports pids, then waits."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def main() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    Path(os.environ["SLEEPY_PIDS"]).write_text(f"{os.getpid()} {child.pid}")
+    time.sleep(120)
+    return 0
+
+
+def fail() -> int:
+    print("failing on purpose", flush=True)
+    return 3
+
+
+def dump_env() -> int:
+    Path(os.environ["DUMP_TO"]).write_text(os.environ["CUDA_VISIBLE_DEVICES"])
+    return 0

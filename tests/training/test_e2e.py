@@ -1,0 +1,125 @@
+"""Real training through a live server: digits-cnn to a served-quality ONNX model, DDP,
+cancellation."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from modelyard import preprocessing
+from modelyard.core.blobs import ContentStore, open_blob_store
+from modelyard.core.settings import Settings
+from modelyard.runtime.data import load_split_arrays
+from modelyard.sdk.client import Client
+from tests._servers.live import live_server
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    home = tmp_path_factory.mktemp("training-e2e") / "home"
+    with live_server(Settings(home=home, background=True)) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def client(server: Settings) -> Iterator[Client]:
+    token = server.resolved_admin_token_file.read_text().strip()
+    with Client(server.resolved_public_url, token=token, project="alpha") as c:
+        c.create_project("alpha")
+        yield c
+
+
+@pytest.fixture(scope="module")
+def snap(client: Client) -> dict[str, Any]:
+    client.datasets.import_builtin("digits", "sklearn:digits")
+    return client.datasets.snapshot("digits")
+
+
+def job_pids(job_id: str) -> list[int]:
+    """Processes on this machine whose environment names the job."""
+    pids = []
+    needle = f"MODELYARD_JOB_ID={job_id}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if needle in (entry / "environ").read_bytes().split(b"\0"):
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                if state not in ("Z", "X"):
+                    pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+def onnx_accuracy(server: Settings, version: dict[str, Any], snap: dict[str, Any]) -> float:
+    import onnxruntime as ort
+
+    cas = ContentStore(open_blob_store(server))
+    session = ort.InferenceSession(cas.get(version["artifacts"]["model.onnx"]),
+                                   providers=["CPUExecutionProvider"])
+    pre = preprocessing.build(version["preprocessing"])
+    rows, _ = load_split_arrays(snap, "validation")
+    (logits,) = session.run(["logits"], {"input": pre.transform([r["image"] for r in rows])})
+    predicted = [p["label"] for p in pre.decode(logits)]
+    return float(np.mean([p == str(r["label"]) for p, r in zip(predicted, rows, strict=True)]))
+
+
+def test_digits_cnn_trains_a_model_version_whose_onnx_predicts_well(
+        server: Settings, client: Client, snap: dict[str, Any]) -> None:
+    job = client.training.submit("digits-cnn", snap["id"], hyperparameters={"epochs": 6})
+    logs = "".join(client.training.logs(job["id"], follow=True))
+    done = client.training.wait(job["id"], timeout=120)
+    assert done["state"] == "succeeded", logs
+    assert "epoch 6/6" in logs
+    assert done["progress"]["val_accuracy"] > 0.9
+    assert done["checkpoint"] is not None
+    version = done["model_version"]
+    assert version["job_id"] == job["id"]
+    assert version["run_id"] == done["run_id"]
+    assert version["dataset_snapshot_id"] == snap["id"]
+    assert version["code_hash"] == done["code_hash"]
+    assert version["signature"]["inputs"][0]["name"] == "input"
+    assert version["params"]["epochs"] == 6
+    assert onnx_accuracy(server, version, snap) > 0.85
+    # Reading the log from an offset continues where the reader stopped.
+    tail = "".join(client.training.logs(job["id"], offset=len(logs.encode()) - 20))
+    assert logs.endswith(tail)
+
+
+def test_two_ddp_workers_reach_the_accuracy_band_of_one(
+        server: Settings, client: Client, snap: dict[str, Any]) -> None:
+    jobs = [client.training.submit("digits-cnn", snap["id"], hyperparameters={"epochs": 6},
+                                   resources={"cpu": 1, "workers": w}) for w in (1, 2)]
+    single, ddp = (client.training.wait(j["id"], timeout=180) for j in jobs)
+    ddp_logs = "".join(client.training.logs(ddp["id"]))
+    assert single["state"] == ddp["state"] == "succeeded", ddp_logs
+    assert "rank 1/2" in ddp_logs
+    assert ddp["progress"]["val_accuracy"] > 0.9
+    assert abs(ddp["progress"]["val_accuracy"] - single["progress"]["val_accuracy"]) < 0.06
+    assert onnx_accuracy(server, ddp["model_version"], snap) > 0.85
+
+
+def test_cancel_stops_a_running_job_and_every_process_it_started(
+        client: Client, snap: dict[str, Any]) -> None:
+    job = client.training.submit("digits-cnn", snap["id"], hyperparameters={"epochs": 200})
+    deadline = time.monotonic() + 60
+    while "epoch 1/" not in "".join(client.training.logs(job["id"])):
+        assert time.monotonic() < deadline, "the job never started training"
+        time.sleep(0.2)
+    assert job_pids(job["id"])
+    cancelled = client.training.cancel(job["id"])
+    assert cancelled["state"] == "cancelled"
+    deadline = time.monotonic() + 15
+    while job_pids(job["id"]):
+        assert time.monotonic() < deadline, "job processes survived the cancel"
+        time.sleep(0.1)
+    time.sleep(0.5)
+    assert client.training.get(job["id"])["state"] == "cancelled"
