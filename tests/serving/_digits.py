@@ -41,8 +41,11 @@ def expected_labels(c: float, pixels: np.ndarray) -> list[str]:
 
 
 @cache
-def onnx_model(c: float) -> bytes:
-    """Flatten -> MatMul -> Add: input `input` float32 (N, 1, 8, 8), output `logits` (N, 10)."""
+def onnx_model(c: float, pad_bytes: int = 0) -> bytes:
+    """Flatten -> MatMul -> Add: input `input` float32 (N, 1, 8, 8), output `logits` (N, 10).
+
+    `pad_bytes` adds an unused weight so the file (and the cache's size estimate) is larger.
+    """
     clf = classifier(c)
     w = numpy_helper.from_array(clf.coef_.T.astype(np.float32), "w")
     b = numpy_helper.from_array(clf.intercept_.astype(np.float32), "b")
@@ -53,7 +56,8 @@ def onnx_model(c: float) -> bytes:
         "digits",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 1, 8, 8])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])],
-        initializer=[w, b],
+        initializer=[w, b] + ([numpy_helper.from_array(
+            np.zeros(pad_bytes // 4, dtype=np.float32), "pad")] if pad_bytes else []),
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 9

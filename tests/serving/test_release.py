@@ -1,0 +1,190 @@
+"""Releases: alias moves under load, backpressure, canary rollback and shadow traffic."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from modelyard.core.errors import ModelyardError
+from modelyard.core.ids import utcnow
+from modelyard.core.settings import ServingSettings, Settings
+from modelyard.sdk.client import Client
+from modelyard.serving.service import ServingService
+from tests._servers.live import live_server
+from tests.serving._digits import digits, expected_labels, onnx_model, register
+from tests.serving.conftest import DigitsModel
+
+
+@pytest.fixture
+def live(settings: Settings, api: TestClient, client: Client) -> Iterator[Settings]:
+    """A real HTTP server on the same data dir as `api` (where the test registers models)."""
+    with live_server(settings) as s:
+        yield s
+
+
+def _predict(http: httpx.Client, token: str, name: str, rows: list[list[list[float]]]) -> \
+        httpx.Response:
+    return http.post(f"/api/v1/projects/alpha/deployments/{name}/predict",
+                     json={"inputs": rows}, headers={"Authorization": f"Bearer {token}"})
+
+
+def test_full_queue_answers_429_with_retry_after_and_admitted_requests_are_right(
+        live: Settings, client: Client, admin_token: str, digits_model: DigitsModel) -> None:
+    client.serving.create("tiny", "digits@production", warm=True,
+                          batching={"max_queue": 1, "max_batch_delay_ms": 300,
+                                    "max_batch_size": 64})
+    pixels = digits().test_x[:24]
+    want = expected_labels(digits_model.c1, pixels)
+    start = threading.Barrier(24)
+
+    def one(i: int) -> tuple[int, httpx.Response]:
+        with httpx.Client(base_url=live.resolved_public_url, timeout=30) as http:
+            start.wait()
+            return i, _predict(http, admin_token, "tiny", [pixels[i].tolist()])
+
+    with ThreadPoolExecutor(24) as pool:
+        answers = list(pool.map(one, range(24)))
+    codes = [r.status_code for _, r in answers]
+    assert set(codes) <= {200, 429}
+    assert 429 in codes and 200 in codes
+    for i, r in answers:
+        if r.status_code == 429:
+            assert r.headers["Retry-After"] == "1"
+            assert r.json()["error"]["code"] == "resource_exhausted"
+        else:
+            assert r.json()["predictions"][0]["label"] == want[i]
+
+
+def test_moving_the_alias_under_load_fails_no_request(
+        settings: Settings, api: TestClient, client: Client, admin_token: str,
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(ServingService, "alias_ttl_s", 0.2)
+    caplog.set_level(logging.INFO, "modelyard.serving")
+    registry = api.app.state.platform.registry  # type: ignore[attr-defined]
+    # big enough that the cache (budget 2 MB) holds one version at a time: each load of one
+    # evicts the other while requests are still queued on it
+    v1 = register(registry, "alpha", "big", onnx_model(1.0, pad_bytes=400_000))
+    v2 = register(registry, "alpha", "big", onnx_model(0.01, pad_bytes=400_000))
+    registry.set_alias("alpha", "big", "production", v1)
+    client.serving.create("big", "big@production",
+                          batching={"max_batch_size": 8, "max_batch_delay_ms": 2})
+    small = settings.model_copy(update={"serving": ServingSettings(memory_budget_mb=2)})
+    with live_server(small) as live:
+        failures, seen = _load_while_moving(live, registry, admin_token, v1, v2)
+    assert failures == []
+    assert {v1, v2} <= set(seen)
+    assert "evicted alpha/big@" in caplog.text  # versions were unloaded under load
+
+
+def _load_while_moving(live: Settings, registry: Any, token: str, v1: int, v2: int) -> \
+        tuple[list[str], list[int]]:
+    pixels = digits().test_x[:8]
+    want = {v1: expected_labels(1.0, pixels), v2: expected_labels(0.01, pixels)}
+    failures: list[str] = []
+    seen: list[int] = []
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def load() -> None:
+        with httpx.Client(base_url=live.resolved_public_url, timeout=30) as http:
+            while not stop.is_set():
+                r = _predict(http, token, "big", pixels.tolist())
+                with lock:
+                    if r.status_code != 200:
+                        failures.append(r.text)
+                        continue
+                    body = r.json()
+                    seen.append(body["model_version"])
+                    if [p["label"] for p in body["predictions"]] != want[body["model_version"]]:
+                        failures.append(f"wrong labels from version {body['model_version']}")
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        _wait(lambda: len(seen) >= 20)
+        registry.set_alias("alpha", "big", "production", v2)
+        _wait(lambda: seen[-10:] == [v2] * 10 and len(seen) > 40)
+        registry.set_alias("alpha", "big", "production", v1)
+        _wait(lambda: seen[-10:] == [v1] * 10)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    return failures, seen
+
+
+def test_canary_worse_than_the_rule_is_rolled_back(api: TestClient, client: Client,
+                                                   digits_model: DigitsModel) -> None:
+    platform = api.app.state.platform  # type: ignore[attr-defined]
+    broken = register(platform.registry, "alpha", "digits", b"this is not an onnx model")
+    client.serving.create("digits", "digits@production",
+                          traffic={str(digits_model.v1): 50, str(broken): 50},
+                          rollback={"max_error_rate": 0.2, "window_s": 600, "min_requests": 3})
+    row = [digits().test_x[0].tolist()]
+    errors = ok = 0
+    for _ in range(30):
+        try:
+            client.serving.predict("digits", row)
+            ok += 1
+        except ModelyardError:
+            errors += 1
+    assert errors > 3 and ok > 3
+    assert platform.serving.check_rollbacks() != []
+    dep = client.serving.get("digits")
+    assert dep["traffic"] == {str(digits_model.v1): 100}
+    event = client.serving.events("digits")[0]
+    assert event["kind"] == "rollback" and f"canary version {broken}" in event["message"]
+    for _ in range(10):
+        assert client.serving.predict("digits", row)["model_version"] == digits_model.v1
+    assert platform.serving.check_rollbacks() == []
+
+
+def test_a_healthy_canary_is_kept(api: TestClient, client: Client,
+                                  digits_model: DigitsModel) -> None:
+    platform = api.app.state.platform  # type: ignore[attr-defined]
+    client.serving.create("digits", "digits@production", traffic={"1": 50, "2": 50},
+                          rollback={"max_error_rate": 0.2, "min_requests": 3})
+    for _ in range(20):
+        client.serving.predict("digits", [digits().test_x[0].tolist()])
+    assert platform.serving.check_rollbacks() == []
+    assert client.serving.get("digits")["traffic"] == {"1": 50, "2": 50}
+
+
+def test_shadow_version_gets_copies_without_changing_answers(
+        client: Client, digits_model: DigitsModel) -> None:
+    client.serving.create("digits", "digits@production", shadow_version=digits_model.v2)
+    pixels = digits().test_x[:6]
+    for _ in range(5):
+        out = client.serving.predict("digits", pixels.tolist())
+        assert out["model_version"] == digits_model.v1
+        assert [p["label"] for p in out["predictions"]] == expected_labels(digits_model.c1,
+                                                                           pixels)
+    now = utcnow()
+
+    def counts(include_shadow: bool) -> dict[str, float]:
+        out = client.metrics.query("count", now - timedelta(minutes=5), now + timedelta(minutes=1),
+                                   step_s=360, group_by="version", deployment="digits",
+                                   include_shadow=include_shadow)
+        return {s["group"]["version"]: s["points"][0]["value"] for s in out["series"]}
+
+    _wait(lambda: counts(True).get(str(digits_model.v2)) == 30)
+    assert counts(True) == {str(digits_model.v1): 30, str(digits_model.v2): 30}
+    assert counts(False) == {str(digits_model.v1): 30}
+
+
+def _wait(cond: object, limit_s: float = 60) -> None:
+    deadline = time.monotonic() + limit_s
+    while not cond():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.02)
