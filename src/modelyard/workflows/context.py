@@ -52,6 +52,7 @@ class StepContext:
     attempt: int
     effects: dict[str, Any]
     platform: Any = None
+    actor: str = "system"  # the user the run acts for (who started it or its trigger)
     cancelled: threading.Event = field(default_factory=threading.Event)
     _record: Callable[[str, Any], None] | None = None
 
@@ -168,7 +169,8 @@ def _child_main(fn: Callable[..., Any], kwargs: dict[str, Any], conn: Any, paren
             conn.recv()
 
         child_ctx = StepContext(project=ctx.project, run_id=ctx.run_id, step=ctx.step,
-                                attempt=ctx.attempt, effects=dict(ctx.effects), _record=record)
+                                attempt=ctx.attempt, effects=dict(ctx.effects), actor=ctx.actor,
+                                _record=record)
         kwargs = {**kwargs, "ctx": child_ctx}
     try:
         value = fn(**kwargs)

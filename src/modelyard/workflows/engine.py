@@ -255,7 +255,7 @@ class Engine:
             ctx = StepContext(project=run.project, run_id=run.id, step=node.key,
                               attempt=node.attempts, effects=node.effects,
                               platform=self.platform if spec.executor == "thread" else None,
-                              cancelled=node.cancel,
+                              actor=run.created_by, cancelled=node.cancel,
                               _record=lambda k, v: self._record_effect(node, k, v))
             value = self._execute(spec, kwargs, ctx, node.cancel)
             self._succeed(node, value)

@@ -1,0 +1,284 @@
+"""Component step kinds: thin adapters that call other services through `ctx.platform`.
+
+Each factory returns a `StepSpec` running in a thread of the server process (it needs the
+platform). Its arguments name upstream steps or pipeline parameters, exactly like a `@step`
+function's; its settings (`config`) are part of the pipeline's definition hash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from modelyard.core.errors import FailedPrecondition, NotFound
+from modelyard.core.ids import utcnow
+from modelyard.workflows.context import StepContext
+from modelyard.workflows.dsl import StepSpec
+
+Json = dict[str, Any]
+POLL_S = 0.5
+
+
+def _kind(kind: str, name: str, body: Callable[..., Any], inputs: dict[str, Any],
+          returns: Any, config: Json, defaults: Json | None = None, **opts: Any) -> StepSpec:
+    """A step named `name` whose arguments are `ctx` plus `inputs` (arg -> type)."""
+
+    def run(ctx: StepContext, **kwargs: Any) -> Any:
+        ctx.require_platform()
+        return body(ctx, config, **kwargs)
+
+    params = [inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=StepContext)]
+    defaults = defaults or {}
+    params += [inspect.Parameter(a, inspect.Parameter.KEYWORD_ONLY, annotation=t,
+                                 default=defaults.get(a, inspect.Parameter.empty))
+               for a, t in inputs.items()]
+    run.__signature__ = inspect.Signature(params, return_annotation=returns)  # type: ignore[attr-defined]
+    run.__annotations__ = {"ctx": StepContext, **inputs, "return": returns}
+    run.__name__ = run.__qualname__ = name
+    run.__wrapped__ = body  # type: ignore[attr-defined]  # the code hash is the adapter's source
+    opts.setdefault("executor", "thread")
+    return StepSpec(name=name, fn=run, kind=kind, config=config, **opts)
+
+
+def _actor(ctx: StepContext) -> str:
+    return ctx.actor
+
+
+# -- datasets ---------------------------------------------------------------------------------
+def import_dataset(name: str, dataset: str, source: str = "sklearn:digits",
+                   only_if_absent: bool = True) -> StepSpec:
+    """Import a built-in source into `dataset` (skipped when it already has commits)."""
+    return _kind("dataset_import", name, _import_dataset, {}, Json,
+                 {"dataset": dataset, "source": source, "only_if_absent": only_if_absent},
+                 cache=False, idempotent=True)
+
+
+def _import_dataset(ctx: StepContext, cfg: Json) -> Json:
+    from modelyard.datasets.models import ImportRequest
+
+    ds = ctx.platform.datasets
+    if cfg["only_if_absent"]:
+        try:
+            head = ds.get_version(ctx.project, cfg["dataset"])
+            return {"dataset": cfg["dataset"], "version": head.version, "imported": False}
+        except (NotFound, FailedPrecondition):
+            pass
+    commit = ds.import_builtin(ctx.project, ImportRequest(name=cfg["dataset"],
+                                                          source=cfg["source"]), _actor(ctx))
+    return {"dataset": cfg["dataset"], "version": commit.version, "imported": True}
+
+
+def dataset_snapshot(name: str, dataset: str, after: str | None = None, seed: int = 0,
+                     fractions: dict[str, float] | None = None) -> StepSpec:
+    """A training snapshot of the dataset's newest commit (after step `after`, if given)."""
+    inputs = {after: Any} if after else {}
+    return _kind("dataset_snapshot", name, _snapshot, inputs, Json,
+                 {"dataset": dataset, "seed": seed, "fractions": fractions}, idempotent=True)
+
+
+def _snapshot(ctx: StepContext, cfg: Json, **_: Any) -> Json:
+    from modelyard.datasets.models import SnapshotRequest
+
+    req = SnapshotRequest(seed=cfg["seed"], **({"fractions": cfg["fractions"]}
+                                              if cfg["fractions"] else {}))
+    snap = ctx.platform.datasets.create_snapshot(ctx.project, cfg["dataset"], req, _actor(ctx))
+    while snap.status == "pending":
+        if ctx.cancelled.wait(POLL_S):
+            raise FailedPrecondition("cancelled")
+        snap = ctx.platform.datasets.get_snapshot(ctx.project, snap.id)
+    if snap.status != "ready":
+        raise FailedPrecondition(f"snapshot {snap.id} failed: {snap.error}")
+    return {"snapshot": snap.id, "dataset": snap.dataset, "version": snap.version,
+            "hash": snap.hash}
+
+
+# -- training ---------------------------------------------------------------------------------
+def training_job(name: str, snapshot: str, trainer: str, hyperparameters: Json | None = None,
+                 timeout_s: int = 3600) -> StepSpec:
+    """Submit a training job on the snapshot from step `snapshot` and wait for it.
+
+    The job id is recorded before waiting: a resumed step re-attaches to the same job.
+    Pipeline parameter `hyperparameters` (if the pipeline has one) overrides the default.
+    """
+    return _kind("training_job", name, _train, {snapshot: Json, "hyperparameters": Json}, Json,
+                 {"trainer": trainer, "snapshot_from": snapshot, "timeout_s": timeout_s,
+                  "default_hyperparameters": hyperparameters or {}},
+                 defaults={"hyperparameters": {}})
+
+
+def _train(ctx: StepContext, cfg: Json, hyperparameters: Json | None = None, **ups: Any) -> Json:
+    from modelyard.training.models import JobSpec
+
+    training = ctx.platform.training
+    snap = ups[cfg["snapshot_from"]]
+    spec = JobSpec(trainer=cfg["trainer"], dataset_snapshot=snap["snapshot"],
+                   hyperparameters={**cfg["default_hyperparameters"], **(hyperparameters or {})},
+                   timeout_s=cfg["timeout_s"], name=f"{ctx.step}-{ctx.run_id[-8:]}")
+    job_id = ctx.effect("job_id", lambda: training.submit(ctx.project, _actor(ctx), spec).id)
+    while True:
+        job = training.get(ctx.project, job_id)
+        if job.state.terminal:
+            break
+        if ctx.cancelled.wait(POLL_S):
+            training.cancel(ctx.project, job_id, f"pipeline run {ctx.run_id} was cancelled")
+            raise FailedPrecondition("cancelled")
+    if job.state.value != "succeeded":
+        raise FailedPrecondition(f"training job {job_id} {job.state.value}: {job.message}")
+    mv = job.model_version or {}
+    return {"job_id": job_id, "run_id": job.run_id, "model": mv.get("model"),
+            "version": mv.get("version"), "metrics": mv.get("metrics", {})}
+
+
+def hpo_study(name: str, snapshot: str, trainer: str, n_trials: int = 4) -> StepSpec:
+    """A small HPO study; the hpo component has no service yet, so this step refuses to run."""
+    return _kind("hpo_study", name, _hpo, {snapshot: Json}, Json,
+                 {"trainer": trainer, "n_trials": n_trials})
+
+
+def _hpo(ctx: StepContext, cfg: Json, **_: Any) -> Json:
+    service = getattr(ctx.platform, "hpo", None)
+    if service is None:
+        raise FailedPrecondition("HPO studies need the hpo component, which this server does not "
+                                 "have yet; use a training_job step instead")
+    raise FailedPrecondition("the hpo service offers no study API this step knows")
+
+
+# -- registry ---------------------------------------------------------------------------------
+def model_version(name: str, job: str) -> StepSpec:
+    """The model version a training step's job registered (`{"model", "version"}`)."""
+    return _kind("model_version", name, _model_version, {job: Json}, Json, {"job_from": job})
+
+
+def _model_version(ctx: StepContext, cfg: Json, **ups: Any) -> Json:
+    out = ups[cfg["job_from"]]
+    if not out.get("model") or not out.get("version"):
+        raise FailedPrecondition(f"job {out.get('job_id')} registered no model version; its "
+                                 "trainer must call save_model")
+    mv = ctx.platform.registry.get_version(ctx.project, out["model"], int(out["version"]))
+    return {"model": mv.model, "version": mv.version, "metrics": dict(mv.metrics)}
+
+
+def move_alias(name: str, version: str, alias: str = "production") -> StepSpec:
+    """Point `alias` of the model at the version from step `version`."""
+    return _kind("alias_move", name, _move_alias, {version: Json}, Json,
+                 {"version_from": version, "alias": alias}, idempotent=True, cache=False)
+
+
+def _move_alias(ctx: StepContext, cfg: Json, **ups: Any) -> Json:
+    mv = ups[cfg["version_from"]]
+    ctx.platform.registry.set_alias(ctx.project, mv["model"], cfg["alias"], int(mv["version"]),
+                                    _actor(ctx))
+    _emit(ctx, "alias.moved", {"model": mv["model"], "alias": cfg["alias"],
+                               "version": mv["version"]})
+    return {"model": mv["model"], "alias": cfg["alias"], "version": mv["version"]}
+
+
+def evaluate(name: str, version: str, against: str = "production",
+             metric: str = "val_accuracy") -> StepSpec:
+    """Compare the candidate's recorded metric with the version `against` points at."""
+    return _kind("evaluation", name, _evaluate, {version: Json}, Json,
+                 {"version_from": version, "against": against, "metric": metric}, cache=False)
+
+
+def _evaluate(ctx: StepContext, cfg: Json, **ups: Any) -> Json:
+    mv = ups[cfg["version_from"]]
+    reg = ctx.platform.registry
+    cand = reg.get_version(ctx.project, mv["model"], int(mv["version"]))
+    try:
+        base = reg.resolve(ctx.project, f"{mv['model']}@{cfg['against']}")
+    except NotFound:
+        base = None
+    c = cand.metrics.get(cfg["metric"])
+    b = base.metrics.get(cfg["metric"]) if base is not None else None
+    better = c is not None and (b is None or float(c) > float(b))
+    return {"candidate": c, "baseline": b, "baseline_version": base.version if base else None,
+            "better": better, "metric": cfg["metric"]}
+
+
+# -- serving and metrics ----------------------------------------------------------------------
+def deploy(name: str, alias_step: str, deployment: str) -> StepSpec:
+    """Create the deployment on `model@alias` from step `alias_step`, or repoint it."""
+    return _kind("deployment", name, _deploy, {alias_step: Json}, Json,
+                 {"alias_from": alias_step, "deployment": deployment}, idempotent=True,
+                 cache=False)
+
+
+def _deploy(ctx: StepContext, cfg: Json, **ups: Any) -> Json:
+    from modelyard.serving.models import DeploymentCreate, DeploymentUpdate
+
+    moved = ups[cfg["alias_from"]]
+    ref = f"{moved['model']}@{moved['alias']}"
+    serving = ctx.platform.serving
+    try:
+        serving.get(ctx.project, cfg["deployment"])
+        dep = serving.update(ctx.project, cfg["deployment"], DeploymentUpdate(model_ref=ref),
+                             _actor(ctx))
+    except NotFound:
+        dep = serving.create(ctx.project, DeploymentCreate(name=cfg["deployment"], model_ref=ref),
+                             _actor(ctx))
+    return {"deployment": dep.name, "model_ref": dep.model_ref}
+
+
+def predict(name: str, deployment_step: str, inputs: list[Any]) -> StepSpec:
+    """Send `inputs` through the deployment from step `deployment_step`."""
+    return _kind("prediction", name, _predict, {deployment_step: Json}, Json,
+                 {"deployment_from": deployment_step, "inputs": inputs}, cache=False)
+
+
+def _predict(ctx: StepContext, cfg: Json, **ups: Any) -> Json:
+    dep = ups[cfg["deployment_from"]]["deployment"]
+    res = asyncio.run(ctx.platform.serving.predict(ctx.project, dep, cfg["inputs"]))
+    return res.model_dump(mode="json")
+
+
+def query_metrics(name: str, deployment_step: str, metric: str = "count",
+                  window_s: float = 600) -> StepSpec:
+    """`metric` of the deployment over the last `window_s` seconds (one value)."""
+    return _kind("metrics_query", name, _query, {deployment_step: Any}, Json,
+                 {"deployment_from": deployment_step, "metric": metric, "window_s": window_s},
+                 cache=False)
+
+
+def _query(ctx: StepContext, cfg: Json, **ups: Any) -> Json:
+    dep = ups[cfg["deployment_from"]]
+    dep_name = dep["deployment"] if isinstance(dep, dict) and "deployment" in dep else None
+    end = utcnow() + timedelta(seconds=1)
+    start = end - timedelta(seconds=cfg["window_s"])
+    res = ctx.platform.metrics.query(ctx.project, cfg["metric"], start, end,
+                                     step_s=cfg["window_s"], deployment=dep_name)
+    values = [p.value for s in res.series for p in s.points if p.value is not None]
+    total = sum(values) if cfg["metric"] == "count" else (values[-1] if values else None)
+    return {"deployment": dep_name, "metric": cfg["metric"], "value": total}
+
+
+def gate(name: str, source: str, key: str, op: str, threshold: float) -> StepSpec:
+    """Pass when `output_of(source)[key] <op> threshold`; otherwise fail, skipping what follows."""
+    if op not in _OPS:
+        raise ValueError(f"gate op must be one of {', '.join(_OPS)}")
+    return _kind("gate", name, _gate, {source: Json}, bool,
+                 {"source": source, "key": key, "op": op, "threshold": threshold}, cache=False)
+
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    ">": lambda a, b: a > b, ">=": lambda a, b: a >= b, "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b, "==": lambda a, b: a == b, "!=": lambda a, b: a != b,
+}
+
+
+def _gate(ctx: StepContext, cfg: Json, **ups: Any) -> bool:
+    value = ups[cfg["source"]].get(cfg["key"])
+    if isinstance(value, bool):
+        value = float(value)
+    if value is None or not _OPS[cfg["op"]](float(value), float(cfg["threshold"])):
+        raise FailedPrecondition(f"gate {ctx.step!r}: {cfg['key']}={value!r} is not "
+                                 f"{cfg['op']} {cfg['threshold']}")
+    return True
+
+
+def _emit(ctx: StepContext, kind: str, payload: Json) -> None:
+    workflows = getattr(ctx.platform, "workflows", None)
+    if workflows is not None:
+        workflows.on_event(kind, {"project": ctx.project, **payload})
