@@ -3,6 +3,7 @@ cancellation."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -123,3 +124,25 @@ def test_cancel_stops_a_running_job_and_every_process_it_started(
         time.sleep(0.1)
     time.sleep(0.5)
     assert client.training.get(job["id"])["state"] == "cancelled"
+
+
+def test_cli_submits_waits_and_prints_the_logs(server: Settings, snap: dict[str, Any],
+                                               capfd: pytest.CaptureFixture[str]) -> None:
+    from modelyard.cli.main import app
+
+    token = server.resolved_admin_token_file.read_text().strip()
+    base = ["--url", server.resolved_public_url, "--token", token, "--project", "alpha"]
+    with pytest.raises(SystemExit) as ended:
+        app([*base, "--json", "train", "submit", "digits-cnn", "--snapshot", snap["id"],
+             "-P", "epochs=2", "--wait"])
+    assert ended.value.code in (0, None)
+    out = capfd.readouterr().out
+    job = json.loads(out[out.index("{"):])
+    assert job["state"] == "succeeded"
+    with pytest.raises(SystemExit):
+        app([*base, "train", "logs", "-f", job["id"]])
+    assert "epoch 2/2" in capfd.readouterr().out
+    with pytest.raises(SystemExit):
+        app([*base, "--json", "train", "list", "--state", "succeeded"])
+    listed = json.loads(capfd.readouterr().out)
+    assert job["id"] in [j["id"] for j in listed["items"]]
