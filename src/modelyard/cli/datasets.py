@@ -155,6 +155,13 @@ def delete(ctx: typer.Context, name: str) -> None:
         console.print(f"deleted {name}")
 
 
+@app.command("gc")
+def gc(ctx: typer.Context, retention_days: float = typer.Option(7.0, help="keep versions newer "
+                                                                "than this")) -> None:
+    """Collect rows of old versions no lineage references; purge soft-deleted datasets."""
+    show(ctx, client(ctx).datasets.gc(retention_days))
+
+
 def _commit(ctx: typer.Context, out: dict[str, Any]) -> None:
     show(ctx, {k: out[k] for k in ("dataset", "version", "operation", "row_count", "rows_added",
                                    "rows_removed", "content_hash")} if not wants_json(ctx) else out)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC
 from typing import TYPE_CHECKING
 
@@ -18,7 +20,35 @@ log = logging.getLogger("modelyard.datasets")
 
 
 class SnapshotMixin:
-    """The snapshot half of `DatasetService`."""
+    """The snapshot half of `DatasetService`.
+
+    Snapshots of up to `inline_rows` rows are materialized within the request (they take
+    milliseconds); larger ones answer `pending` and a background thread makes them `ready` or
+    `failed`. A failed snapshot, or a pending one whose worker is gone (a server restart), can
+    be retried.
+    """
+
+    inline_rows: int = 20_000
+    _pool: ThreadPoolExecutor | None = None
+    _inflight: set[str]
+    _inflight_guard: threading.Lock
+
+    def _submit(self: DatasetService, snapshot_id: str) -> None:
+        with self._inflight_guard:
+            if snapshot_id in self._inflight:
+                return
+            self._inflight.add(snapshot_id)
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="snapshots")
+
+        def run() -> None:
+            try:
+                self.materialize(snapshot_id)
+            finally:
+                with self._inflight_guard:
+                    self._inflight.discard(snapshot_id)
+
+        self._pool.submit(run)
 
     def create_snapshot(self: DatasetService, project: str, name: str, req: SnapshotRequest,
                         actor: str) -> Snapshot:
@@ -42,7 +72,10 @@ class SnapshotMixin:
             if found is None:
                 raise
             return self._view(ds, found, reused=True)
-        return self._view(ds, self.materialize(rec.id))
+        if commit.row_count <= self.inline_rows:
+            return self._view(ds, self.materialize(rec.id))
+        self._submit(rec.id)
+        return self._view(ds, rec)
 
     def materialize(self: DatasetService, snapshot_id: str) -> SnapshotRecord:
         """Computes and stores the splits; marks the snapshot ready, or failed with the reason."""
@@ -64,11 +97,18 @@ class SnapshotMixin:
 
     def retry_snapshot(self: DatasetService, project: str, snapshot_id: str) -> Snapshot:
         rec, ds = self._owned(project, snapshot_id)
-        if rec.status != "failed":
-            raise FailedPrecondition(f"snapshot {snapshot_id} is {rec.status}; only a failed "
-                                     "snapshot can be retried")
-        self.store.update_snapshot(rec.id, status="pending", error=None)
-        return self._view(ds, self.materialize(rec.id))
+        with self._inflight_guard:
+            busy = rec.id in self._inflight
+        if rec.status == "ready" or busy:
+            raise FailedPrecondition(f"snapshot {snapshot_id} is {rec.status}"
+                                     f"{' and being materialized' if busy else ''}; only a failed "
+                                     "or abandoned pending snapshot can be retried")
+        rec = self.store.update_snapshot(rec.id, status="pending", error=None)
+        commit = self.store.get_commit_by_id(rec.commit_id)
+        if commit.row_count <= self.inline_rows:
+            return self._view(ds, self.materialize(rec.id))
+        self._submit(rec.id)
+        return self._view(ds, rec)
 
     def get_snapshot(self: DatasetService, project: str, snapshot_id: str) -> Snapshot:
         rec, ds = self._owned(project, snapshot_id)
@@ -105,7 +145,8 @@ def _choose(commits: list[Commit], req: SnapshotRequest) -> Commit:
         cutoff = cutoff.astimezone(UTC).replace(tzinfo=None)
     fits = [
         c for c in commits
-        if (req.version is None or c.version == req.version)
+        if c.collected_at is None
+        and (req.version is None or c.version == req.version)
         and (cutoff is None or c.created_at <= cutoff)
         and all(t in c.tags for t in req.tags_all_of)
         and (not req.tags_any_of or any(t in c.tags for t in req.tags_any_of))

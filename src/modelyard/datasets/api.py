@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from modelyard.core.errors import InvalidArgument
@@ -18,12 +18,13 @@ from modelyard.datasets.models import (
     DatasetCreate,
     DatasetPage,
     Diff,
+    GcReport,
     ImportRequest,
     Snapshot,
     SnapshotRequest,
     check_tags,
 )
-from modelyard.server.deps import Editor, PlatformDep, Viewer
+from modelyard.server.deps import Admin, Editor, PlatformDep, Viewer
 
 router = APIRouter(prefix="/api/v1/projects/{project}", tags=["datasets"])
 
@@ -42,6 +43,13 @@ def list_datasets(access: Viewer, platform: PlatformDep, limit: int = Query(50, 
 @router.post("/datasets/import", status_code=status.HTTP_201_CREATED)
 def import_builtin(body: ImportRequest, access: Editor, platform: PlatformDep) -> Commit:
     return platform.datasets.import_builtin(access.project, body, access.user)
+
+
+@router.post("/datasets/gc")
+def collect_garbage(access: Admin, platform: PlatformDep,
+                    retention_days: float = Query(7.0, ge=0)) -> GcReport:
+    """Removes rows of old, unreferenced versions and purges soft-deleted datasets."""
+    return platform.datasets.collect_garbage(access.project, retention_days * 86400)
 
 
 @router.get("/datasets/{name}")
@@ -112,9 +120,15 @@ def diff(name: str, access: Viewer, platform: PlatformDep,
 
 
 @router.post("/datasets/{name}/snapshots", status_code=status.HTTP_201_CREATED)
-def create_snapshot(name: str, body: SnapshotRequest, access: Editor,
-                    platform: PlatformDep) -> Snapshot:
-    return platform.datasets.create_snapshot(access.project, name, body, access.user)
+def create_snapshot(name: str, body: SnapshotRequest, access: Editor, platform: PlatformDep,
+                    response: Response) -> Snapshot:
+    """201 when ready at once, 202 while it is materialized, 200 when an identical one exists."""
+    snap = platform.datasets.create_snapshot(access.project, name, body, access.user)
+    if snap.reused:
+        response.status_code = status.HTTP_200_OK
+    elif snap.status == "pending":
+        response.status_code = status.HTTP_202_ACCEPTED
+    return snap
 
 
 @router.get("/datasets/{name}/snapshots")

@@ -54,6 +54,7 @@ class Commit(BaseModel):
     rows_removed: int
     content_hash: str
     stats: dict[str, Any] = Field(default_factory=dict)
+    collected_at: datetime | None = None  # its rows were garbage-collected; metadata remains
 
 
 class CommitRows(BaseModel):
@@ -165,3 +166,13 @@ class SnapshotRecord(BaseModel):
     splits_key: str | None = None
     created_at: datetime
     created_by: str
+
+
+class GcReport(BaseModel):
+    datasets_scanned: int = 0
+    datasets_purged: int = 0  # soft-deleted datasets whose data is gone entirely
+    commits_collected: int = 0
+    snapshots_deleted: int = 0
+    lance_versions_removed: int = 0
+    bytes_freed: int = 0
+    kept_for_lineage: list[str] = Field(default_factory=list)  # snapshot ids that lineage uses

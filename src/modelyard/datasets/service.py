@@ -19,6 +19,7 @@ from modelyard.core.db import Database
 from modelyard.core.errors import FailedPrecondition, InvalidArgument
 from modelyard.core.ids import check_name, new_id, utcnow
 from modelyard.datasets import _lance, sources
+from modelyard.datasets._gc import GcMixin, readable
 from modelyard.datasets._snapshots import SnapshotMixin
 from modelyard.datasets.models import (
     Commit,
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 MAX_PAGE = 1000
 
 
-class DatasetService(SnapshotMixin):
+class DatasetService(SnapshotMixin, GcMixin):
     def __init__(self, db: Database, blobs: BlobStore, registry: RegistryService,
                  store: DatasetStore | None = None) -> None:
         self.db = db
@@ -48,6 +49,8 @@ class DatasetService(SnapshotMixin):
         self.store = store or SqlDatasetStore(db)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._inflight: set[str] = set()
+        self._inflight_guard = threading.Lock()
 
     # ---- datasets -------------------------------------------------------------------------
 
@@ -199,7 +202,7 @@ class DatasetService(SnapshotMixin):
              limit: int = 20) -> list[dict[str, Any]]:
         """A page of rows of one version; binary fields are summarized, not returned."""
         ds = self.store.get_dataset(project, name)
-        c = self.get_version(project, name, version)
+        c = readable(self.get_version(project, name, version))
         lds = self.data(ds).open(c.lance_version)
         assert lds is not None
         idx = list(range(max(0, offset), min(c.row_count, max(0, offset) + max(0, min(limit, 1000)))))
@@ -212,8 +215,8 @@ class DatasetService(SnapshotMixin):
 
     def diff(self, project: str, name: str, from_version: int, to_version: int) -> Diff:
         ds = self.store.get_dataset(project, name)
-        a = self.store.get_commit(ds.id, from_version)
-        b = self.store.get_commit(ds.id, to_version)
+        a = readable(self.store.get_commit(ds.id, from_version))
+        b = readable(self.store.get_commit(ds.id, to_version))
         data = self.data(ds)
         ha = Counter(data.column(a.lance_version, "row_hash"))
         hb = Counter(data.column(b.lance_version, "row_hash"))

@@ -64,6 +64,16 @@ class DatasetStore(abc.ABC):
     @abc.abstractmethod
     def update_snapshot(self, snapshot_id: str, **fields: Any) -> SnapshotRecord: ...
 
+    @abc.abstractmethod
+    def delete_snapshot(self, snapshot_id: str) -> None: ...
+
+    @abc.abstractmethod
+    def all_datasets(self, project: str | None) -> list[Dataset]:
+        """Every dataset, soft-deleted ones included (for garbage collection)."""
+
+    @abc.abstractmethod
+    def mark_collected(self, commit_ids: list[str], when: datetime) -> None: ...
+
 
 class SqlDatasetStore(DatasetStore):
     def __init__(self, db: Database) -> None:
@@ -196,6 +206,24 @@ class SqlDatasetStore(DatasetStore):
                 setattr(row, k, v)
             return _snapshot(row)
 
+    def delete_snapshot(self, snapshot_id: str) -> None:
+        with self.db.session() as s:
+            s.execute(sa.delete(SnapshotRow).where(SnapshotRow.id == snapshot_id))
+
+    def all_datasets(self, project: str | None) -> list[Dataset]:
+        q = sa.select(DatasetRow).order_by(DatasetRow.id)
+        if project is not None:
+            q = q.where(DatasetRow.project == project)
+        with self.db.session() as s:
+            return [_dataset(r) for r in s.scalars(q)]
+
+    def mark_collected(self, commit_ids: list[str], when: datetime) -> None:
+        if not commit_ids:
+            return
+        with self.db.session() as s:
+            s.execute(sa.update(CommitRow).where(CommitRow.id.in_(commit_ids))
+                      .values(collected_at=when))
+
 
 def _dataset(r: DatasetRow) -> Dataset:
     name = r.name.split("~deleted~", 1)[0]
@@ -210,7 +238,8 @@ def _commit(r: CommitRow, dataset: str) -> Commit:
                   operation=r.operation, message=r.message, author=r.author,  # type: ignore[arg-type]
                   created_at=r.created_at, tags=list(r.tags or []), row_count=r.row_count,
                   rows_added=r.rows_added, rows_removed=r.rows_removed,
-                  content_hash=r.content_hash, stats=r.stats or {})
+                  content_hash=r.content_hash, stats=r.stats or {},
+                  collected_at=r.collected_at)
 
 
 def _snapshot(r: SnapshotRow) -> SnapshotRecord:

@@ -44,6 +44,7 @@ class CommitRow(Base):
     rows_removed: Mapped[int] = mapped_column(sa.Integer)
     content_hash: Mapped[str] = mapped_column(sa.String(64))
     stats: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    collected_at: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
 
 
 class SnapshotRow(Base):

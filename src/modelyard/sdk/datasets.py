@@ -172,6 +172,11 @@ class DatasetsAPI:
     def retry_snapshot(self, snapshot_id: str, project: str | None = None) -> dict[str, Any]:
         return self._t.post(self._p(f"/dataset-snapshots/{snapshot_id}/retry", project))  # type: ignore[no-any-return]
 
+    def gc(self, retention_days: float = 7.0, project: str | None = None) -> dict[str, Any]:
+        """Garbage-collect old unreferenced versions of the project's datasets (admin)."""
+        return self._t.post(self._p("/datasets/gc", project),  # type: ignore[no-any-return]
+                            params={"retention_days": retention_days})
+
 
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
     import base64

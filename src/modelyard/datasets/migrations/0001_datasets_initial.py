@@ -50,6 +50,7 @@ def upgrade() -> None:
         sa.Column("rows_removed", sa.Integer, nullable=False),
         sa.Column("content_hash", sa.String(64), nullable=False),
         sa.Column("stats", sa.JSON, nullable=False),
+        sa.Column("collected_at", sa.DateTime, nullable=True),
         sa.UniqueConstraint("dataset_id", "version", name="uq_dataset_commits_dataset_id"),
     )
     op.create_table(
