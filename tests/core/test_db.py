@@ -39,27 +39,24 @@ def test_session_commits_when_the_block_ends(db: Database) -> None:
 
 
 def test_session_rolls_back_on_any_error(db: Database) -> None:
-    with pytest.raises(NotFound):
-        with db.session() as s:
-            s.add(_project("a"))
-            s.flush()
-            raise NotFound("stop half way")
-    with pytest.raises(RuntimeError):
-        with db.session() as s:
-            s.add(_project("b"))
-            s.flush()
-            raise RuntimeError("boom")
+    with pytest.raises(NotFound), db.session() as s:
+        s.add(_project("a"))
+        s.flush()
+        raise NotFound("stop half way")
+    with pytest.raises(RuntimeError), db.session() as s:
+        s.add(_project("b"))
+        s.flush()
+        raise RuntimeError("boom")
     assert _names(db) == []
 
 
 def test_unique_violation_becomes_already_exists_and_stores_nothing(db: Database) -> None:
     with db.session() as s:
         s.add(_project("a"))
-    with pytest.raises(AlreadyExists, match="conflicts"):
-        with db.session() as s:
-            s.add(_project("b"))
-            s.add(ProjectRow(id="prj_other", name="a", description="", created_at=utcnow(),
-                             created_by="t"))
+    with pytest.raises(AlreadyExists, match="conflicts"), db.session() as s:
+        s.add(_project("b"))
+        s.add(ProjectRow(id="prj_other", name="a", description="", created_at=utcnow(),
+                         created_by="t"))
     assert _names(db) == ["a"]
 
 

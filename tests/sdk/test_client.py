@@ -70,7 +70,7 @@ def test_every_error_is_a_modelyard_error(client: Client) -> None:
 
 
 def test_unreachable_server_raises_unavailable() -> None:
-    with Client(f"http://127.0.0.1:{free_port()}", token="myd_x", timeout=5) as c:
-        with pytest.raises(Unavailable, match="cannot reach the modelyard server"):
-            c.list_projects()
+    with (Client(f"http://127.0.0.1:{free_port()}", token="myd_x", timeout=5) as c,
+          pytest.raises(Unavailable, match="cannot reach the modelyard server")):
+        c.list_projects()
 
