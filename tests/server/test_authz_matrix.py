@@ -1,9 +1,9 @@
 """Authorization of every project route, generated from the app's own route table.
 
 Each route under `/projects/{project}` is called on project `alpha` with dummy values for its
-other path parameters: without a token (401), with the token of another project's admin (404:
-outsiders learn nothing) and with a viewer's token (403 wherever the route needs editor or
-admin). Routes that other components add are picked up without touching this file.
+other path parameters: without a token (401), with the token of another project's admin or a
+job token scoped to another project (404: outsiders learn nothing) and with a viewer's token
+(403 wherever the route needs editor or admin). Routes that other components add are picked up without touching this file.
 """
 
 from __future__ import annotations
@@ -163,9 +163,15 @@ def test_no_token_is_401_everywhere(api: TestClient, team: Team,
     assert wrong == {}
 
 
-def test_other_projects_admin_gets_404_everywhere(api: TestClient, team: Team,
-                                                  routes: list[ProjectRoute]) -> None:
-    wrong = {str(r): s for r in routes if (s := _call(api, r, team.outsider)) != 404}
+@pytest.mark.parametrize("who", ["admin of beta", "superuser's job token for beta"])
+def test_other_projects_tokens_get_404_everywhere(api: TestClient, team: Team,
+                                                  routes: list[ProjectRoute], who: str) -> None:
+    if who == "admin of beta":
+        token = team.outsider
+    else:  # a superuser's token, usable only in beta: the scope alone keeps alpha out
+        auth = api.app.state.platform.auth  # type: ignore[attr-defined]
+        token = auth.scoped_token("admin", "beta", Role.editor, 3600, "job")
+    wrong = {str(r): s for r in routes if (s := _call(api, r, token)) != 404}
     assert wrong == {}
 
 
