@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import uvicorn
 
@@ -31,3 +32,20 @@ def serve(settings: Settings) -> Iterator[Settings]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def job_pids(job_id: str) -> list[int]:
+    """Live processes on this machine whose environment names the job."""
+    pids = []
+    needle = f"MODELYARD_JOB_ID={job_id}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if needle in (entry / "environ").read_bytes().split(b"\0"):
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                if state not in ("Z", "X"):
+                    pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids

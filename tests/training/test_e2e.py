@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +17,7 @@ from modelyard.core.settings import Settings
 from modelyard.runtime.data import load_split_arrays
 from modelyard.sdk.client import Client
 from tests._servers.live import live_server
+from tests.training._live import job_pids
 
 pytestmark = pytest.mark.e2e
 
@@ -41,23 +41,6 @@ def client(server: Settings) -> Iterator[Client]:
 def snap(client: Client) -> dict[str, Any]:
     client.datasets.import_builtin("digits", "sklearn:digits")
     return client.datasets.snapshot("digits")
-
-
-def job_pids(job_id: str) -> list[int]:
-    """Processes on this machine whose environment names the job."""
-    pids = []
-    needle = f"MODELYARD_JOB_ID={job_id}".encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if needle in (entry / "environ").read_bytes().split(b"\0"):
-                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-                if state not in ("Z", "X"):
-                    pids.append(int(entry.name))
-        except OSError:
-            continue
-    return pids
 
 
 def onnx_accuracy(server: Settings, version: dict[str, Any], snap: dict[str, Any]) -> float:

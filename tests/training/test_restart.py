@@ -1,0 +1,83 @@
+"""A server that stops while a job runs: the next one adopts the job or retries it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modelyard.core.settings import Settings
+from modelyard.sdk.client import Client
+from tests._servers.ports import free_port
+from tests.training._live import job_pids, serve
+
+pytestmark = pytest.mark.e2e
+
+
+def _settings(tmp_path: Path) -> Settings:
+    port = free_port()
+    return Settings(home=tmp_path / "home", background=True, port=port,
+                    public_url=f"http://127.0.0.1:{port}")
+
+
+def _client(s: Settings) -> Client:
+    token = s.resolved_admin_token_file.read_text().strip()
+    return Client(s.resolved_public_url, token=token, project="alpha")
+
+
+def _start_training(s: Settings, **submit: Any) -> str:
+    """Submits digits-cnn and returns once it has saved its first checkpoint."""
+    with _client(s) as c:
+        c.create_project("alpha")
+        c.datasets.import_builtin("digits", "sklearn:digits")
+        snap = c.datasets.snapshot("digits")
+        job = c.training.submit("digits-cnn", snap["id"], **submit)
+        deadline = time.monotonic() + 90
+        while c.training.get(job["id"])["checkpoint"] is None:
+            assert time.monotonic() < deadline, "the job saved no checkpoint"
+            time.sleep(0.1)
+        return str(job["id"])
+
+
+def _starts(log: str) -> int:
+    return log.count("--- modelyard: attempt")
+
+
+def test_a_restarted_server_adopts_a_job_that_kept_running(tmp_path: Path) -> None:
+    s = _settings(tmp_path)
+    with serve(s):
+        job_id = _start_training(s, hyperparameters={"epochs": 10})
+    assert job_pids(job_id), "the job should outlive its server"
+    with serve(s), _client(s) as c:
+        done = c.training.wait(job_id, timeout=120)
+        log = "".join(c.training.logs(job_id))
+    assert done["state"] == "succeeded", log
+    assert done["attempt"] == 0
+    assert _starts(log) == 1  # never started twice
+    assert done["model_version"] is not None
+
+
+def test_a_job_lost_with_its_server_is_retried_from_its_checkpoint(tmp_path: Path) -> None:
+    s = _settings(tmp_path)
+    with serve(s):
+        job_id = _start_training(s, hyperparameters={"epochs": 10}, max_retries=1)
+    for pid in job_pids(job_id):  # the machine went down with the server
+        try:
+            os.killpg(os.getpgid(pid), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 15
+    while job_pids(job_id):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    with serve(s), _client(s) as c:
+        done = c.training.wait(job_id, timeout=120)
+        log = "".join(c.training.logs(job_id))
+    assert done["state"] == "succeeded", log
+    assert done["attempt"] == 1
+    assert "resuming from the checkpoint of epoch" in log
+    assert _starts(log) == 2
