@@ -120,9 +120,10 @@ class DatasetService(SnapshotMixin, GcMixin):
             ds = self.create_dataset(project, DatasetCreate(
                 name=req.name, type=type_, config=config, description=f"imported from {req.source}"),
                 actor)
-        if ds.type != type_:
-            raise FailedPrecondition(f"dataset {req.name!r} is {ds.type}, but {req.source} gives "
-                                     f"{type_} rows: import into a new dataset", {"field": "name"})
+        if ds.type != type_ or ds.config != config:
+            raise FailedPrecondition(f"dataset {req.name!r} is a {ds.type} dataset with other "
+                                     f"columns than the {type_} rows of {req.source}: import into "
+                                     "a new dataset", {"field": "name"})
         return self.commit_rows(project, req.name, rows, actor, req.mode,
                                 req.message or f"import {req.source}", req.tags)
 
