@@ -42,3 +42,21 @@ def _predicted() -> Any:
         return {**deploy, "predictions": predict.get("predictions", [])}
 
     return predict_done
+
+
+def continuous_training() -> Pipeline:
+    """On a new commit of `digits`: snapshot → train → evaluate against `production` → gate
+    (only a better model goes on) → promote to `production` → repoint deployment `digits`.
+
+    Register with an event trigger: `schedule("continuous-training", event="dataset.commit",
+    match={"dataset": "digits"})`. HPO and canary steps wait for those components' services.
+    """
+    return Pipeline("continuous-training", [
+        kinds.dataset_snapshot("snapshot", "digits", seed=0),
+        kinds.training_job("train", "snapshot", "digits-cnn", {"epochs": 3}),
+        kinds.model_version("candidate", "train"),
+        kinds.evaluate("evaluate", "candidate", against="production", metric="val_accuracy"),
+        kinds.gate("better", "evaluate", "better", "==", 1),
+        kinds.move_alias("promote", "candidate", "production", after="better"),
+        kinds.deploy("deploy", "promote", "digits"),
+    ], params={"hyperparameters": {"epochs": 3}}, description=continuous_training.__doc__ or "")

@@ -30,6 +30,11 @@ class StepCancelled(Exception):
     """The run was cancelled while the step ran."""
 
 
+class GateClosed(Exception):
+    """Raised by a gate whose condition does not hold: what follows it is skipped, and the
+    run still succeeds (not promoting a worse model is a normal outcome)."""
+
+
 class StepError(Exception):
     """The step's code raised; `remote_traceback` holds the worker's traceback."""
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from modelyard.core.ids import utcnow
 from modelyard.workflows.context import (
+    GateClosed,
     StepCancelled,
     StepContext,
     StepError,
@@ -161,7 +162,9 @@ class Engine:
                 continue
             ups = [ar.nodes[u] for u in p.upstream(name)]
             if any(u.state in _STOPPED for u in ups):
-                self._set(node, "skipped", error="an upstream step did not succeed")
+                why = "a gate upstream is closed" if all(u.state in DONE_STEP or u.state ==
+                    "skipped" for u in ups) else "an upstream step did not succeed"
+                self._set(node, "skipped", error=why)
                 continue
             if not all(u.state in DONE_STEP for u in ups):
                 continue
@@ -172,12 +175,14 @@ class Engine:
         nodes = self._all(ar)
         if any(n.inflight for n in nodes):
             return
-        if all(n.state in DONE_STEP for n in ar.nodes.values()):
+        if not all(n.state in DONE_STEP or n.state in _STOPPED for n in ar.nodes.values()):
+            return
+        failed = [n for n in nodes if n.state in ("failed", "cancelled")]
+        if not failed:  # skipped steps here are behind a closed gate
             self._finish_run(ar.run.id, "succeeded", None)
-        elif all(n.state in DONE_STEP or n.state in _STOPPED for n in ar.nodes.values()):
-            failed = [n for n in nodes if n.state == "failed"]
-            err = "; ".join(f"step {n.key!r} failed: {n.error}" for n in failed[:3])
-            self._finish_run(ar.run.id, "failed", err or "a step did not succeed")
+        else:
+            err = "; ".join(f"step {n.key!r} {n.state}: {n.error}" for n in failed[:3])
+            self._finish_run(ar.run.id, "failed", err)
 
     def _advance_map(self, ar: ActiveRun, node: Node, now: float) -> None:
         name, spec = node.key, node.spec
@@ -261,6 +266,8 @@ class Engine:
             self._succeed(node, value)
         except StepCancelled:
             self._set(node, "cancelled", error="cancelled", finished_at=utcnow())
+        except GateClosed as e:
+            self._set(node, "skipped", error=f"gate closed: {e}", finished_at=utcnow())
         except Exception as e:  # noqa: BLE001 - a failed attempt, maybe retried
             self._failed_attempt(node, e)
         finally:

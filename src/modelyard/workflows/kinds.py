@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from modelyard.core.errors import FailedPrecondition, NotFound
 from modelyard.core.ids import utcnow
-from modelyard.workflows.context import StepContext
+from modelyard.workflows.context import GateClosed, StepContext
 from modelyard.workflows.dsl import StepSpec
 
 Json = dict[str, Any]
 POLL_S = 0.5
+log = logging.getLogger("modelyard.workflows")
 
 
 def _kind(kind: str, name: str, body: Callable[..., Any], inputs: dict[str, Any],
@@ -76,7 +78,8 @@ def dataset_snapshot(name: str, dataset: str, after: str | None = None, seed: in
     """A training snapshot of the dataset's newest commit (after step `after`, if given)."""
     inputs = {after: Any} if after else {}
     return _kind("dataset_snapshot", name, _snapshot, inputs, Json,
-                 {"dataset": dataset, "seed": seed, "fractions": fractions}, idempotent=True)
+                 {"dataset": dataset, "seed": seed, "fractions": fractions}, idempotent=True,
+                 cache=False)  # the newest commit changes under the same inputs
 
 
 def _snapshot(ctx: StepContext, cfg: Json, **_: Any) -> Json:
@@ -91,6 +94,7 @@ def _snapshot(ctx: StepContext, cfg: Json, **_: Any) -> Json:
         snap = ctx.platform.datasets.get_snapshot(ctx.project, snap.id)
     if snap.status != "ready":
         raise FailedPrecondition(f"snapshot {snap.id} failed: {snap.error}")
+    _edge(ctx, "dataset_snapshot", snap.id, "pipeline_run", ctx.run_id, "input")
     return {"snapshot": snap.id, "dataset": snap.dataset, "version": snap.version,
             "hash": snap.hash}
 
@@ -118,6 +122,7 @@ def _train(ctx: StepContext, cfg: Json, hyperparameters: Json | None = None, **u
                    hyperparameters={**cfg["default_hyperparameters"], **(hyperparameters or {})},
                    timeout_s=cfg["timeout_s"], name=f"{ctx.step}-{ctx.run_id[-8:]}")
     job_id = ctx.effect("job_id", lambda: training.submit(ctx.project, _actor(ctx), spec).id)
+    _edge(ctx, "pipeline_run", ctx.run_id, "job", job_id, "started")
     while True:
         job = training.get(ctx.project, job_id)
         if job.state.terminal:
@@ -158,12 +163,15 @@ def _model_version(ctx: StepContext, cfg: Json, **ups: Any) -> Json:
         raise FailedPrecondition(f"job {out.get('job_id')} registered no model version; its "
                                  "trainer must call save_model")
     mv = ctx.platform.registry.get_version(ctx.project, out["model"], int(out["version"]))
+    _edge(ctx, "pipeline_run", ctx.run_id, "model_version", mv.ref, "produced")
     return {"model": mv.model, "version": mv.version, "metrics": dict(mv.metrics)}
 
 
-def move_alias(name: str, version: str, alias: str = "production") -> StepSpec:
-    """Point `alias` of the model at the version from step `version`."""
-    return _kind("alias_move", name, _move_alias, {version: Json}, Json,
+def move_alias(name: str, version: str, alias: str = "production",
+               after: str | None = None) -> StepSpec:
+    """Point `alias` of the model at the version from step `version` (once `after` passed)."""
+    inputs: dict[str, Any] = {version: Json, **({after: Any} if after else {})}
+    return _kind("alias_move", name, _move_alias, inputs, Json,
                  {"version_from": version, "alias": alias}, idempotent=True, cache=False)
 
 
@@ -219,6 +227,7 @@ def _deploy(ctx: StepContext, cfg: Json, **ups: Any) -> Json:
     except NotFound:
         dep = serving.create(ctx.project, DeploymentCreate(name=cfg["deployment"], model_ref=ref),
                              _actor(ctx))
+    _edge(ctx, "pipeline_run", ctx.run_id, "deployment", dep.id, "deployed")
     return {"deployment": dep.name, "model_ref": dep.model_ref}
 
 
@@ -255,7 +264,8 @@ def _query(ctx: StepContext, cfg: Json, **ups: Any) -> Json:
 
 
 def gate(name: str, source: str, key: str, op: str, threshold: float) -> StepSpec:
-    """Pass when `output_of(source)[key] <op> threshold`; otherwise fail, skipping what follows."""
+    """Pass when `output_of(source)[key] <op> threshold`; otherwise close: every step after it
+    is skipped and the run still succeeds."""
     if op not in _OPS:
         raise ValueError(f"gate op must be one of {', '.join(_OPS)}")
     return _kind("gate", name, _gate, {source: Json}, bool,
@@ -273,7 +283,7 @@ def _gate(ctx: StepContext, cfg: Json, **ups: Any) -> bool:
     if isinstance(value, bool):
         value = float(value)
     if value is None or not _OPS[cfg["op"]](float(value), float(cfg["threshold"])):
-        raise FailedPrecondition(f"gate {ctx.step!r}: {cfg['key']}={value!r} is not "
+        raise GateClosed(f"gate {ctx.step!r}: {cfg['key']}={value!r} is not "
                                  f"{cfg['op']} {cfg['threshold']}")
     return True
 
@@ -282,3 +292,13 @@ def _emit(ctx: StepContext, kind: str, payload: Json) -> None:
     workflows = getattr(ctx.platform, "workflows", None)
     if workflows is not None:
         workflows.on_event(kind, {"project": ctx.project, **payload})
+
+
+def _edge(ctx: StepContext, src_kind: str, src_id: str, dst_kind: str, dst_id: str,
+          relation: str) -> None:
+    """Lineage is best effort: a pipeline step does not fail because an edge was refused."""
+    try:
+        ctx.platform.registry.add_edge(ctx.project, src_kind, src_id, dst_kind, dst_id, relation)
+    except Exception:  # noqa: BLE001
+        log.warning("lineage edge %s:%s -> %s:%s not recorded", src_kind, src_id, dst_kind,
+                    dst_id, exc_info=True)

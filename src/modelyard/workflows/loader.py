@@ -12,6 +12,7 @@ from modelyard.workflows.dsl import Pipeline
 # Built-in pipelines as (name, "module:attr"): the one table to extend.
 BUILTINS: dict[str, str] = {
     "digits-lifecycle": "modelyard.workflows.builtins:digits_lifecycle",
+    "continuous-training": "modelyard.workflows.builtins:continuous_training",
 }
 
 _REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")

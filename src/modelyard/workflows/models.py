@@ -95,6 +95,7 @@ class Trigger(BaseModel):
     event: str | None = None
     match: dict[str, Any]
     params: dict[str, Any]
+    cursor: dict[str, Any] = Field(default_factory=dict)
     enabled: bool
     next_fire_at: datetime | None = None
     last_fired_at: datetime | None = None

@@ -72,6 +72,7 @@ class WorkflowService:
                 if time.monotonic() - self._last_cron >= CRON_EVERY_S:
                     self._last_cron = time.monotonic()
                     self.fire_due_schedules()
+                    self.watch_datasets()
             except Exception:  # noqa: BLE001 - the loop must survive one bad tick
                 log.exception("workflow engine tick failed")
             nxt = self.engine.next_wakeup()
@@ -161,9 +162,36 @@ class WorkflowService:
             raise InvalidArgument("give exactly one of `cron` (e.g. '0 3 * * *') or `event` "
                                   f"(one of {', '.join(EVENTS)})")
         nxt = _next_fire(body.cron, utcnow()) if body.cron else None
+        cursor: dict[str, Any] = {}
+        if body.event == "dataset.commit" and body.match.get("dataset"):
+            cursor = {"version": self._head_version(project, str(body.match["dataset"]))}
         return self.store.create_trigger(meta, "cron" if body.cron else "event", body.cron,
                                          body.event, body.match, body.params, body.enabled,
-                                         nxt, actor)
+                                         nxt, actor, cursor)
+
+    def _head_version(self, project: str, dataset: str) -> int:
+        try:
+            head = self.platform.datasets.get_dataset(project, dataset).head_version
+        except Exception:  # noqa: BLE001 - not there yet: its first commit is news
+            return 0
+        return int(head or 0)
+
+    def watch_datasets(self) -> list[Run]:
+        """Fire `dataset.commit` triggers for commits made since each trigger last looked.
+
+        The datasets service may also call `on_event`; the trigger's cursor makes each
+        commit start one run either way.
+        """
+        runs: list[Run] = []
+        for t in self.store.list_triggers(event="dataset.commit"):
+            name = t.match.get("dataset")
+            if not name:
+                continue
+            head = self._head_version(t.project, str(name))
+            if head > int(t.cursor.get("version", 0)):
+                runs += self.on_event("dataset.commit", {"project": t.project, "dataset": name,
+                                                         "version": head})
+        return runs
 
     def list_schedules(self, project: str, pipeline: str | None = None) -> list[Trigger]:
         return self.store.list_triggers(project, pipeline)
@@ -205,6 +233,10 @@ class WorkflowService:
         try:
             for t in self.store.list_triggers(payload.get("project"), event=kind):
                 if all(payload.get(k) == v for k, v in t.match.items()):
+                    version = payload.get("version")
+                    if kind == "dataset.commit" and isinstance(version, int) and \
+                            not self.store.advance_cursor(t.id, "version", version):
+                        continue  # this commit already started a run
                     run = self._fire(t, f"event:{kind}", payload)
                     if run is not None:
                         runs.append(run)

@@ -161,10 +161,12 @@ class WorkflowStore:
     # -- triggers ---------------------------------------------------------------------------
     def create_trigger(self, pipeline: Pipeline, kind: str, cron: str | None, event: str | None,
                        match: dict[str, Any], params: dict[str, Any], enabled: bool,
-                       next_fire_at: datetime | None, actor: str) -> Trigger:
+                       next_fire_at: datetime | None, actor: str,
+                       cursor: dict[str, Any] | None = None) -> Trigger:
         with self.db.session() as s:
             row = TriggerRow(id=new_id("ptrg"), project=pipeline.project, pipeline_id=pipeline.id,
                              kind=kind, cron=cron, event=event, match=match, params=params,
+                             cursor=cursor or {},
                              enabled=enabled, next_fire_at=next_fire_at, created_at=utcnow(),
                              created_by=actor)
             s.add(row)
@@ -189,6 +191,16 @@ class WorkflowStore:
             if t.id == trigger_id:
                 return t
         raise NotFound(f"schedule {trigger_id!r} does not exist in project {project!r}")
+
+    def advance_cursor(self, trigger_id: str, key: str, value: int) -> bool:
+        """Move a trigger's cursor forward; False when it already was at or past `value`
+        (so a commit seen by both the event hook and the watcher fires once)."""
+        with self.db.session() as s:
+            row = s.get(TriggerRow, trigger_id, with_for_update=True)
+            if row is None or int((row.cursor or {}).get(key, 0)) >= value:
+                return False
+            row.cursor = {**(row.cursor or {}), key: value}
+            return True
 
     def update_trigger(self, trigger_id: str, **fields: Any) -> None:
         with self.db.session() as s:
@@ -245,6 +257,7 @@ def _run(row: RunRow, steps: Any) -> Run:
 def _trigger(row: TriggerRow, pipeline: str) -> Trigger:
     return Trigger(id=row.id, project=row.project, pipeline=pipeline, kind=row.kind,  # type: ignore[arg-type]
                    cron=row.cron, event=row.event, match=dict(row.match or {}),
-                   params=dict(row.params or {}), enabled=bool(row.enabled),
+                   params=dict(row.params or {}), cursor=dict(row.cursor or {}),
+                   enabled=bool(row.enabled),
                    next_fire_at=row.next_fire_at, last_fired_at=row.last_fired_at,
                    created_at=row.created_at, created_by=row.created_by)

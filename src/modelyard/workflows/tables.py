@@ -87,6 +87,7 @@ class TriggerRow(Base):
     event: Mapped[str | None] = mapped_column(sa.String(100), nullable=True, index=True)
     match: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
     params: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    cursor: Mapped[dict[str, Any]] = mapped_column(sa.JSON)  # e.g. the last dataset version seen
     enabled: Mapped[bool] = mapped_column(sa.Boolean)
     next_fire_at: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
     last_fired_at: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)

@@ -94,6 +94,7 @@ def upgrade() -> None:
         sa.Column("event", sa.String(100), nullable=True),
         sa.Column("match", sa.JSON, nullable=False),
         sa.Column("params", sa.JSON, nullable=False),
+        sa.Column("cursor", sa.JSON, nullable=False),
         sa.Column("enabled", sa.Boolean, nullable=False),
         sa.Column("next_fire_at", sa.DateTime, nullable=True),
         sa.Column("last_fired_at", sa.DateTime, nullable=True),
