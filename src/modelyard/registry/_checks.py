@@ -119,5 +119,5 @@ def points(items: Any) -> list[MetricPoint]:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise InvalidArgument(f"point {i}: value of {k!r} must be a finite number, not "
                                   f"{value!r}", {"index": i})
-        out.append(MetricPoint(key=k, step=step, value=float(value), time=_time(t)))
+        out.append(MetricPoint.model_construct(key=k, step=step, value=float(value), time=_time(t)))
     return out

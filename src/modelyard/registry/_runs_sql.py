@@ -45,19 +45,30 @@ class RunsSql(SqlBase):
         exp_id = self._experiment_id(project, experiment, now)
         run_id = new_id("run")
         with self.db.session() as s:
-            s.add(RunRow(id=run_id, project=project, experiment_id=exp_id, status="running",
-                         job_id=job_id, code_hash=code_hash, dataset_snapshot=dataset_snapshot,
-                         user=user, created_at=now, ended_at=None))
-            s.flush()
+            s.execute(RunRow.__table__.insert(), [{
+                "id": run_id, "project": project, "experiment_id": exp_id, "status": "running",
+                "job_id": job_id, "code_hash": code_hash, "dataset_snapshot": dataset_snapshot,
+                "user": user, "created_at": now, "ended_at": None}])
             if params:
-                s.execute(sa.insert(ParamRow), [_param_row(run_id, k, v) for k, v in params.items()])
+                s.execute(ParamRow.__table__.insert(),
+                          [_param_row(run_id, k, v) for k, v in params.items()])
             if tags:
-                s.execute(sa.insert(TagRow),
+                s.execute(TagRow.__table__.insert(),
                           [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()])
             insert_edges(s, project, point_edges_at(edges, "run", run_id), now)
-        return self.get_run(project, run_id)
+        return Run(id=run_id, project=project, experiment=experiment, status="running",
+                   params=params, tags=tags, metrics={}, job_id=job_id, code_hash=code_hash,
+                   dataset_snapshot=dataset_snapshot, user=user, created_at=now, ended_at=None)
 
     def _experiment_id(self, project: str, name: str, now: datetime) -> str:
+        """Experiments are never renamed or deleted, so their ids are cached once read."""
+        cache: dict[tuple[str, str], str] = self.__dict__.setdefault("_experiments", {})
+        if (project, name) in cache:
+            return cache[(project, name)]
+        cache[(project, name)] = found = self._find_or_add_experiment(project, name, now)
+        return found
+
+    def _find_or_add_experiment(self, project: str, name: str, now: datetime) -> str:
         for _ in range(2):
             with self.db.session() as s:
                 found = s.scalar(sa.select(ExperimentRow.id).where(
@@ -72,6 +83,12 @@ class RunsSql(SqlBase):
             except AlreadyExists:  # created concurrently: read it again
                 continue
         raise AlreadyExists(f"experiment {name!r} could not be created; retry")
+
+    def _check_run(self, s: Session, project: str, run_id: str) -> None:
+        found = s.execute(sa.select(RunRow.project).where(RunRow.id == run_id)).scalar()
+        if found != project:
+            raise NotFound(f"run {run_id!r} does not exist in project {project!r}",
+                           {"run_id": run_id})
 
     def _run_row(self, s: Session, project: str, run_id: str) -> RunRow:
         row = s.get(RunRow, run_id)
@@ -129,26 +146,18 @@ class RunsSql(SqlBase):
             if cur is None or (p.step, p.time) >= (cur.step, cur.time):
                 latest[p.key] = p
         with self.db.session() as s:
-            self._run_row(s, project, run_id)
-            s.execute(sa.insert(MetricRow), [
+            self._check_run(s, project, run_id)
+            s.execute(MetricRow.__table__.insert(), [
                 {"run_id": run_id, "key": p.key, "step": p.step, "value": p.value, "time": p.time}
                 for p in points])
-            ins = upsert(s, LatestMetricRow).values([
+            s.execute(_latest_upsert(s), [
                 {"run_id": run_id, "key": p.key, "step": p.step, "value": p.value, "time": p.time}
                 for p in latest.values()])
-            table = LatestMetricRow.__table__
-            newer = (ins.excluded.step > table.c.step) | (
-                (ins.excluded.step == table.c.step) & (ins.excluded.time >= table.c.time))
-            s.execute(ins.on_conflict_do_update(
-                index_elements=["run_id", "key"],
-                set_={"step": ins.excluded.step, "value": ins.excluded.value,
-                      "time": ins.excluded.time},
-                where=newer))
         return len(points)
 
     def get_metric_series(self, project: str, run_id: str, key: str) -> list[MetricPoint]:
         with self.db.session() as s:
-            self._run_row(s, project, run_id)
+            self._check_run(s, project, run_id)
             rows = s.execute(sa.select(MetricRow.step, MetricRow.value, MetricRow.time).where(
                 MetricRow.run_id == run_id, MetricRow.key == key
             ).order_by(MetricRow.step, MetricRow.time, MetricRow.id)).all()
@@ -176,6 +185,28 @@ class RunsSql(SqlBase):
             rows = list(s.scalars(q).all())
             more = len(rows) > limit
             return self._runs_to_models(s, rows[:limit]), more
+
+
+_UPSERTS: dict[str, Any] = {}
+
+
+def _latest_upsert(s: Session) -> Any:
+    """Keep the newest point of each series: by step, then by time (built once per dialect)."""
+    dialect = s.get_bind().dialect.name
+    if dialect not in _UPSERTS:
+        _UPSERTS[dialect] = _build_latest_upsert(s)
+    return _UPSERTS[dialect]
+
+
+def _build_latest_upsert(s: Session) -> Any:
+    ins = upsert(s, LatestMetricRow.__table__)
+    table = LatestMetricRow.__table__
+    newer = (ins.excluded.step > table.c.step) | (
+        (ins.excluded.step == table.c.step) & (ins.excluded.time >= table.c.time))
+    return ins.on_conflict_do_update(
+        index_elements=["run_id", "key"],
+        set_={"step": ins.excluded.step, "value": ins.excluded.value, "time": ins.excluded.time},
+        where=newer)
 
 
 def _apply_clause(q: Any, c: Clause) -> Any:

@@ -32,7 +32,7 @@ def insert_edges(session: Session, project: str, edges: list[LineageEdge], now: 
         return
     rows = [{"project": project, "src_kind": e.src_kind, "src_id": e.src_id, "dst_kind": e.dst_kind,
              "dst_id": e.dst_id, "relation": e.relation, "created_at": now} for e in edges]
-    session.execute(upsert(session, EdgeRow).values(rows).on_conflict_do_nothing())
+    session.execute(upsert(session, EdgeRow.__table__).values(rows).on_conflict_do_nothing())
 
 
 def point_edges_at(edges: list[LineageEdge], kind: str, node_id: str) -> list[LineageEdge]:
