@@ -36,8 +36,8 @@ def run_demo(home: str | None = None, keep: bool = False) -> int:
             token = live.resolved_admin_token_file.read_text().strip()
             with Client(live.resolved_public_url, token, project=PROJECT) as client:
                 summary["server"] = live.resolved_public_url
-                _lifecycle(client, summary)
-                _pipeline(client, summary)
+                results = run_lifecycle(client)
+                summary.update(results["display"])
     except ModelyardError as e:
         console.print(f"[red]demo failed[/red] ({e.code}): {e.message} {e.details or ''}")
         return 1
@@ -52,7 +52,10 @@ def _step(text: str) -> Any:
     return console.status(f"[bold]{text}[/bold]", spinner="dots")
 
 
-def _lifecycle(client: Client, summary: dict[str, Any]) -> None:
+def run_lifecycle(client: Client) -> dict[str, Any]:
+    """Every step against `client`'s server; returns raw figures and a display summary."""
+    summary: dict[str, Any] = {}
+    raw: dict[str, Any] = {}
     if not any(p["name"] == PROJECT for p in client.list_projects()):
         client.create_project(PROJECT, "the modelyard demo")
 
@@ -117,17 +120,23 @@ def _lifecycle(client: Client, summary: dict[str, Any]) -> None:
     p50 = _first_value(q)
     summary["request latency p50 (server)"] = f"{p50:.2f} ms" if p50 is not None else "?"
     summary["requests recorded"] = _first_value(count)
+    raw.update(job=job, model_version=mv, val_accuracy=accuracy, lineage=lineage,
+               served_accuracy=correct / len(images), latency_p50_ms=p50,
+               requests_recorded=_first_value(count), snapshot=snap)
+    raw["pipeline_run"] = _pipeline(client, summary)
+    return {"raw": raw, "display": summary}
 
 
-def _pipeline(client: Client, summary: dict[str, Any]) -> None:
+def _pipeline(client: Client, summary: dict[str, Any]) -> dict[str, Any]:
     with _step("running the same lifecycle as the 'digits-lifecycle' pipeline"):
         client.workflows.register("builtin:digits-lifecycle")
         run = client.workflows.run("digits-lifecycle", wait=True)
-    states = {s["name"]: s["state"] for s in run.get("steps", [])}
+    states = {s["step"]: s["state"] for s in run.get("steps", [])}
     summary["pipeline run"] = f"{run['id']} {run['state']} ({len(states)} steps)"
     console.print(f"  pipeline {run['state']}: " + ", ".join(f"{k}={v}" for k, v in states.items()))
     if run["state"] != "succeeded":
         raise ModelyardError(f"pipeline run {run['id']} ended {run['state']}", {"steps": states})
+    return run
 
 
 def _first_value(result: dict[str, Any]) -> Any:
