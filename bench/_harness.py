@@ -76,6 +76,8 @@ def machine_facts() -> dict[str, Any]:
         "numpy": _version("numpy"),
         "modelyard": _version("modelyard"),
         "git_commit": _git_commit(),
+        # Other work on the machine skews latency figures; record how busy it was.
+        "loadavg_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
     }
 
 
