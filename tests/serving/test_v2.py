@@ -79,12 +79,13 @@ def test_malformed_requests_get_4xx_with_the_reason(api: TestClient, client: Cli
     for body, reason in cases:
         r = api.post("/v2/models/digits/infer", headers=h, json=body)
         assert r.status_code == 400, (body, r.text)
-        assert reason in r.json()["error"]["message"], (reason, r.text)
+        assert reason in r.json()["error"], (reason, r.text)
+        assert r.json()["code"] == "invalid_argument"
     r = api.post("/v2/models/digits/infer", headers={**h, "content-type": "application/json"},
                  content=b"[1, 2")
     assert r.status_code == 400
     r = api.post("/v2/models/nope/infer", headers=h, json={"inputs": [_tensor(x)]})
-    assert r.status_code == 404 and "nope" in r.json()["error"]["message"]
+    assert r.status_code == 404 and "nope" in r.json()["error"]
     assert api.get("/v2/models/nope", headers=h).status_code == 404
     r = api.get("/v2/models/digits", headers=bearer(admin_token))
-    assert r.status_code == 400 and "X-Modelyard-Project" in r.json()["error"]["message"]
+    assert r.status_code == 400 and "X-Modelyard-Project" in r.json()["error"]

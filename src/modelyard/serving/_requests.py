@@ -23,7 +23,6 @@ from modelyard.serving.cache import Entry
 from modelyard.serving.models import (
     Deployment,
     InferRequest,
-    InferResponse,
     ModelMetadata,
     Prediction,
     PredictResponse,
@@ -77,21 +76,22 @@ class RequestPath:
                                model_version=key.version, request_id=request_id)
 
     async def infer(self, project: str, name: str, req: InferRequest,
-                    version: int | None = None) -> InferResponse:
+                    version: int | None = None,
+                    blobs: dict[str, bytes] | None = None) -> _v2.Outcome:
         """An Open Inference Protocol request: the model's input tensor, its first output."""
         request_id = req.id or new_id("req")
         dep = await self._call(self._deployment, project, name)
         key = await self._choose(dep, version)
         entry = await self._load(dep, key)
-        tensor = _v2.decode_inputs(req.inputs, entry.model.inputs)
+        tensor = _v2.decode_inputs(req.inputs, entry.model.inputs, blobs)
         out = entry.model.outputs[0]
         for o in req.outputs or []:
             if o.name != out.name:
                 raise InvalidArgument(f"unknown output {o.name!r}: this model serves {out.name!r}",
                                       {"output": o.name})
         _, res = await self._measured(dep, key, request_id, tensor=tensor)
-        return InferResponse(model_name=name, model_version=str(key.version), id=request_id,
-                             outputs=[_v2.encode_tensor(out.name, res.logits, out.datatype)])
+        return _v2.Outcome(model_name=name, model_version=str(key.version), id=request_id,
+                           outputs=[(out.name, res.logits, out.datatype)])
 
     async def metadata(self, project: str, name: str, version: int | None = None) -> ModelMetadata:
         dep = await self._call(self._deployment, project, name)

@@ -1,20 +1,72 @@
-"""Open Inference Protocol (KServe v2) JSON tensors: strict decoding and encoding."""
+"""Open Inference Protocol (KServe v2) tensors: strict decoding and encoding, as JSON or with
+the binary tensor data extension (what `tritonclient.http` sends by default).
+
+Binary requests carry `Inference-Header-Content-Length: N`: the first N bytes are the JSON
+header, then each input's raw little-endian bytes, in order, sized by its
+`parameters.binary_data_size`. Outputs come back binary when the request asks for it
+(`parameters.binary_data_output`, or an output's `parameters.binary_data`).
+"""
 
 from __future__ import annotations
 
+import json
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from modelyard.core.errors import InvalidArgument
-from modelyard.serving.models import TensorIn, TensorMeta, TensorOut
+from modelyard.serving.models import InferRequest, TensorIn, TensorMeta
 from modelyard.serving.runtime import V2_TO_NUMPY
 
+HEADER_LENGTH = "Inference-Header-Content-Length"
 _INT_TYPES = {"INT8", "INT16", "INT32", "INT64", "UINT8"}
 
 
-def decode_inputs(inputs: list[TensorIn], expected: list[TensorMeta]) -> np.ndarray:
+@dataclass(frozen=True)
+class Outcome:
+    model_name: str
+    model_version: str
+    id: str
+    outputs: list[tuple[str, np.ndarray, str]]  # name, values, datatype
+
+
+def parse_request(body: bytes, header_length: str | None) -> tuple[InferRequest, dict[str, bytes]]:
+    """The JSON part of a request and the binary data of each input sent that way."""
+    if header_length is not None:
+        if not header_length.isdigit() or int(header_length) > len(body):
+            raise InvalidArgument(f"{HEADER_LENGTH} {header_length!r} does not fit a body of "
+                                  f"{len(body)} bytes")
+        head, rest = body[: int(header_length)], body[int(header_length):]
+    else:
+        head, rest = body, b""
+    try:
+        req = InferRequest.model_validate(json.loads(head))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InvalidArgument(f"the request body is not JSON: {e}") from e
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors()[:5])
+        raise InvalidArgument(f"invalid inference request: {problems}") from e
+    blobs: dict[str, bytes] = {}
+    offset = 0
+    for t in req.inputs:
+        size = (t.parameters or {}).get("binary_data_size")
+        if size is None:
+            continue
+        if not isinstance(size, int) or size < 0 or offset + size > len(rest):
+            raise InvalidArgument(f"input {t.name!r}: binary_data_size {size!r} does not fit the "
+                                  f"{len(rest)} bytes of binary data sent")
+        blobs[t.name] = rest[offset: offset + size]
+        offset += size
+    if offset != len(rest):
+        raise InvalidArgument(f"{len(rest) - offset} bytes of binary data belong to no input")
+    return req, blobs
+
+
+def decode_inputs(inputs: list[TensorIn], expected: list[TensorMeta],
+                  blobs: dict[str, bytes] | None = None) -> np.ndarray:
     """The one input tensor of a single-input model, validated against its metadata."""
     names = [m.name for m in expected]
     given = [t.name for t in inputs]
@@ -22,10 +74,10 @@ def decode_inputs(inputs: list[TensorIn], expected: list[TensorMeta]) -> np.ndar
         raise InvalidArgument(
             f"the model takes exactly the inputs {names}; the request sent {given}",
             {"expected": names, "got": given})
-    return decode_tensor(inputs[0], expected[0])
+    return decode_tensor(inputs[0], expected[0], (blobs or {}).get(inputs[0].name))
 
 
-def decode_tensor(t: TensorIn, meta: TensorMeta) -> np.ndarray:
+def decode_tensor(t: TensorIn, meta: TensorMeta, raw: bytes | None = None) -> np.ndarray:
     if t.datatype != meta.datatype:
         raise InvalidArgument(
             f"input {t.name!r} has datatype {t.datatype}, but the model expects {meta.datatype}",
@@ -33,19 +85,29 @@ def decode_tensor(t: TensorIn, meta: TensorMeta) -> np.ndarray:
     if not t.shape or any(d < 0 for d in t.shape):
         raise InvalidArgument(f"input {t.name!r} needs a shape of non-negative sizes, got {t.shape}",
                               {"input": t.name})
-    want_rank, want = len(meta.shape), meta.shape
-    if len(t.shape) != want_rank or any(w not in (-1, g) for w, g in zip(want, t.shape,
+    want = meta.shape
+    if len(t.shape) != len(want) or any(w not in (-1, g) for w, g in zip(want, t.shape,
                                                                           strict=True)):
         raise InvalidArgument(
             f"input {t.name!r} has shape {t.shape}, but the model expects {want} (-1: any size)",
             {"input": t.name, "expected": want, "got": t.shape})
-    n = math.prod(t.shape)
     dtype = V2_TO_NUMPY.get(t.datatype)
     if dtype is None or t.datatype == "BYTES":
         raise InvalidArgument(f"datatype {t.datatype} is not supported for input {t.name!r}")
+    n = math.prod(t.shape)
+    if raw is not None:
+        item = np.dtype(dtype).itemsize
+        if len(raw) != n * item:
+            raise InvalidArgument(
+                f"input {t.name!r} has {len(raw)} bytes of binary data, but shape {t.shape} of "
+                f"{t.datatype} needs {n * item}", {"input": t.name})
+        return np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<")).astype(dtype) \
+            .reshape(t.shape)
+    if t.data is None:
+        raise InvalidArgument(f"input {t.name!r} has no data (nor binary_data_size)",
+                              {"input": t.name})
     try:
-        flat = _flatten(t.data, t.datatype)
-        arr = np.asarray(flat, dtype=dtype)
+        arr = np.asarray(_flatten(t.data, t.datatype), dtype=dtype)
     except (TypeError, ValueError, OverflowError) as e:
         raise InvalidArgument(f"input {t.name!r} holds values that are not {t.datatype}: {e}",
                               {"input": t.name}) from e
@@ -78,6 +140,29 @@ def _flatten(data: list[Any], datatype: str) -> list[Any]:
     return out
 
 
-def encode_tensor(name: str, arr: np.ndarray, datatype: str) -> TensorOut:
-    return TensorOut(name=name, shape=list(arr.shape), datatype=datatype,
-                     data=arr.reshape(-1).tolist())
+def wants_binary(req: InferRequest) -> bool:
+    if (req.parameters or {}).get("binary_data_output"):
+        return True
+    return any((o.parameters or {}).get("binary_data") for o in req.outputs or [])
+
+
+def render(outcome: Outcome, binary: bool) -> tuple[bytes, dict[str, str]]:
+    """The response body and its headers (JSON, or JSON header + binary data)."""
+    outputs = []
+    chunks = []
+    for name, arr, datatype in outcome.outputs:
+        meta: dict[str, Any] = {"name": name, "shape": list(arr.shape), "datatype": datatype}
+        if binary:
+            data = np.ascontiguousarray(arr, dtype=np.dtype(arr.dtype).newbyteorder("<"))
+            chunk = data.tobytes()
+            meta["parameters"] = {"binary_data_size": len(chunk)}
+            chunks.append(chunk)
+        else:
+            meta["data"] = arr.reshape(-1).tolist()
+        outputs.append(meta)
+    head = json.dumps({"model_name": outcome.model_name, "model_version": outcome.model_version,
+                       "id": outcome.id, "outputs": outputs}).encode()
+    if not binary:
+        return head, {"content-type": "application/json"}
+    return head + b"".join(chunks), {"content-type": "application/octet-stream",
+                                     HEADER_LENGTH: str(len(head))}

@@ -3,19 +3,24 @@ Protocol (KServe v2) under `/v2`.
 
 v2 rule: `{model}` is a deployment name and the project comes from the `X-Modelyard-Project`
 header (required on every `/v2/models/...` route, with a bearer token of a project viewer).
-`GET /v2` and `/v2/health/*` need neither, so load balancers can probe them.
+`GET /v2` and `/v2/health/*` need neither, so load balancers can probe them. Errors under `/v2`
+use the protocol's shape, `{"error": "<message>", "code", "details"}`.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 
 import modelyard
 from modelyard.core.auth import Role
-from modelyard.core.errors import InvalidArgument, Unavailable
+from modelyard.core.errors import InvalidArgument, ModelyardError, Unavailable
 from modelyard.server.deps import Access, Caller, Editor, PlatformDep, Viewer, get_platform
+from modelyard.serving import _v2
 from modelyard.serving.models import (
     Deployment,
     DeploymentCreate,
@@ -28,6 +33,9 @@ from modelyard.serving.models import (
     PredictResponse,
     TrafficSet,
 )
+
+if TYPE_CHECKING:
+    from modelyard.server.platform import Platform
 
 PROJECT_HEADER = "X-Modelyard-Project"
 
@@ -84,7 +92,27 @@ async def predict(name: str, body: PredictRequest, access: Viewer, platform: Pla
 
 
 # -- Open Inference Protocol ---------------------------------------------------------------------
-v2_router = APIRouter(prefix="/v2", tags=["open inference protocol"])
+class _V2Route(APIRoute):
+    """Errors in the protocol's own shape, `{"error": "<message>"}` (plus our code and details),
+    which Open Inference Protocol clients such as tritonclient read as the error message.
+    The status and Retry-After still come from the error class."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except ModelyardError as e:
+                headers = ({"Retry-After": str(e.details.get("retry_after_s", 1))}
+                           if e.status in (429, 503) else None)
+                return JSONResponse({"error": e.message, "code": e.code, "details": e.details},
+                                    status_code=e.status, headers=headers)
+
+        return route
+
+
+v2_router = APIRouter(prefix="/v2", tags=["open inference protocol"], route_class=_V2Route)
 
 
 def _v2_access(
@@ -144,13 +172,29 @@ async def model_version_ready(model: str, version: int, access: V2Viewer,
     return Response(status_code=200)
 
 
-@v2_router.post("/models/{model}/infer")
-async def infer(model: str, body: InferRequest, access: V2Viewer,
-                platform: PlatformDep) -> InferResponse:
-    return await platform.serving.infer(access.project, model, body)
+_INFER_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": InferRequest.model_json_schema()},
+    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+}}}
 
 
-@v2_router.post("/models/{model}/versions/{version}/infer")
-async def infer_version(model: str, version: int, body: InferRequest, access: V2Viewer,
-                        platform: PlatformDep) -> InferResponse:
-    return await platform.serving.infer(access.project, model, body, version)
+async def _infer(request: Request, platform: Platform, project: str, model: str,
+                 version: int | None) -> Response:
+    req, blobs = _v2.parse_request(await request.body(), request.headers.get(_v2.HEADER_LENGTH))
+    outcome = await platform.serving.infer(project, model, req, version, blobs)
+    body, headers = _v2.render(outcome, _v2.wants_binary(req))
+    return Response(body, headers=headers)
+
+
+@v2_router.post("/models/{model}/infer", openapi_extra=_INFER_BODY, response_model=InferResponse)
+async def infer(model: str, request: Request, access: V2Viewer,
+                platform: PlatformDep) -> Response:
+    """JSON tensors, or the binary tensor data extension (`Inference-Header-Content-Length`)."""
+    return await _infer(request, platform, access.project, model, None)
+
+
+@v2_router.post("/models/{model}/versions/{version}/infer", openapi_extra=_INFER_BODY,
+                response_model=InferResponse)
+async def infer_version(model: str, version: int, request: Request, access: V2Viewer,
+                        platform: PlatformDep) -> Response:
+    return await _infer(request, platform, access.project, model, version)

@@ -105,7 +105,8 @@ class TensorIn(BaseModel):
     name: str
     shape: list[int]
     datatype: str
-    data: list[Any]
+    data: list[Any] | None = Field(
+        default=None, description="row-major values; absent when sent as binary data")
     parameters: dict[str, Any] | None = None
 
 
