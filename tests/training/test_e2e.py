@@ -3,7 +3,6 @@ cancellation."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -80,8 +79,9 @@ def test_digits_cnn_trains_a_model_version_whose_onnx_predicts_well(
 
 def test_two_ddp_workers_reach_the_accuracy_band_of_one(
         server: Settings, client: Client, snap: dict[str, Any]) -> None:
+    # Half a CPU per DDP worker, so both jobs fit the 2-CPU test machine side by side.
     jobs = [client.training.submit("digits-cnn", snap["id"], hyperparameters={"epochs": 6},
-                                   resources={"cpu": 1, "workers": w}) for w in (1, 2)]
+                                   resources={"cpu": 1 / w, "workers": w}) for w in (1, 2)]
     single, ddp = (client.training.wait(j["id"], timeout=180) for j in jobs)
     ddp_logs = "".join(client.training.logs(ddp["id"]))
     assert single["state"] == ddp["state"] == "succeeded", ddp_logs
@@ -108,24 +108,3 @@ def test_cancel_stops_a_running_job_and_every_process_it_started(
     time.sleep(0.5)
     assert client.training.get(job["id"])["state"] == "cancelled"
 
-
-def test_cli_submits_waits_and_prints_the_logs(server: Settings, snap: dict[str, Any],
-                                               capfd: pytest.CaptureFixture[str]) -> None:
-    from modelyard.cli.main import app
-
-    token = server.resolved_admin_token_file.read_text().strip()
-    base = ["--url", server.resolved_public_url, "--token", token, "--project", "alpha"]
-    with pytest.raises(SystemExit) as ended:
-        app([*base, "--json", "train", "submit", "digits-cnn", "--snapshot", snap["id"],
-             "-P", "epochs=2", "--wait"])
-    assert ended.value.code in (0, None)
-    out = capfd.readouterr().out
-    job = json.loads(out[out.index("{"):])
-    assert job["state"] == "succeeded"
-    with pytest.raises(SystemExit):
-        app([*base, "train", "logs", "-f", job["id"]])
-    assert "epoch 2/2" in capfd.readouterr().out
-    with pytest.raises(SystemExit):
-        app([*base, "--json", "train", "list", "--state", "succeeded"])
-    listed = json.loads(capfd.readouterr().out)
-    assert job["id"] in [j["id"] for j in listed["items"]]

@@ -32,7 +32,7 @@ class IntentClassifierParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     lr: float = Field(0.02, gt=0, le=1.0)
-    epochs: int = Field(30, ge=1, le=500)
+    epochs: int = Field(15, ge=1, le=500)
     batch_size: int = Field(32, ge=1, le=4096)
     embedding_dim: int = Field(64, ge=2, le=1024)
     max_vocab: int = Field(5000, ge=10, le=200_000)

@@ -1,0 +1,121 @@
+"""Jobs that run code a user uploaded: metrics, retries, timeouts, lineage of the code."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from modelyard.core.settings import Settings
+from modelyard.sdk.client import Client
+from tests._servers.live import live_server
+
+pytestmark = pytest.mark.e2e
+
+TRAIN = '''
+import os, time
+from modelyard import runtime
+
+ctx = runtime.context()
+print(f"hello from user code, attempt {ctx.attempt}", flush=True)
+if ctx.hyperparameters.get("sleep"):
+    time.sleep(ctx.hyperparameters["sleep"])
+if ctx.attempt < ctx.hyperparameters.get("fail_attempts", 0):
+    raise SystemExit(7)
+runtime.log_metrics(0, score=ctx.hyperparameters.get("x", 0) * 2)
+runtime.log_metrics(1, score=ctx.hyperparameters.get("x", 0) * 3)
+'''
+
+
+def _package(files: dict[str, str]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, text in files.items():
+            z.writestr(name, text)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    home = tmp_path_factory.mktemp("code-jobs") / "home"
+    with live_server(Settings(home=home, background=True)) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def client(server: Settings) -> Iterator[Client]:
+    token = server.resolved_admin_token_file.read_text().strip()
+    with Client(server.resolved_public_url, token=token, project="alpha") as c:
+        c.create_project("alpha")
+        yield c
+
+
+@pytest.fixture(scope="module")
+def code(client: Client) -> dict[str, str]:
+    uploaded = client.training.upload_code(_package({"train.py": TRAIN}))
+    return {"digest": uploaded["digest"], "entrypoint": "train.py"}
+
+
+def test_uploaded_code_runs_and_reports_metrics(client: Client, code: dict[str, str]) -> None:
+    again = client.training.upload_code(_package({"train.py": TRAIN}))
+    assert again["digest"] == code["digest"]  # content-addressed
+    job = client.training.submit(code=code, hyperparameters={"x": 2})
+    done = client.training.wait(job["id"], timeout=60)
+    log = "".join(client.training.logs(job["id"]))
+    assert done["state"] == "succeeded", log
+    assert "hello from user code, attempt 0" in log
+    assert done["progress"] == {"score": 6.0, "step": 1}
+    assert done["code_hash"] == code["digest"]
+
+
+def test_a_failing_job_is_retried_up_to_max_retries(client: Client, code: dict[str, str]) -> None:
+    ok = client.training.submit(code=code, hyperparameters={"fail_attempts": 1}, max_retries=1)
+    bad = client.training.submit(code=code, hyperparameters={"fail_attempts": 5}, max_retries=1)
+    ok_done = client.training.wait(ok["id"], timeout=60)
+    bad_done = client.training.wait(bad["id"], timeout=60)
+    assert (ok_done["state"], ok_done["attempt"]) == ("succeeded", 1)
+    assert (bad_done["state"], bad_done["attempt"], bad_done["exit_code"]) == ("failed", 1, 7)
+    assert "exited with code 7" in bad_done["message"]
+
+
+def test_a_job_past_its_timeout_is_stopped_and_failed(client: Client,
+                                                      code: dict[str, str]) -> None:
+    job = client.training.submit(code=code, hyperparameters={"sleep": 60}, timeout_s=1)
+    done = client.training.wait(job["id"], timeout=30)
+    assert done["state"] == "failed"
+    assert "timed out" in done["message"]
+
+
+def test_cli_submits_a_code_package_waits_and_prints_the_logs(
+        server: Settings, client: Client, tmp_path: Path, capfd: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelyard.cli.main import app, main
+
+    package = tmp_path / "pkg.zip"
+    package.write_bytes(_package({"train.py": TRAIN}))
+    token = server.resolved_admin_token_file.read_text().strip()
+    base = ["--url", server.resolved_public_url, "--token", token, "--project", "alpha"]
+    with pytest.raises(SystemExit) as ended:
+        app([*base, "--json", "train", "submit", "--code", str(package), "-P", "x=2", "--wait"])
+    assert ended.value.code in (0, None)
+    out = capfd.readouterr().out
+    job = json.loads(out[out.index("{"):])
+    assert (job["state"], job["progress"]["score"]) == ("succeeded", 6.0)
+    with pytest.raises(SystemExit):
+        app([*base, "train", "logs", "-f", job["id"]])
+    assert "hello from user code" in capfd.readouterr().out
+    with pytest.raises(SystemExit):
+        app([*base, "--json", "train", "list", "--state", "succeeded"])
+    listed = json.loads(capfd.readouterr().out)
+    assert job["id"] in [j["id"] for j in listed["items"]]
+    monkeypatch.setattr(sys, "argv", ["modelyard", *base, "train", "submit", "no-such-trainer",
+                                      "--snapshot", "x"])
+    with pytest.raises(SystemExit) as failed:
+        main()
+    assert failed.value.code == 1
+    assert "unknown trainer" in capfd.readouterr().err
