@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
+import operator
 import re
 import time
 from datetime import UTC, datetime
@@ -87,6 +89,16 @@ def alias(value: Any) -> str:
     return value
 
 
+def _integer(step: Any, i: int) -> int:
+    try:
+        if isinstance(step, bool):
+            raise TypeError
+        return operator.index(step)  # int, numpy integers
+    except TypeError:
+        raise InvalidArgument(f"point {i}: step must be an integer, not {step!r}",
+                              {"index": i}) from None
+
+
 def _time(value: Any) -> float:
     if value is None:
         return time.time()
@@ -97,27 +109,41 @@ def _time(value: Any) -> float:
     raise InvalidArgument(f"metric time {value!r} must be epoch seconds or a datetime")
 
 
-def points(items: Any) -> list[MetricPoint]:
+Point = tuple[str, int, float, float]  # key, step, value, epoch seconds
+
+
+def points(items: Any) -> list[Point]:
     if not isinstance(items, (list, tuple)):
         raise InvalidArgument("points must be a list of (key, step, value, time)")
     if len(items) > MAX_POINTS:
         raise InvalidArgument(f"at most {MAX_POINTS} points per call; send them in batches")
-    out = []
+    out: list[Point] = []
+    keys: set[str] = set()
+    now = time.time()
     for i, p in enumerate(items):
         if isinstance(p, MetricPoint):
-            out.append(p)
-            continue
-        if isinstance(p, dict):
+            p = (p.key, p.step, p.value, p.time)
+        elif isinstance(p, dict):
             p = (p.get("key"), p.get("step", 0), p.get("value"), p.get("time"))
         if not isinstance(p, (list, tuple)) or len(p) not in (3, 4):
             raise InvalidArgument(f"point {i} must be (key, step, value, time)", {"index": i})
         k, step, value = p[0], p[1], p[2]
         t = p[3] if len(p) == 4 else None
-        key(k, "metric name")
-        if isinstance(step, bool) or not isinstance(step, int) or abs(step) > 2**62:
-            raise InvalidArgument(f"point {i}: step must be an integer, not {step!r}", {"index": i})
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise InvalidArgument(f"point {i}: value of {k!r} must be a finite number, not "
-                                  f"{value!r}", {"index": i})
-        out.append(MetricPoint.model_construct(key=k, step=step, value=float(value), time=_time(t)))
+        if k not in keys:
+            key(k, "metric name")
+            keys.add(k)
+        if type(step) is not int:
+            step = _integer(step, i)
+        if abs(step) > 2**62:
+            raise InvalidArgument(f"point {i}: step {step} is out of range", {"index": i})
+        if type(value) is not float:
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise InvalidArgument(f"point {i}: value of {k!r} must be a number, not "
+                                      f"{value!r}", {"index": i})
+            value = float(value)
+        if not math.isfinite(value):
+            raise InvalidArgument(f"point {i}: value of {k!r} must be finite, not {value!r}",
+                                  {"index": i})
+        t = now if t is None else (t if type(t) is float and math.isfinite(t) else _time(t))
+        out.append((k, step, value, t))
     return out

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, aliased
 
 from modelyard.core.errors import AlreadyExists, NotFound
 from modelyard.core.ids import new_id, utcnow
+from modelyard.registry._checks import Point
 from modelyard.registry._search import Clause, SortKey
 from modelyard.registry._sql import SqlBase, chunks, compare, insert_edges, point_edges_at, upsert
 from modelyard.registry.models import LineageEdge, MetricPoint, Run
@@ -136,23 +137,23 @@ class RunsSql(SqlBase):
                     job_id=r.job_id, code_hash=r.code_hash, dataset_snapshot=r.dataset_snapshot,
                     user=r.user, created_at=r.created_at, ended_at=r.ended_at) for r in rows]
 
-    def log_metrics(self, project: str, run_id: str, points: list[MetricPoint]) -> int:
+    def log_metrics(self, project: str, run_id: str, points: list[Point]) -> int:
         if not points:
             self.get_run(project, run_id)
             return 0
-        latest: dict[str, MetricPoint] = {}
+        latest: dict[str, Point] = {}
         for p in points:
-            cur = latest.get(p.key)
-            if cur is None or (p.step, p.time) >= (cur.step, cur.time):
-                latest[p.key] = p
+            cur = latest.get(p[0])
+            if cur is None or (p[1], p[3]) >= (cur[1], cur[3]):
+                latest[p[0]] = p
         with self.db.session() as s:
             self._check_run(s, project, run_id)
             s.execute(MetricRow.__table__.insert(), [
-                {"run_id": run_id, "key": p.key, "step": p.step, "value": p.value, "time": p.time}
-                for p in points])
+                {"run_id": run_id, "key": k, "step": step, "value": v, "time": t}
+                for k, step, v, t in points])
             s.execute(_latest_upsert(s), [
-                {"run_id": run_id, "key": p.key, "step": p.step, "value": p.value, "time": p.time}
-                for p in latest.values()])
+                {"run_id": run_id, "key": k, "step": step, "value": v, "time": t}
+                for k, step, v, t in latest.values()])
         return len(points)
 
     def get_metric_series(self, project: str, run_id: str, key: str) -> list[MetricPoint]:

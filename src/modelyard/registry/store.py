@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from modelyard.core.db import Database
+from modelyard.registry._checks import Point
 from modelyard.registry._lineage_sql import LineageSql
 from modelyard.registry._models_sql import ModelsSql
 from modelyard.registry._runs_sql import RunsSql
@@ -44,8 +45,9 @@ class RegistryStore(abc.ABC):
     def finish_run(self, project: str, run_id: str, status: str) -> Run: ...
 
     @abc.abstractmethod
-    def log_metrics(self, project: str, run_id: str, points: list[MetricPoint]) -> int:
-        """Bulk-inserts every point (all or none) and keeps each series' latest point."""
+    def log_metrics(self, project: str, run_id: str, points: list[Point]) -> int:
+        """Bulk-inserts every (key, step, value, time) point, all or none, and keeps each
+        series' latest point (highest step, then time)."""
 
     @abc.abstractmethod
     def get_metric_series(self, project: str, run_id: str, key: str) -> list[MetricPoint]:
