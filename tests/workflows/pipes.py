@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from modelyard.workflows import Pipeline, StepContext, step
+from modelyard.workflows import Pipeline, StepContext, kinds, step
 
 
 def mark(workdir: str, name: str, text: str = "x") -> None:
@@ -147,6 +147,22 @@ def total(square: list[int]) -> int:
 
 
 fanout = Pipeline("fanout", [numbers, square, total], params={"n": 4})
+
+
+# -- a gate over a condition -------------------------------------------------------------------
+@step(executor="thread")
+def score(n: int) -> dict[str, int]:
+    return {"value": n}
+
+
+@step
+def ship(enough: bool, workdir: str) -> str:
+    mark(workdir, "ship")
+    return "shipped"
+
+
+gated = Pipeline("gated", [score, kinds.gate("enough", "score", "value", ">=", 5), ship],
+                 params={"n": 1, "workdir": "."})
 
 
 # -- resume after a crash: s1 -> s2 -> s3, s2 blocks until released -------------------------

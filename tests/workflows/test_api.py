@@ -11,8 +11,8 @@ from modelyard.core.ids import utcnow
 from modelyard.core.settings import Settings
 from modelyard.sdk.client import Client
 from modelyard.workflows.service import WorkflowService
-from tests.conftest import Team, bearer
 from tests._servers.live import live_server
+from tests.conftest import Team, bearer
 
 P = "/api/v1/projects/alpha/pipelines"
 
@@ -129,3 +129,20 @@ def test_cli_runs_and_draws_the_dag_with_step_states(settings: Settings) -> None
         assert "total succeeded" in r.output
         r = runner.invoke(app, ["pipeline", "list"], env=env)
         assert "fanout" in r.output
+
+
+def test_each_new_dataset_commit_starts_one_run_of_a_watching_pipeline(
+        client: Client, wf: WorkflowService) -> None:
+    client.workflows.register("tests.workflows.pipes:fanout")
+    client.workflows.schedule("fanout", event="dataset.commit", match={"dataset": "flowers"})
+    assert wf.watch_datasets() == []  # the dataset does not exist yet
+    client.datasets.import_builtin("flowers", "sklearn:iris")
+    runs = wf.watch_datasets()
+    assert [r.trigger for r in runs] == ["event:dataset.commit"]
+    assert wf.watch_datasets() == []  # seen
+    # the datasets service announcing the same commit does not start a second run
+    assert wf.on_event("dataset.commit", {"project": "alpha", "dataset": "flowers",
+                                          "version": 1}) == []
+    assert len(wf.on_event("dataset.commit", {"project": "alpha", "dataset": "flowers",
+                                              "version": 2})) == 1
+    assert wf.wait("alpha", runs[0].id, 60).state == "succeeded"

@@ -102,3 +102,15 @@ def test_a_run_records_inputs_digests_and_attempts_per_step(
         assert s.attempts == 1 and s.inputs_digest and s.cache_key
         assert s.started_at is not None and s.finished_at is not None
     assert Path(workdir, "a.log").exists()
+
+
+def test_a_closed_gate_skips_what_follows_and_the_run_still_succeeds(
+        wf: WorkflowService, workdir: str) -> None:
+    closed = _run(wf, "gated", n=1, workdir=workdir)
+    assert closed.state == "succeeded", closed.error
+    assert _states(closed) == {"score": "succeeded", "enough": "skipped", "ship": "skipped"}
+    assert "value=1 is not >= 5" in (closed.steps[1].error or "")
+    opened = _run(wf, "gated", n=9, workdir=workdir)
+    assert _states(opened) == {"score": "succeeded", "enough": "succeeded",
+                               "ship": "succeeded"}
+    assert count(workdir, "ship") == 1

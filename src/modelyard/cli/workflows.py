@@ -14,6 +14,8 @@ app = typer.Typer(help="Durable pipelines: DAGs of steps, cached, resumable, sch
                   no_args_is_help=True)
 
 RUN_COLUMNS = ["id", "pipeline", "state", "trigger", "created_by", "created_at", "finished_at"]
+PARAM_OPTION = typer.Option([], "--param", "-P", help="key=value (value as JSON), repeatable")
+MATCH_OPTION = typer.Option([], help="event payload key=value, repeatable")
 STYLE = {"succeeded": "green", "cached": "cyan", "running": "yellow", "pending": "dim",
          "failed": "red", "cancelled": "magenta", "skipped": "dim"}
 
@@ -51,7 +53,7 @@ def list_(ctx: typer.Context) -> None:
 
 @app.command("run")
 def run(ctx: typer.Context, name: str,
-        param: list[str] = typer.Option([], "--param", "-P", help="key=value, repeatable"),
+        param: list[str] = PARAM_OPTION,
         wait: bool = typer.Option(False, help="wait for the run to end and draw it")) -> None:
     """Start a run (202); with --wait, follow it to the end."""
     c = client(ctx)
@@ -95,8 +97,8 @@ def schedule(ctx: typer.Context, name: str,
              cron: str = typer.Option(None, help="cron expression, e.g. '0 3 * * *'"),
              event: str = typer.Option(None,
                                        help="dataset.commit | alias.moved | alert.firing"),
-             match: list[str] = typer.Option([], help="event payload key=value, repeatable"),
-             param: list[str] = typer.Option([], "--param", "-P", help="key=value")) -> None:
+             match: list[str] = MATCH_OPTION,
+             param: list[str] = PARAM_OPTION) -> None:
     """Start runs on a cron schedule or on an event."""
     t = client(ctx).workflows.schedule(name, cron, event=event, match=_params(match),
                                        params=_params(param))

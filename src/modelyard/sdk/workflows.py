@@ -10,6 +10,8 @@ from modelyard.sdk._http import Transport
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 Json = dict[str, Any]
+JsonList = list[Json]
+Names = list[str]
 
 
 class WorkflowsAPI:
@@ -26,13 +28,13 @@ class WorkflowsAPI:
         """Register (or update) a pipeline from a built-in name or a `module:attr` path."""
         return self._t.post(self._p("", project), json={"source": source, "name": name})  # type: ignore[no-any-return]
 
-    def list(self, project: str | None = None) -> list[Json]:
+    def list(self, project: str | None = None) -> JsonList:
         return self._t.get(self._p("", project))  # type: ignore[no-any-return]
 
     def get(self, name: str, project: str | None = None) -> Json:
         return self._t.get(self._p(f"/{quote(name, safe='')}", project))  # type: ignore[no-any-return]
 
-    def versions(self, name: str, project: str | None = None) -> list[str]:
+    def versions(self, name: str, project: str | None = None) -> Names:
         return self._t.get(self._p(f"/{quote(name, safe='')}/versions", project))  # type: ignore[no-any-return]
 
     # runs
@@ -56,7 +58,7 @@ class WorkflowsAPI:
         return self._t.get(self._p(f"/runs/{quote(run_id, safe='')}", project), params=params)  # type: ignore[no-any-return]
 
     def list_runs(self, pipeline: str | None = None, limit: int = 50,
-                  project: str | None = None) -> list[Json]:
+                  project: str | None = None) -> JsonList:
         params: dict[str, Any] = {"limit": limit}
         if pipeline:
             params["pipeline"] = pipeline
@@ -75,7 +77,7 @@ class WorkflowsAPI:
                 "enabled": enabled}
         return self._t.post(self._p(f"/{quote(name, safe='')}/schedules", project), json=body)  # type: ignore[no-any-return]
 
-    def list_schedules(self, name: str | None = None, project: str | None = None) -> list[Json]:
+    def list_schedules(self, name: str | None = None, project: str | None = None) -> JsonList:
         path = f"/{quote(name, safe='')}/schedules" if name else "/schedules"
         return self._t.get(self._p(path, project))  # type: ignore[no-any-return]
 

@@ -268,5 +268,6 @@ def _compatible(have: Any, want: Any) -> bool:
 
 
 def _tname(t: Any) -> str:
-    return getattr(t, "__name__", None) if typing.get_origin(t) is None and isinstance(t, type) \
-        else str(t).replace("typing.", "")
+    if typing.get_origin(t) is None and isinstance(t, type):
+        return t.__name__
+    return str(t).replace("typing.", "")

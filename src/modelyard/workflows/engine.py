@@ -330,7 +330,7 @@ class Engine:
 
     def _decode(self, output: Any, ref: str | None) -> Any:
         if ref:
-            return pickle.loads(self.cas.get(ref))  # noqa: S301 - our own CAS, written above
+            return pickle.loads(self.cas.get(ref))
         return output
 
     # -- ending -----------------------------------------------------------------------------

@@ -299,6 +299,6 @@ def _edge(ctx: StepContext, src_kind: str, src_id: str, dst_kind: str, dst_id: s
     """Lineage is best effort: a pipeline step does not fail because an edge was refused."""
     try:
         ctx.platform.registry.add_edge(ctx.project, src_kind, src_id, dst_kind, dst_id, relation)
-    except Exception:  # noqa: BLE001
+    except Exception:
         log.warning("lineage edge %s:%s -> %s:%s not recorded", src_kind, src_id, dst_kind,
                     dst_id, exc_info=True)

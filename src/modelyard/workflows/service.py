@@ -8,7 +8,7 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from croniter import croniter
+from croniter import croniter  # type: ignore[import-untyped]
 
 from modelyard.core.db import Database
 from modelyard.core.errors import FailedPrecondition, InvalidArgument
@@ -73,7 +73,7 @@ class WorkflowService:
                     self._last_cron = time.monotonic()
                     self.fire_due_schedules()
                     self.watch_datasets()
-            except Exception:  # noqa: BLE001 - the loop must survive one bad tick
+            except Exception:
                 log.exception("workflow engine tick failed")
             nxt = self.engine.next_wakeup()
             self.engine.wake.wait(0.5 if nxt is None else max(0.0, min(0.5, nxt)))
@@ -240,7 +240,7 @@ class WorkflowService:
                     run = self._fire(t, f"event:{kind}", payload)
                     if run is not None:
                         runs.append(run)
-        except Exception:  # noqa: BLE001 - the caller's commit must not fail because of us
+        except Exception:
             log.exception("event %s could not be dispatched", kind)
         return runs
 
@@ -253,7 +253,7 @@ class WorkflowService:
             if "event" in wanted:
                 params["event"] = payload
             return self.run(t.project, t.pipeline, params, t.created_by, trigger=why)
-        except Exception:  # noqa: BLE001 - one bad trigger must not stop the others
+        except Exception:
             log.exception("trigger %s could not start pipeline %s", t.id, t.pipeline)
             return None
 
