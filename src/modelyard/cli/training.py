@@ -6,7 +6,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -46,8 +46,10 @@ def submit(
     ctx: typer.Context,
     trainer: str = typer.Argument(None, help="a built-in trainer (see `modelyard train trainers`)"),
     snapshot: str = typer.Option(None, "--snapshot", "-s", help="dataset snapshot id"),
-    param: list[str] = typer.Option([], "--param", "-P", help="hyperparameter key=value"),
-    code: Path = typer.Option(None, help="a .zip/.tar.gz code package to run instead"),
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", "-P", help="hyperparameter key=value (repeat it)")] = None,
+    code: Annotated[Path | None, typer.Option(
+        help="a .zip/.tar.gz code package to run instead")] = None,
     entrypoint: str = typer.Option("train.py", help="code package entry: script.py or mod:func"),
     cpu: float = 1.0, gpu: int = 0, memory_mb: int = 1024, workers: int = 1,
     priority: int = 0, timeout_s: int = 3600, max_retries: int = 0,
@@ -60,7 +62,7 @@ def submit(
     if code is not None:
         uploaded = c.training.upload_code(code.read_bytes())
         code_ref = {"digest": uploaded["digest"], "entrypoint": entrypoint}
-    job = c.training.submit(trainer, snapshot, hyperparameters=_kv(param, "--param"),
+    job = c.training.submit(trainer, snapshot, hyperparameters=_kv(param or [], "--param"),
                             code=code_ref, resources={"cpu": cpu, "gpu": gpu,
                                                       "memory_mb": memory_mb, "workers": workers},
                             priority=priority, timeout_s=timeout_s, max_retries=max_retries,
@@ -96,7 +98,8 @@ def _watch(c: Any, job: dict[str, Any]) -> dict[str, Any]:
 
 @app.command("list")
 def list_(ctx: typer.Context,
-          state: list[str] = typer.Option([], "--state", help="queued, running, succeeded..."),
+          state: Annotated[list[str] | None, typer.Option(
+              "--state", help="queued, running, succeeded... (repeat it)")] = None,
           limit: int = 50, page_token: str = typer.Option(None)) -> None:
     page = client(ctx).training.list(state or None, limit, page_token)
     if wants_json(ctx):

@@ -63,7 +63,7 @@ def export_onnx(net: Any, example_input: Any, path: Path) -> None:
             super().__init__()
             self.inner = inner
 
-        def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002 - the ONNX name
+        def forward(self, input: torch.Tensor) -> torch.Tensor:
             return self.inner(input)  # type: ignore[no-any-return]
 
     example = example_input

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 import time
 from collections.abc import Iterator
@@ -86,7 +87,7 @@ class TrainingAPI:
             "max_cpu": max_cpu, "max_gpu": max_gpu, "max_jobs": max_jobs})
 
     # what a running job sends back (used by modelyard.runtime) ------------------------------
-    def log_metrics(self, job_id: str, points: list[dict[str, Any]]) -> None:
+    def log_metrics(self, job_id: str, points: builtins.list[dict[str, Any]]) -> None:
         self._t.post(self._t.p(f"/jobs/{job_id}/metrics"), json={"points": points})
 
     def put_checkpoint(self, job_id: str, data: bytes) -> str:

@@ -45,7 +45,7 @@ def list_jobs(
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     page_token: Annotated[str | None, Query(max_length=100)] = None,
 ) -> JobPage:
-    return platform.training.list(access.project, state, limit, page_token)
+    return platform.training.list_jobs(access.project, state, limit, page_token)
 
 
 @router.get("/jobs/{job_id}")

@@ -85,7 +85,7 @@ class SchedulerLoop:
         while not self._stop.is_set():
             try:
                 self.tick()
-            except Exception:  # noqa: BLE001 - the loop must survive one bad round
+            except Exception:
                 log.exception("training scheduler round failed")
             self._wake.wait(interval)
             self._wake.clear()
@@ -182,7 +182,7 @@ class SchedulerLoop:
             handle = self.svc.executor.submit(Launch(
                 job_id=job.id, workers=r.workers, env=env, log_path=path, gpus=gpus,
                 cpu=r.cpu, memory_mb=r.memory_mb))
-        except Exception as e:  # noqa: BLE001 - a launch failure fails the job, not the loop
+        except Exception as e:
             log.exception("launching job %s failed", job.id)
             done = self.store.update(job.id, [JobState.scheduled], state=JobState.failed,
                                      finished_at=utcnow(), message=f"could not start: {e}")

@@ -33,10 +33,10 @@ class Resources(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    cpu: float = Field(1.0, gt=0, le=1024)
-    gpu: int = Field(0, ge=0, le=64)
-    memory_mb: int = Field(1024, gt=0, le=16 * 1024 * 1024)
-    workers: int = Field(1, ge=1, le=64)
+    cpu: float = Field(default=1.0, gt=0, le=1024)
+    gpu: int = Field(default=0, ge=0, le=64)
+    memory_mb: int = Field(default=1024, gt=0, le=16 * 1024 * 1024)
+    workers: int = Field(default=1, ge=1, le=64)
 
     @property
     def total_cpu(self) -> float:
@@ -60,7 +60,7 @@ class CodeRef(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     digest: str
-    entrypoint: str = Field("train.py", min_length=1, max_length=300)
+    entrypoint: str = Field(default="train.py", min_length=1, max_length=300)
 
     @field_validator("digest")
     @classmethod
@@ -75,16 +75,16 @@ class JobSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    trainer: str | None = Field(None, max_length=100, description="a built-in trainer name")
+    trainer: str | None = Field(default=None, max_length=100, description="a built-in trainer name")
     code: CodeRef | None = None
-    dataset_snapshot: str | None = Field(None, max_length=100)
+    dataset_snapshot: str | None = Field(default=None, max_length=100)
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
     resources: Resources = Field(default_factory=Resources)
-    priority: int = Field(0, ge=-100, le=100)
-    timeout_s: int = Field(3600, ge=1, le=30 * 24 * 3600)
-    max_retries: int = Field(0, ge=0, le=20)
-    experiment: str | None = Field(None, max_length=100)
-    name: str | None = Field(None, max_length=200)
+    priority: int = Field(default=0, ge=-100, le=100)
+    timeout_s: int = Field(default=3600, ge=1, le=30 * 24 * 3600)
+    max_retries: int = Field(default=0, ge=0, le=20)
+    experiment: str | None = Field(default=None, max_length=100)
+    name: str | None = Field(default=None, max_length=200)
 
 
 class Job(BaseModel):
@@ -137,9 +137,9 @@ class Quota(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_cpu: float | None = Field(None, gt=0)
-    max_gpu: int | None = Field(None, ge=0)
-    max_jobs: int | None = Field(None, ge=1)
+    max_cpu: float | None = Field(default=None, gt=0)
+    max_gpu: int | None = Field(default=None, ge=0)
+    max_jobs: int | None = Field(default=None, ge=1)
 
 
 class CodeUpload(BaseModel):

@@ -124,9 +124,9 @@ class TrainingService:
             job = job.model_copy(update={"queue_position": self.store.queue_position(job)})
         return job
 
-    def list(self, project: str, states: list[JobState] | None, limit: int,
+    def list_jobs(self, project: str, states: list[JobState] | None, limit: int,
              page_token: str | None) -> JobPage:
-        items = self.store.list(project, states, limit + 1, page_token)
+        items = self.store.list_jobs(project, states, limit + 1, page_token)
         more = len(items) > limit
         items = items[:limit]
         return JobPage(items=items, next_page_token=items[-1].id if more and items else None)

@@ -27,8 +27,8 @@ class JobStore(abc.ABC):
     def handle(self, job_id: str) -> str | None: ...
 
     @abc.abstractmethod
-    def list(self, project: str, states: list[JobState] | None, limit: int,
-             after: str | None) -> list[Job]:
+    def list_jobs(self, project: str, states: list[JobState] | None, limit: int,
+                  after: str | None) -> list[Job]:
         """Newest first; `after` is the id of the last job of the previous page."""
 
     @abc.abstractmethod
@@ -84,8 +84,8 @@ class SqlJobStore(JobStore):
         with self.db.session() as s:
             return s.scalar(sa.select(JobRow.handle).where(JobRow.id == job_id))
 
-    def list(self, project: str, states: list[JobState] | None, limit: int,
-             after: str | None) -> list[Job]:
+    def list_jobs(self, project: str, states: list[JobState] | None, limit: int,
+                  after: str | None) -> list[Job]:
         q = sa.select(JobRow).where(JobRow.project == project)
         if states:
             q = q.where(JobRow.state.in_([st.value for st in states]))
@@ -112,6 +112,7 @@ class SqlJobStore(JobStore):
             if s.execute(q.values(**values)).rowcount == 0:  # type: ignore[attr-defined]
                 return None
             row = s.get(JobRow, job_id)
+            assert row is not None
             s.refresh(row)
             return _job(row)
 

@@ -21,23 +21,23 @@ from modelyard.training.models import TrainerInfo
 class DigitsCnnParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    lr: float = Field(0.01, gt=0, le=1.0, description="Adam learning rate")
-    epochs: int = Field(12, ge=1, le=200)
-    batch_size: int = Field(64, ge=1, le=4096)
-    channels: int = Field(16, ge=1, le=256, description="channels of the first conv layer")
-    seed: int = Field(0, ge=0)
+    lr: float = Field(default=0.01, gt=0, le=1.0, description="Adam learning rate")
+    epochs: int = Field(default=12, ge=1, le=200)
+    batch_size: int = Field(default=64, ge=1, le=4096)
+    channels: int = Field(default=16, ge=1, le=256, description="channels of the first conv layer")
+    seed: int = Field(default=0, ge=0)
 
 
 class IntentClassifierParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    lr: float = Field(0.02, gt=0, le=1.0)
-    epochs: int = Field(15, ge=1, le=500)
-    batch_size: int = Field(32, ge=1, le=4096)
-    embedding_dim: int = Field(64, ge=2, le=1024)
-    max_vocab: int = Field(5000, ge=10, le=200_000)
-    max_len: int = Field(32, ge=1, le=1024)
-    seed: int = Field(0, ge=0)
+    lr: float = Field(default=0.02, gt=0, le=1.0)
+    epochs: int = Field(default=15, ge=1, le=500)
+    batch_size: int = Field(default=32, ge=1, le=4096)
+    embedding_dim: int = Field(default=64, ge=2, le=1024)
+    max_vocab: int = Field(default=5000, ge=10, le=200_000)
+    max_len: int = Field(default=32, ge=1, le=1024)
+    seed: int = Field(default=0, ge=0)
 
 
 @dataclass(frozen=True)
