@@ -151,6 +151,7 @@ class RequestPath:
         t0 = time.perf_counter()
         outcome = "ok"
         res: BatchResult | None = None
+        entry: Entry | None = None
         try:
             entry, res = await self._submit(dep, key, raw, tensor)
             return entry, res
@@ -177,10 +178,11 @@ class RequestPath:
             if outcome != "invalid":
                 if not shadow:
                     self.prom.latency.labels(*labels).observe(elapsed)
-                self._record(dep, key, request_id, elapsed * 1000, outcome, res, shadow)
+                self._record(dep, key, request_id, elapsed * 1000, outcome, res, entry, shadow)
 
     def _record(self, dep: Deployment, key: ModelKey, request_id: str, latency_ms: float,
-                outcome: str, res: BatchResult | None, shadow: bool) -> None:
+                outcome: str, res: BatchResult | None, entry: Entry | None,
+                shadow: bool) -> None:
         now = utcnow()
         common = {"project": dep.project, "deployment": dep.name, "model": dep.model,
                   "version": key.version, "time": now, "latency_ms": latency_ms,
@@ -189,7 +191,13 @@ class RequestPath:
             events = [PredictionEvent(**common, outcome=outcome, request_id=request_id)]
         else:
             n = res.inputs.shape[0]
-            preds = res.predictions or [{"label": None, "confidence": None}] * n
+            preds = res.predictions
+            if preds is None:  # a v2 tensor request: label the logits for the metrics store
+                try:
+                    preds = entry.model.pre.decode(res.logits) if entry else None
+                except Exception:  # noqa: BLE001 - logits the preprocessing cannot label
+                    preds = None
+            preds = preds or [{"label": None, "confidence": None}] * n
             events = [
                 PredictionEvent(**common, outcome=outcome,
                                 request_id=request_id if n == 1 else f"{request_id}/{i}",

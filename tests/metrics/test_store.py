@@ -1,0 +1,84 @@
+"""MetricsStore conformance suite: the same tests on SQLite and on a real PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from alembic import command
+
+from modelyard.core.db import Database
+from modelyard.metrics.models import Feedback, PredictionEvent
+from modelyard.metrics.store import MetricsStore, SqlMetricsStore
+
+T0 = datetime(2026, 3, 1, 8, 0, 0)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+    else:
+        from tests._servers.postgres import reset_database
+
+        url = request.getfixturevalue("postgres_url")
+        reset_database(url)
+    database = Database(url)
+    cfg = database.alembic_config()
+    with database.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "metrics@head")
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def store(db: Database) -> MetricsStore:
+    return SqlMetricsStore(db)
+
+
+def _event(i: int, **kw: object) -> PredictionEvent:
+    fields: dict[str, object] = {
+        "project": "p", "deployment": "d", "model": "m", "version": 1,
+        "time": T0 + timedelta(seconds=i), "latency_ms": float(i), "label": str(i % 3),
+        "confidence": 0.5, "request_id": f"r{i}", "input_summary": {"mean": 0.1},
+    }
+    fields.update(kw)
+    return PredictionEvent(**fields)  # type: ignore[arg-type]
+
+
+def test_events_come_back_in_their_window_with_every_column(store: MetricsStore) -> None:
+    assert store.insert_events([_event(i) for i in range(10)]) == 10
+    cols = store.events("p", T0 + timedelta(seconds=2), T0 + timedelta(seconds=5), None, False)
+    assert sorted(cols.latency_ms.tolist()) == [2.0, 3.0, 4.0]
+    assert set(cols.deployment.tolist()) == {"d"} and set(cols.version.tolist()) == {1}
+    assert sorted(cols.time_s.tolist())[0] == (T0 + timedelta(seconds=2) -
+                                               datetime(1970, 1, 1)).total_seconds()
+
+
+def test_projects_deployments_and_shadow_copies_are_kept_apart(store: MetricsStore) -> None:
+    store.insert_events([_event(0), _event(1, project="q"), _event(2, deployment="e"),
+                         _event(3, shadow=True)])
+    end = T0 + timedelta(minutes=1)
+    assert len(store.events("p", T0, end, None, False)) == 2
+    assert len(store.events("p", T0, end, "e", False)) == 1
+    assert len(store.events("p", T0, end, None, True)) == 3
+    assert len(store.events("q", T0, end, None, True)) == 1
+
+
+def test_feedback_joins_by_request_id_and_the_last_label_wins(store: MetricsStore) -> None:
+    store.insert_events([_event(i) for i in range(4)])
+    assert store.upsert_feedback("p", [Feedback(request_id="r1", label="x"),
+                                       Feedback(request_id="r2", label="2")]) == 2
+    store.upsert_feedback("p", [Feedback(request_id="r1", label="1")])
+    store.upsert_feedback("q", [Feedback(request_id="r3", label="zzz")])  # other project
+    cols = store.events("p", T0, T0 + timedelta(minutes=1), None, False)
+    truth = dict(zip([f"r{int(x)}" for x in cols.latency_ms], cols.true_label, strict=True))
+    assert truth == {"r0": None, "r1": "1", "r2": "2", "r3": None}
+
+
+def test_an_empty_window_gives_empty_columns(store: MetricsStore) -> None:
+    cols = store.events("p", T0, T0 + timedelta(hours=1), None, False)
+    assert len(cols) == 0 and cols.latency_ms.size == 0
