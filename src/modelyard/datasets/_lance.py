@@ -35,12 +35,21 @@ def row_hashes(table: pa.Table) -> list[str]:
     return out
 
 
-def content_hash(hashes: list[str]) -> str:
-    """The hash of a version's content: a multiset of row hashes, order ignored."""
-    h = hashlib.sha256()
-    for x in sorted(hashes):
-        h.update(x.encode())
-    return h.hexdigest()
+_MOD = 2**256
+
+
+def content_sum(hashes: list[str], start: int = 0, sign: int = 1) -> int:
+    """An additive multiset hash (the sum of row hashes mod 2^256): adding or removing rows
+    updates it without reading the rows that stay, so a small commit costs little."""
+    total = start
+    for x in hashes:
+        total += sign * int(x, 16)
+    return total % _MOD
+
+
+def content_hash(total: int, count: int) -> str:
+    """The hash of a version's content: same rows (in any order) give the same hash."""
+    return hashlib.sha256(f"{count}:{total:064x}".encode()).hexdigest()
 
 
 def with_ids(table: pa.Table, reuse: dict[str, list[str]] | None = None) -> pa.Table:
@@ -105,16 +114,19 @@ class LanceData:
         return lance.write_dataset(table, self.uri, mode=mode,
                                    storage_options=self.storage_options).version
 
-    def delete(self, predicate: str, head: int) -> int:
+    def delete(self, predicate: str, head: int, columns: list[str]) -> tuple[int, pa.Table]:
+        """Deletes the matching rows; returns the new version and `columns` of the rows gone."""
         ds = self.reset_to(head)
         assert ds is not None
         try:
-            ds.delete(predicate)
+            gone = ds.to_table(columns=columns, filter=predicate)
+            if gone.num_rows:
+                ds.delete(predicate)
         except (ValueError, OSError, RuntimeError) as e:
             raise InvalidArgument(f"cannot delete rows where {predicate[:200]!r}: {str(e)[:300]}; "
                                   "use a SQL filter over the dataset's columns",
                                   {"field": "where"}) from e
-        return self.open().version  # type: ignore[union-attr]
+        return self.open().version, gone  # type: ignore[union-attr]
 
     def column(self, version: int, name: str) -> list[Any]:
         ds = self.open(version)
@@ -127,11 +139,12 @@ class LanceData:
         return ds.to_table(columns=columns)
 
 
-def statistics(kind: DatasetType, data: LanceData, version: int) -> dict[str, Any]:
+def statistics(kind: DatasetType, data: LanceData, version: int, row_count: int,
+               label_counts: Counter[str]) -> dict[str, Any]:
     """Row count, label histogram and the type's summary of one Lance version."""
-    cols = [f.name for f in kind.schema()]
-    table = data.table(version, cols)
-    labels = Counter(kind.labels_of(table))
-    return {"row_count": table.num_rows,
-            "label_counts": dict(sorted(labels.items())),
-            "summary": kind.summary(table)}
+    summary = {}
+    if kind.summary_columns and row_count:
+        summary = kind.summary(data.table(version, list(kind.summary_columns)))
+    return {"row_count": row_count,
+            "label_counts": {k: v for k, v in sorted(label_counts.items()) if v > 0},
+            "summary": summary}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -133,6 +134,7 @@ class DatasetService(SnapshotMixin, GcMixin):
         with self._lock(ds.id):
             ds = self.store.get_dataset_by_id(ds.id)
             head = self._head(ds)
+            before = _Content.of(head)
             if mode == "overwrite" and head is not None:
                 old = data.table(head.lance_version, ["row_id", "row_hash"])
                 reuse: dict[str, list[str]] = {}
@@ -141,10 +143,18 @@ class DatasetService(SnapshotMixin, GcMixin):
                 full = _lance.with_ids(table, reuse)
                 data.reset_to(head.lance_version)
                 lance_version = data.overwrite(full)
+                hashes = full.column("row_hash").to_pylist()
+                old_c, new_c = Counter(old.column(1).to_pylist()), Counter(hashes)
+                after = _Content(_lance.content_sum(hashes), len(hashes),
+                                 Counter(kind.labels_of(full)))
+                added, removed = sum((new_c - old_c).values()), sum((old_c - new_c).values())
             else:
                 full = _lance.with_ids(table)
                 lance_version = data.append(full, head.lance_version if head else None)
-            return self._record(ds, kind, data, head, lance_version, mode, actor, message, tags)
+                after = before.plus(kind, full, 1)
+                added, removed = full.num_rows, 0
+            return self._record(ds, kind, data, head, lance_version, mode, actor, message, tags,
+                                after, added, removed)
 
     def _delete(self, ds: Dataset, kind: DatasetType, where: str | None, row_ids: list[str] | None,
                 actor: str, message: str, tags: list[str]) -> Commit:
@@ -161,25 +171,27 @@ class DatasetService(SnapshotMixin, GcMixin):
             head = self._head(self.store.get_dataset_by_id(ds.id))
             if head is None:
                 raise FailedPrecondition(f"dataset {ds.name!r} has no rows yet; nothing to delete")
-            lance_version = data.delete(str(where), head.lance_version)
-            return self._record(ds, kind, data, head, lance_version, "delete", actor, message, tags)
+            cols = ["row_hash", *([kind.label_field] if kind.label_field else [])]
+            lance_version, gone = data.delete(str(where), head.lance_version, cols)
+            after = _Content.of(head).plus(kind, gone, -1)
+            return self._record(ds, kind, data, head, lance_version, "delete", actor, message,
+                                tags, after, 0, gone.num_rows)
 
     def _head(self, ds: Dataset) -> Commit | None:
         return self.store.get_commit(ds.id, ds.head_version) if ds.head_version else None
 
     def _record(self, ds: Dataset, kind: DatasetType, data: _lance.LanceData, head: Commit | None,
-                lance_version: int, mode: str, actor: str, message: str, tags: list[str]) -> Commit:
-        hashes = data.column(lance_version, "row_hash")
-        old = Counter(data.column(head.lance_version, "row_hash")) if head else Counter()
-        new = Counter(hashes)
-        stats = _lance.statistics(kind, data, lance_version)
+                lance_version: int, mode: str, actor: str, message: str, tags: list[str],
+                after: _Content, rows_added: int, rows_removed: int) -> Commit:
+        stats = _lance.statistics(kind, data, lance_version, after.count, after.labels)
+        stats["content_sum"] = f"{after.total:064x}"
         commit = Commit(
             id=new_id("dcm"), dataset_id=ds.id, dataset=ds.name,
             version=(head.version if head else 0) + 1, lance_version=lance_version,
             operation=mode, message=message, author=actor,  # type: ignore[arg-type]
-            created_at=utcnow(), tags=tags, row_count=len(hashes),
-            rows_added=sum((new - old).values()), rows_removed=sum((old - new).values()),
-            content_hash=_lance.content_hash(hashes), stats=stats)
+            created_at=utcnow(), tags=tags, row_count=after.count, rows_added=rows_added,
+            rows_removed=rows_removed, content_hash=_lance.content_hash(after.total, after.count),
+            stats=stats)
         return self.store.add_commit(commit)
 
     # ---- reading versions -----------------------------------------------------------------
@@ -197,7 +209,8 @@ class DatasetService(SnapshotMixin, GcMixin):
 
     def stats(self, project: str, name: str, version: int | None = None) -> dict[str, Any]:
         c = self.get_version(project, name, version)
-        return {"dataset": name, "version": c.version, **c.stats}
+        shown = {k: v for k, v in c.stats.items() if k != "content_sum"}
+        return {"dataset": name, "version": c.version, **shown}
 
     def rows(self, project: str, name: str, version: int | None = None, offset: int = 0,
              limit: int = 20) -> list[dict[str, Any]]:
@@ -228,6 +241,29 @@ class DatasetService(SnapshotMixin, GcMixin):
                     rows_added=sum((hb - ha).values()), rows_removed=sum((ha - hb).values()),
                     rows_unchanged=sum((ha & hb).values()), label_counts_from=la,
                     label_counts_to=lb, label_change={k: v for k, v in change.items() if v})
+
+
+@dataclass
+class _Content:
+    """What a version holds, kept incrementally: the additive content hash, rows, labels."""
+
+    total: int
+    count: int
+    labels: Counter[str]
+
+    @classmethod
+    def of(cls, head: Commit | None) -> _Content:
+        if head is None:
+            return cls(0, 0, Counter())
+        return cls(int(head.stats.get("content_sum", "0"), 16), head.row_count,
+                   Counter(head.stats.get("label_counts", {})))
+
+    def plus(self, kind: DatasetType, rows: pa.Table, sign: int) -> _Content:
+        hashes = rows.column("row_hash").to_pylist()
+        labels = Counter(kind.labels_of(rows))
+        return _Content(_lance.content_sum(hashes, self.total, sign),
+                        self.count + sign * len(hashes),
+                        self.labels + labels if sign > 0 else self.labels - labels)
 
 
 def _tags(tags: list[str] | None) -> list[str]:

@@ -92,6 +92,7 @@ class DatasetType(abc.ABC):
 
     name: ClassVar[str]
     label_field: ClassVar[str | None] = None
+    summary_columns: ClassVar[tuple[str, ...]] = ()  # what `summary` reads (keep it cheap)
 
     def __init__(self, config: dict[str, Any] | None = None) -> None:
         self.config = dict(config or {})
@@ -113,7 +114,7 @@ class DatasetType(abc.ABC):
         return [str(x) for x in col.to_pylist()]
 
     def summary(self, table: pa.Table) -> dict[str, Any]:
-        """Type-specific statistics (text lengths, image sizes...)."""
+        """Type-specific statistics (text lengths, image sizes...) over `summary_columns`."""
         return {}
 
     def training_row(self, row: dict[str, Any], label_names: list[str]) -> dict[str, Any]:
@@ -129,6 +130,7 @@ class ImageClassification(DatasetType):
 
     name = "image_classification"
     label_field = "label"
+    summary_columns = ("width", "height")
 
     def schema(self) -> pa.Schema:
         return pa.schema([("image", pa.binary()), ("label", pa.string()),
@@ -182,13 +184,7 @@ class ImageClassification(DatasetType):
     def summary(self, table: pa.Table) -> dict[str, Any]:
         if table.num_rows == 0:
             return {}
-        import pyarrow.compute as pc
-
-        sizes = pc.binary_length(table.column("image"))
-        return {
-            "width": _minmax(table.column("width")), "height": _minmax(table.column("height")),
-            "bytes": _minmax(sizes),
-        }
+        return {"width": _minmax(table.column("width")), "height": _minmax(table.column("height"))}
 
     def training_row(self, row: dict[str, Any], label_names: list[str]) -> dict[str, Any]:
         return {"image": row["image"], "label": _label_index(row["label"], label_names)}
@@ -202,6 +198,7 @@ class TextIntent(DatasetType):
 
     name = "text_intent"
     label_field = "labels"
+    summary_columns = ("text",)
 
     def schema(self) -> pa.Schema:
         return pa.schema([("text", pa.string()), ("labels", pa.list_(pa.string()))])
