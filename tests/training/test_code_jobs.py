@@ -5,9 +5,12 @@ from __future__ import annotations
 import io
 import json
 import sys
+import time
 import zipfile
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,7 +46,9 @@ def _package(files: dict[str, str]) -> bytes:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     home = tmp_path_factory.mktemp("code-jobs") / "home"
-    with live_server(Settings(home=home, background=True)) as s:
+    settings = Settings(home=home, background=True)
+    settings.training.capacity_cpus = 2
+    with live_server(settings) as s:
         yield s
 
 
@@ -81,6 +86,58 @@ def test_a_failing_job_is_retried_up_to_max_retries(client: Client, code: dict[s
     assert (ok_done["state"], ok_done["attempt"]) == ("succeeded", 1)
     assert (bad_done["state"], bad_done["attempt"], bad_done["exit_code"]) == ("failed", 1, 7)
     assert "exited with code 7" in bad_done["message"]
+
+
+def _at(job: dict[str, Any], field: str) -> datetime:
+    return datetime.fromisoformat(job[field])
+
+
+def _peak_cpu(jobs: list[dict[str, Any]]) -> float:
+    """The most CPU the scheduler ever had handed out at once to these jobs."""
+    events = []
+    for j in jobs:
+        events.append((_at(j, "scheduled_at"), 1, j["resources"]["cpu"]))
+        events.append((_at(j, "finished_at"), 0, -j["resources"]["cpu"]))
+    held = peak = 0.0
+    for _, _, delta in sorted(events):  # at equal times, ends (0) before starts (1)
+        held += delta
+        peak = max(peak, held)
+    return peak
+
+
+def test_two_cpus_run_one_big_and_three_small_jobs_without_over_committing(
+        client: Client, code: dict[str, str]) -> None:
+    submitted = [client.training.submit(code=code, hyperparameters={"sleep": 0.5},
+                                        resources={"cpu": cpu}) for cpu in (2, 1, 1, 1)]
+    done = [client.training.wait(j["id"], timeout=60) for j in submitted]
+    assert [j["state"] for j in done] == ["succeeded"] * 4
+    assert _peak_cpu(done) <= 2
+
+
+def test_a_higher_priority_job_starts_first(client: Client, code: dict[str, str]) -> None:
+    blocker = client.training.submit(code=code, hyperparameters={"sleep": 1},
+                                     resources={"cpu": 2})
+    low = client.training.submit(code=code, resources={"cpu": 2}, priority=0)
+    high = client.training.submit(code=code, resources={"cpu": 2}, priority=5)
+    assert client.training.get(high["id"])["queue_position"] < (
+        client.training.get(low["id"])["queue_position"])
+    done = {j["id"]: client.training.wait(j["id"], timeout=60) for j in (blocker, low, high)}
+    assert all(j["state"] == "succeeded" for j in done.values())
+    assert _at(done[high["id"]], "scheduled_at") < _at(done[low["id"]], "scheduled_at")
+
+
+def test_a_project_over_its_quota_waits(client: Client, code: dict[str, str]) -> None:
+    client.training.set_quota(max_jobs=1)
+    try:
+        first = client.training.submit(code=code, hyperparameters={"sleep": 1})
+        second = client.training.submit(code=code)
+        time.sleep(0.5)
+        assert client.training.get(second["id"])["state"] == "queued"  # a CPU is free, yet
+        done = [client.training.wait(j["id"], timeout=60) for j in (first, second)]
+    finally:
+        client.training.set_quota()
+    assert [j["state"] for j in done] == ["succeeded", "succeeded"]
+    assert _at(done[1], "scheduled_at") >= _at(done[0], "finished_at")
 
 
 def test_a_job_past_its_timeout_is_stopped_and_failed(client: Client,
