@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from modelyard.cli._common import client, console, show
@@ -11,15 +13,15 @@ app = typer.Typer(help="model registry: models, versions, aliases", no_args_is_h
 _VERSION_COLUMNS = ["version", "aliases", "framework", "metrics", "created_by", "created_at"]
 
 
-def _aliases_text(row: dict[str, object]) -> dict[str, object]:
+def _aliases_text(row: dict[str, Any]) -> dict[str, Any]:
     out = dict(row)
     for key in ("created_at", "moved_at"):
         if isinstance(out.get(key), str):
             out[key] = str(out[key])[:16].replace("T", " ")
     if isinstance(out.get("aliases"), list):
-        out["aliases"] = ", ".join(str(a) for a in out["aliases"])  # type: ignore[union-attr]
+        out["aliases"] = ", ".join(str(a) for a in out["aliases"])
     elif isinstance(out.get("aliases"), dict):
-        out["aliases"] = ", ".join(f"{k}→{v}" for k, v in out["aliases"].items())  # type: ignore[union-attr]
+        out["aliases"] = ", ".join(f"{k}→{v}" for k, v in out["aliases"].items())
     return out
 
 

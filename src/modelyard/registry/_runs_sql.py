@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
@@ -24,6 +24,13 @@ from modelyard.registry.tables import (
     RunRow,
     TagRow,
 )
+
+# Core tables for bulk statements (no ORM bookkeeping per row).
+_RUNS = cast(sa.Table, RunRow.__table__)
+_PARAMS = cast(sa.Table, ParamRow.__table__)
+_TAGS = cast(sa.Table, TagRow.__table__)
+_METRICS = cast(sa.Table, MetricRow.__table__)
+_LATEST = cast(sa.Table, LatestMetricRow.__table__)
 
 _ATTR_COLUMNS: dict[str, Any] = {
     "id": RunRow.id, "status": RunRow.status, "user": RunRow.user, "job_id": RunRow.job_id,
@@ -46,15 +53,15 @@ class RunsSql(SqlBase):
         exp_id = self._experiment_id(project, experiment, now)
         run_id = new_id("run")
         with self.db.session() as s:
-            s.execute(RunRow.__table__.insert(), [{
+            s.execute(sa.insert(_RUNS), [{
                 "id": run_id, "project": project, "experiment_id": exp_id, "status": "running",
                 "job_id": job_id, "code_hash": code_hash, "dataset_snapshot": dataset_snapshot,
                 "user": user, "created_at": now, "ended_at": None}])
             if params:
-                s.execute(ParamRow.__table__.insert(),
+                s.execute(sa.insert(_PARAMS),
                           [_param_row(run_id, k, v) for k, v in params.items()])
             if tags:
-                s.execute(TagRow.__table__.insert(),
+                s.execute(sa.insert(_TAGS),
                           [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()])
             insert_edges(s, project, point_edges_at(edges, "run", run_id), now)
         return Run(id=run_id, project=project, experiment=experiment, status="running",
@@ -128,10 +135,10 @@ class RunsSql(SqlBase):
                         TagRow.run_id, TagRow.key, TagRow.value).where(TagRow.run_id.in_(part))):
                     tags[run_id][key] = value
             if "metrics" in parts:
-                for run_id, key, value in s.execute(sa.select(
+                for run_id, key, number in s.execute(sa.select(
                         LatestMetricRow.run_id, LatestMetricRow.key, LatestMetricRow.value
                 ).where(LatestMetricRow.run_id.in_(part))):
-                    metrics[run_id][key] = value
+                    metrics[run_id][key] = number
         return [Run(id=r.id, project=r.project, experiment=exps.get(r.experiment_id, ""),
                     status=r.status, params=params[r.id], tags=tags[r.id], metrics=metrics[r.id],
                     job_id=r.job_id, code_hash=r.code_hash, dataset_snapshot=r.dataset_snapshot,
@@ -148,7 +155,7 @@ class RunsSql(SqlBase):
                 latest[p[0]] = p
         with self.db.session() as s:
             self._check_run(s, project, run_id)
-            s.execute(MetricRow.__table__.insert(), [
+            s.execute(sa.insert(_METRICS), [
                 {"run_id": run_id, "key": k, "step": step, "value": v, "time": t}
                 for k, step, v, t in points])
             s.execute(_latest_upsert(s), [
@@ -200,8 +207,8 @@ def _latest_upsert(s: Session) -> Any:
 
 
 def _build_latest_upsert(s: Session) -> Any:
-    ins = upsert(s, LatestMetricRow.__table__)
-    table = LatestMetricRow.__table__
+    ins = upsert(s, _LATEST)
+    table = _LATEST
     newer = (ins.excluded.step > table.c.step) | (
         (ins.excluded.step == table.c.step) & (ins.excluded.time >= table.c.time))
     return ins.on_conflict_do_update(

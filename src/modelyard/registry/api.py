@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
-from typing import Annotated, Any, BinaryIO
+from typing import Annotated, Any, BinaryIO, cast
 
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
@@ -103,7 +103,8 @@ async def upload_artifact(request: Request, access: Editor, platform: PlatformDe
             raise InvalidArgument(f"the upload ended after {size} of {declared} bytes; nothing was "
                                   "stored, send it again")
         spool.seek(0)
-        return await run_in_threadpool(platform.registry.put_artifact, access.project, spool,
+        return await run_in_threadpool(platform.registry.put_artifact, access.project,
+                                       cast(BinaryIO, spool),
                                        media_type, name, access.user, None, sha256)
 
 

@@ -16,7 +16,13 @@ from modelyard.core.db import Database
 from modelyard.core.errors import InvalidArgument, NotFound
 from modelyard.core.ids import check_name, utcnow
 from modelyard.registry import _checks
-from modelyard.registry._search import decode_token, encode_token, parse_filter, parse_order_by, select_fields
+from modelyard.registry._search import (
+    decode_token,
+    encode_token,
+    parse_filter,
+    parse_order_by,
+    select_fields,
+)
 from modelyard.registry.models import (
     NODE_KINDS,
     AliasMove,

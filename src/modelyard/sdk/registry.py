@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Self
 from urllib.parse import quote
 
 from modelyard.sdk._http import Transport
@@ -99,7 +99,7 @@ class MetricLogger:
         self._raise_pending()
         self._send()
 
-    def __enter__(self) -> MetricLogger:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -156,7 +156,7 @@ class RegistryAPI:
         return self._t.get(self._p(f"/runs/{quote(run_id, safe='')}/metrics", project),  # type: ignore[no-any-return]
                            params={"key": key})
 
-    def search_runs(self, filter: str | list[dict[str, Any]] | None = None,  # noqa: A002
+    def search_runs(self, filter: str | list[dict[str, Any]] | None = None,
                     order_by: list[str] | None = None, limit: int = 50,
                     page_token: str | None = None, fields: list[str] | None = None,
                     experiment: str | None = None, project: str | None = None) -> dict[str, Any]:
@@ -165,7 +165,7 @@ class RegistryAPI:
                 "fields": fields, "experiment": experiment}
         return self._t.post(self._p("/runs:search", project), json=body)  # type: ignore[no-any-return]
 
-    def iter_runs(self, filter: str | list[dict[str, Any]] | None = None,  # noqa: A002
+    def iter_runs(self, filter: str | list[dict[str, Any]] | None = None,
                   order_by: list[str] | None = None, fields: list[str] | None = None,
                   page_size: int = 200, project: str | None = None) -> Iterator[dict[str, Any]]:
         token = None
@@ -214,8 +214,7 @@ class RegistryAPI:
         tmp = dest.with_name(f".{dest.name}.part")
         try:
             with open(tmp, "wb") as f:
-                for chunk in self.iter_artifact(digest, project):
-                    f.write(chunk)
+                f.writelines(self.iter_artifact(digest, project))
             os.replace(tmp, dest)
         finally:
             tmp.unlink(missing_ok=True)
