@@ -142,3 +142,28 @@ def test_predictions_are_counted_in_prometheus_and_the_metrics_store(
     out = client.metrics.query("count", now - timedelta(minutes=5), now + timedelta(minutes=1),
                                step_s=360, deployment="digits")
     assert out["series"][0]["points"][0]["value"] == 12  # one event per input row
+
+
+def test_a_torch_export_version_is_served_when_it_has_no_onnx(
+        api: TestClient, client: Client) -> None:
+    import torch
+
+    from tests.serving._digits import PREPROCESSING, classifier
+
+    clf = classifier(1.0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    with torch.no_grad():
+        net[1].weight.copy_(torch.from_numpy(clf.coef_.astype(np.float32)))
+        net[1].bias.copy_(torch.from_numpy(clf.intercept_.astype(np.float32)))
+    program = torch.export.export(net.eval(), (torch.zeros(2, 1, 8, 8),),
+                                  dynamic_shapes=({0: torch.export.Dim("batch", min=1)},))
+    buf = io.BytesIO()
+    torch.export.save(program, buf)
+    registry = api.app.state.platform.registry  # type: ignore[attr-defined]
+    art = registry.put_artifact("alpha", buf.getvalue(), name="model.pt2")
+    mv = registry.register_version("alpha", "torchy", artifacts={"model.pt2": art.digest},
+                                   framework="pytorch", preprocessing=PREPROCESSING)
+    client.serving.create("torchy", f"torchy@{mv.version}")
+    pixels = digits().test_x[:20]
+    out = client.serving.predict("torchy", pixels.tolist())
+    assert [p["label"] for p in out["predictions"]] == expected_labels(1.0, pixels)

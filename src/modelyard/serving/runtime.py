@@ -80,7 +80,7 @@ class LoadedModel:
         self.pre = build_preprocessor(preprocessing)
         self.inputs: list[TensorMeta]
         self.outputs: list[TensorMeta]
-        if framework == "torchscript":
+        if framework == "torch":
             self._init_torch(blob)
         else:
             self._init_onnx(blob)
@@ -104,11 +104,17 @@ class LoadedModel:
         self._run = self._run_onnx
 
     def _init_torch(self, blob: bytes) -> None:
+        """The fallback runtime: a `torch.export` program saved with `torch.export.save`."""
         import torch
 
-        self.platform = "pytorch_torchscript"
-        self._module = torch.jit.load(io.BytesIO(blob), map_location="cpu").eval()
-        self.inputs = [TensorMeta(name="input", datatype="FP32", shape=[-1, -1])]
+        self.platform = "pytorch_export"
+        try:
+            program = torch.export.load(io.BytesIO(blob))
+        except Exception as e:  # noqa: BLE001 - torch raises many unrelated types
+            raise FailedPrecondition(f"model {self.key} cannot be loaded by torch.export: {e}") \
+                from e
+        self._module = program.module()
+        self.inputs = [TensorMeta(name="input", datatype="FP32", shape=_export_shape(program))]
         self.outputs = [TensorMeta(name="logits", datatype="FP32", shape=[-1, -1])]
         self._run = self._run_torch
 
@@ -161,6 +167,15 @@ class LoadedModel:
             raise InvalidArgument(
                 f"input of shape {list(x.shape)} does not fit {self.key}, which expects "
                 f"{want} (-1: any size)", {"expected": want, "got": list(x.shape)})
+
+
+def _export_shape(program: Any) -> list[int]:
+    """The first user input's shape, dynamic sizes as -1."""
+    names = set(program.graph_signature.user_inputs)
+    for node in program.graph.nodes:
+        if node.op == "placeholder" and node.name in names and "val" in node.meta:
+            return [d if type(d) is int else -1 for d in node.meta["val"].shape]
+    return [-1]
 
 
 def _meta(arg: Any) -> TensorMeta:

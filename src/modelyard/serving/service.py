@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from modelyard.core.db import Database
-from modelyard.core.errors import InvalidArgument, ModelyardError, NotFound, Unavailable
+from modelyard.core.errors import FailedPrecondition, InvalidArgument, ModelyardError, NotFound
 from modelyard.core.ids import check_name
 from modelyard.serving import canary
 from modelyard.serving._prom import ServingMetrics
@@ -232,12 +232,13 @@ class ServingService(RequestPath):
 
     def _load_model(self, key: ModelKey) -> Entry:
         mv = self.registry.get_version(key.project, key.model, key.version)
-        name = next((n for n in ("model.onnx", "model.pt") if n in mv.artifacts), None)
+        name = next((n for n in ("model.onnx", "model.pt2") if n in mv.artifacts), None)
         if name is None:
-            raise Unavailable(f"model {key} has no model.onnx artifact to serve; register one",
-                              {"artifacts": sorted(mv.artifacts)})
+            raise FailedPrecondition(
+                f"model {key} has no model.onnx (or torch.export model.pt2) artifact to serve; "
+                "register a version with one", {"artifacts": sorted(mv.artifacts)})
         blob = self.registry.read_artifact(key.project, mv.artifacts[name])
-        framework = "torchscript" if name == "model.pt" else "onnx"
+        framework = "torch" if name == "model.pt2" else "onnx"
         model = LoadedModel(key, blob, mv.preprocessing, framework)
         b = self._batching.pop(key, None) or Batching()
         s = self.settings
