@@ -163,3 +163,18 @@ def test_lineage_route_walks_upstream_from_a_model_version(api: TestClient, team
                           ("code", "c1"), ("dataset_snapshot", "snap_1")}
     assert nodes[("run", run["id"])]["attrs"]["params"] == {"lr": 0.1}
     assert graph["root"]["id"] == "digits@1"
+
+
+def test_project_admin_collects_unheld_artifacts_of_the_project_only(api: TestClient, team: Team,
+                                                                     settings: Settings) -> None:
+    held = _upload(api, team.editor, b"model-bytes").json()  # type: ignore[attr-defined]
+    _upload(api, team.editor, b"scratch-bytes")
+    _register(api, team.editor, artifacts={"model.onnx": held["digest"]})
+    assert api.post(f"{P}/artifacts:gc", params={"retention_s": 0},
+                    headers=bearer(team.editor)).status_code == 403
+    report = api.post(f"{P}/artifacts:gc", params={"retention_s": 0}, headers=bearer(team.owner))
+    assert report.status_code == 200, report.text
+    assert report.json()["artifact_rows_deleted"] == 1 and report.json()["blobs_deleted"] == 1
+    left = api.get(f"{P}/artifacts", headers=bearer(team.viewer)).json()
+    assert [a["digest"] for a in left] == [held["digest"]]
+    assert len(blob_files(settings.resolved_blob_root)) == 1

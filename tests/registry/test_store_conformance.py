@@ -273,3 +273,14 @@ def test_migration_builds_exactly_the_orm_tables(registry: RegistryService) -> N
         return "registry_" in repr(item)
 
     assert [d for d in diff if ours(d)] == []
+
+
+def test_search_by_time_and_a_metric_range(registry: RegistryService) -> None:
+    for i in range(6):
+        registry.log_metrics("alpha", _run(registry), [("acc", 0, i / 10, None)])
+    found = registry.search_runs("alpha", "metrics.acc > 0.1 and metrics.acc < 0.5 and "
+                                          "created_at > '2000-01-01T00:00:00'",
+                                 ["metrics.acc desc"])
+    assert [r["metrics"]["acc"] for r in found.runs] == [0.4, 0.3, 0.2]
+    with pytest.raises(InvalidArgument):
+        registry.search_runs("alpha", "created_at > 'yesterday'")

@@ -63,22 +63,26 @@ class ModelsSql(SqlBase):
                              .offset(offset).limit(limit)).all()
             return [_artifact(r) for r in rows]
 
-    def collect_artifacts(self, older_than: datetime) -> list[tuple[str, int]]:
+    def collect_artifacts(self, older_than: datetime,
+                          project: str | None) -> tuple[list[tuple[str, int]], int]:
         with self.db.session() as s:
             held = sa.select(VersionArtifactRow.digest).join(
                 VersionRow, VersionRow.id == VersionArtifactRow.version_id).join(
                 ModelRow, ModelRow.id == VersionRow.model_id).where(
                 ModelRow.project == ArtifactRow.project,
                 VersionArtifactRow.digest == ArtifactRow.digest)
-            doomed = s.execute(sa.select(ArtifactRow.id, ArtifactRow.digest, ArtifactRow.size).where(
-                ArtifactRow.created_at < older_than, ~held.exists())).all()
+            q = sa.select(ArtifactRow.id, ArtifactRow.digest, ArtifactRow.size).where(
+                ArtifactRow.created_at < older_than, ~held.exists())
+            if project is not None:
+                q = q.where(ArtifactRow.project == project)
+            doomed = s.execute(q).all()
             if not doomed:
-                return []
+                return [], 0
             s.execute(sa.delete(ArtifactRow).where(ArtifactRow.id.in_([d[0] for d in doomed])))
             digests = {d[1]: d[2] for d in doomed}
             still = set(s.scalars(sa.select(ArtifactRow.digest).where(
                 ArtifactRow.digest.in_(list(digests)))).all())
-            return [(d, size) for d, size in digests.items() if d not in still]
+            return [(d, size) for d, size in digests.items() if d not in still], len(doomed)
 
     # models
     def _model_row(self, s: Session, project: str, name: str) -> ModelRow:

@@ -10,7 +10,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
-from modelyard.core.errors import AlreadyExists, NotFound
+from modelyard.core.errors import AlreadyExists, InvalidArgument, NotFound
 from modelyard.core.ids import new_id, utcnow
 from modelyard.registry._checks import Point
 from modelyard.registry._search import Clause, SortKey
@@ -177,11 +177,22 @@ class RunsSql(SqlBase):
             RunRow.project == project)
         if experiment is not None:
             q = q.where(ExperimentRow.name == experiment)
+        metric_joins: dict[str, Any] = {}  # one join per filtered metric, reused for sorting
         for c in clauses:
-            q = _apply_clause(q, c)
+            if c.scope == "metrics":
+                m = metric_joins.get(c.key)
+                if m is None:
+                    m = metric_joins[c.key] = aliased(LatestMetricRow)
+                    q = q.join(m, sa.and_(m.run_id == RunRow.id, m.key == c.key))
+                q = q.where(compare(m.value, c.op, c.value))
+            else:
+                q = _apply_clause(q, c)
         order_cols: list[Any] = []
         for k in order:
-            cols, target, on = _sort_columns(k)
+            if k.scope == "metrics" and k.key in metric_joins:
+                cols, target, on = [metric_joins[k.key].value], None, None
+            else:
+                cols, target, on = _sort_columns(k)
             if target is not None:
                 q = q.outerjoin(target, on)
             order_cols += [(c.desc() if k.descending else c.asc()).nulls_last() for c in cols]
@@ -217,20 +228,26 @@ def _build_latest_upsert(s: Session) -> Any:
         where=newer)
 
 
+def _when(value: str | float) -> datetime:
+    try:
+        if isinstance(value, float):
+            return datetime.fromtimestamp(value, UTC).replace(tzinfo=None)
+        return datetime.fromisoformat(value)
+    except (ValueError, OverflowError, OSError):
+        raise InvalidArgument(f"cannot read time {value!r}: give epoch seconds or an ISO date "
+                              "such as '2026-01-31T12:00:00'") from None
+
+
 def _apply_clause(q: Any, c: Clause) -> Any:
+    """Attribute, param and tag clauses (metric clauses are joined in `search_runs`)."""
     if c.scope == "attributes":
         col = _ATTR_COLUMNS[c.key]
         value: Any = c.value
         if c.key in ("created_at", "ended_at"):
-            value = (datetime.fromtimestamp(c.value, UTC).replace(tzinfo=None)
-                     if isinstance(c.value, float) else datetime.fromisoformat(c.value))
+            value = _when(c.value)
         elif isinstance(value, float):
             value = str(int(value)) if value.is_integer() else str(value)
         return q.where(compare(col, c.op, value))
-    if c.scope == "metrics":
-        m = aliased(LatestMetricRow)
-        return q.join(m, sa.and_(m.run_id == RunRow.id, m.key == c.key,
-                                 compare(m.value, c.op, c.value)))
     if c.scope == "params":
         p = aliased(ParamRow)
         cond = (compare(p.num, c.op, c.value) if isinstance(c.value, float)

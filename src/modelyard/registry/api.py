@@ -17,6 +17,7 @@ from modelyard.registry.models import (
     AliasSet,
     Artifact,
     EdgeCreate,
+    GcReport,
     LineageEdge,
     LineageGraph,
     MetricBatch,
@@ -32,7 +33,7 @@ from modelyard.registry.models import (
     VersionCreate,
 )
 from modelyard.registry.service import parse_node
-from modelyard.server.deps import Editor, PlatformDep, Viewer
+from modelyard.server.deps import Admin, Editor, PlatformDep, Viewer
 
 router = APIRouter(prefix="/api/v1/projects/{project}", tags=["registry"])
 CHUNK = 1024 * 1024
@@ -131,6 +132,13 @@ def download_artifact(digest: str, access: Viewer, platform: PlatformDep) -> Str
     a = platform.registry.get_artifact(access.project, digest)
     stream = platform.registry.open_artifact(access.project, digest)
     return StreamingResponse(_chunks(stream), media_type=a.media_type, headers=_headers(a))
+
+
+@router.post("/artifacts:gc")
+def gc_artifacts(access: Admin, platform: PlatformDep,
+                 retention_s: Annotated[float, Query(ge=0)] = 7 * 86400) -> GcReport:
+    """Forget the project's artifacts no model version holds, older than `retention_s`."""
+    return platform.registry.gc_artifacts(retention_s, access.project)
 
 
 @router.get("/artifacts/{digest}/meta")

@@ -150,11 +150,14 @@ class RegistryService:
     def list_artifacts(self, project: str, limit: int = 100, offset: int = 0) -> list[Artifact]:
         return self.store.list_artifacts(project, offset, min(max(limit, 1), 1000))
 
-    def gc_artifacts(self, retention_s: float = 7 * 86400) -> GcReport:
-        """Forgets artifacts no model version holds and older than the retention, and deletes
-        the bytes no project references any more. Blobs stored in the content store by other
-        components without an artifact row are never touched."""
-        gone = self.store.collect_artifacts(utcnow() - timedelta(seconds=retention_s))
+    def gc_artifacts(self, retention_s: float = 7 * 86400, project: str | None = None) -> GcReport:
+        """Forgets artifacts that no model version holds and that are older than the retention
+        (in `project`, or everywhere), then deletes the bytes no project references any more.
+        Blobs that other components keep in the content store without an artifact row (code
+        packages, checkpoints) are never touched."""
+        if retention_s < 0:
+            raise InvalidArgument(f"retention_s must be 0 or more, not {retention_s}")
+        gone, rows = self.store.collect_artifacts(utcnow() - timedelta(seconds=retention_s), project)
         blobs = freed = 0
         for digest, size in gone:
             try:
@@ -163,7 +166,7 @@ class RegistryService:
                 freed += size
             except NotFound:
                 pass
-        return GcReport(artifact_rows_deleted=len(gone), blobs_deleted=blobs, bytes_freed=freed)
+        return GcReport(artifact_rows_deleted=rows, blobs_deleted=blobs, bytes_freed=freed)
 
     # models, versions and aliases
     def create_model(self, project: str, name: str, user: str = "system") -> Model:

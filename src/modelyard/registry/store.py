@@ -71,9 +71,12 @@ class RegistryStore(abc.ABC):
     def list_artifacts(self, project: str, offset: int, limit: int) -> list[Artifact]: ...
 
     @abc.abstractmethod
-    def collect_artifacts(self, older_than: datetime) -> list[tuple[str, int]]:
-        """Deletes artifact rows no model version holds, created before `older_than`; returns
-        (digest, size) of those digests that no row of any project references any more."""
+    def collect_artifacts(self, older_than: datetime,
+                          project: str | None) -> tuple[list[tuple[str, int]], int]:
+        """Deletes artifact rows (of `project`, or of all projects with None) that no model
+        version of their project holds and that were created before `older_than`. Returns the
+        (digest, size) of digests no row of any project references any more, and the number
+        of rows deleted."""
 
     # models, versions and aliases
     @abc.abstractmethod

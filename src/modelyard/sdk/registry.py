@@ -201,6 +201,12 @@ class RegistryAPI:
         return self._t.get(self._p("/artifacts", project),  # type: ignore[no-any-return]
                            params={"limit": limit, "offset": offset})
 
+    def gc_artifacts(self, retention_s: float = 7 * 86400,
+                     project: str | None = None) -> dict[str, Any]:
+        """Forget the project's artifacts no model version holds (needs the admin role)."""
+        return self._t.post(self._p("/artifacts:gc", project),  # type: ignore[no-any-return]
+                            params={"retention_s": retention_s})
+
     def iter_artifact(self, digest: str, project: str | None = None) -> Iterator[bytes]:
         """The artifact's bytes, streamed in chunks."""
         return self._t.stream("GET", self._p(f"/artifacts/{digest}", project))
