@@ -98,7 +98,7 @@ async def upload_artifact(request: Request, access: Editor, platform: PlatformDe
             async for chunk in request.stream():
                 size += len(chunk)
                 spool.write(chunk)
-        except ClientDisconnect:
+        except (ClientDisconnect, OSError):  # the client went away or its stream broke
             raise InvalidArgument("the upload was interrupted; nothing was stored, send it again") from None
         if declared is not None and declared.isdigit() and int(declared) != size:
             raise InvalidArgument(f"the upload ended after {size} of {declared} bytes; nothing was "
