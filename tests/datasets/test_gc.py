@@ -86,7 +86,7 @@ def test_gc_needs_admin(api: TestClient, team) -> None:
 
 
 def test_large_snapshots_materialize_in_the_background(api: TestClient, images: Client) -> None:
-    api.app.state.platform.datasets.inline_rows = 0
+    api.app.state.platform.datasets.snapshots.inline_rows = 0
     images.datasets.commit_rows("imgs", image_rows(30))
     r = api.post("/api/v1/projects/alpha/datasets/imgs/snapshots", json={"seed": 2})
     assert r.status_code == 202 and r.json()["status"] == "pending"

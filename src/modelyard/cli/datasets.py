@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
@@ -58,9 +58,10 @@ def show_(ctx: typer.Context, name: str, rows: int = typer.Option(5, help="rows 
 
 @app.command("commit")
 def commit(ctx: typer.Context, name: str,
-           file: Path = typer.Argument(..., exists=True, dir_okay=True, readable=True,
-                                      help="a .csv/.json/.jsonl/.parquet file, or a folder of "
-                                      "images with one sub-folder per class"),
+           file: Annotated[Path, typer.Argument(
+               exists=True, dir_okay=True, readable=True,
+               help="a .csv/.json/.jsonl/.parquet file, or a folder of images with one "
+               "sub-folder per class")],
            message: str = typer.Option("", "--message", "-m"),
            tags: str = typer.Option("", help="comma-separated tags"),
            mode: str = typer.Option("append", help="append | overwrite"),

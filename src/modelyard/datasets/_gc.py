@@ -10,21 +10,34 @@ referenced is purged whole.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from modelyard.core.errors import NotFound
 from modelyard.core.ids import utcnow
+from modelyard.datasets._lance import LanceData
 from modelyard.datasets.models import Commit, Dataset, GcReport
 
 if TYPE_CHECKING:
-    from modelyard.datasets.service import DatasetService
+    from modelyard.core.blobs import BlobStore
+    from modelyard.datasets.store import DatasetStore
 
 log = logging.getLogger("modelyard.datasets")
 
 
-class GcMixin:
-    def collect_garbage(self: DatasetService, project: str | None = None,
+class GarbageCollector:
+    def __init__(self, store: DatasetStore, blobs: BlobStore, registry: object,
+                 data: Callable[[Dataset], LanceData],
+                 lock: Callable[[str], AbstractContextManager[object]]) -> None:
+        self.store = store
+        self.blobs = blobs
+        self.registry = registry
+        self.data = data
+        self._lock = lock
+
+    def collect(self, project: str | None = None,
                         retention_s: float = 7 * 86400, now: datetime | None = None) -> GcReport:
         now = now or utcnow()
         cutoff = now - timedelta(seconds=retention_s)
@@ -35,13 +48,13 @@ class GcMixin:
                 self._collect_one(ds, cutoff, now, report)
         return report
 
-    def _lineage_uses(self: DatasetService, project: str, snapshot_id: str) -> bool:
+    def _lineage_uses(self, project: str, snapshot_id: str) -> bool:
         check = getattr(self.registry, "is_referenced", None)
         if check is None:  # no way to ask: assume it is used, never collect it
             return True
         return bool(check(project, "dataset_snapshot", snapshot_id))
 
-    def _collect_one(self: DatasetService, ds: Dataset, cutoff: datetime, now: datetime,
+    def _collect_one(self, ds: Dataset, cutoff: datetime, now: datetime,
                      report: GcReport) -> None:
         commits = [c for c in self.store.list_commits(ds.id) if c.collected_at is None]
         snaps = self.store.list_snapshots(ds.id)
@@ -71,11 +84,8 @@ class GcMixin:
         self.store.mark_collected([c.id for c in gone], now)
         report.commits_collected += len(gone)
 
-    def _remove_versions(self: DatasetService, data: object, kept: set[int],
+    def _remove_versions(self, data: LanceData, kept: set[int],
                          report: GcReport) -> None:
-        from modelyard.datasets._lance import LanceData
-
-        assert isinstance(data, LanceData)
         lds = data.open()
         assert lds is not None
         latest = lds.version
@@ -86,7 +96,7 @@ class GcMixin:
         report.lance_versions_removed += int(stats.old_versions)
         report.bytes_freed += int(stats.bytes_removed)
 
-    def _delete_blob(self: DatasetService, key: str) -> None:
+    def _delete_blob(self, key: str) -> None:
         try:
             self.blobs.delete(key)
         except NotFound:

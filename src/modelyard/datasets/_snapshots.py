@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC
 from typing import TYPE_CHECKING
@@ -14,13 +15,15 @@ from modelyard.datasets import _splits
 from modelyard.datasets.models import Commit, Dataset, Snapshot, SnapshotRecord, SnapshotRequest
 
 if TYPE_CHECKING:
-    from modelyard.datasets.service import DatasetService
+    from modelyard.core.blobs import BlobStore
+    from modelyard.datasets._lance import LanceData
+    from modelyard.datasets.store import DatasetStore
 
 log = logging.getLogger("modelyard.datasets")
 
 
-class SnapshotMixin:
-    """The snapshot half of `DatasetService`.
+class SnapshotManager:
+    """The snapshot use cases of `DatasetService`.
 
     Snapshots of up to `inline_rows` rows are materialized within the request (they take
     milliseconds); larger ones answer `pending` and a background thread makes them `ready` or
@@ -28,12 +31,17 @@ class SnapshotMixin:
     be retried.
     """
 
-    inline_rows: int = 20_000
-    _pool: ThreadPoolExecutor | None = None
-    _inflight: set[str]
-    _inflight_guard: threading.Lock
+    def __init__(self, store: DatasetStore, blobs: BlobStore,
+                 data: Callable[[Dataset], LanceData], inline_rows: int = 20_000) -> None:
+        self.store = store
+        self.blobs = blobs
+        self.data = data
+        self.inline_rows = inline_rows
+        self._pool: ThreadPoolExecutor | None = None
+        self._inflight: set[str] = set()
+        self._inflight_guard = threading.Lock()
 
-    def _submit(self: DatasetService, snapshot_id: str) -> None:
+    def _submit(self, snapshot_id: str) -> None:
         with self._inflight_guard:
             if snapshot_id in self._inflight:
                 return
@@ -50,7 +58,7 @@ class SnapshotMixin:
 
         self._pool.submit(run)
 
-    def create_snapshot(self: DatasetService, project: str, name: str, req: SnapshotRequest,
+    def create(self, project: str, name: str, req: SnapshotRequest,
                         actor: str) -> Snapshot:
         """The snapshot of the newest commit matching the request; an identical request (same
         content, seed and fractions) returns the existing snapshot with `reused=True`."""
@@ -67,7 +75,7 @@ class SnapshotMixin:
             created_at=utcnow(), created_by=actor)
         try:
             self.store.add_snapshot(rec)
-        except Exception:  # noqa: BLE001 - a concurrent identical request won the insert
+        except Exception:
             found = self.store.find_snapshot(ds.id, h)
             if found is None:
                 raise
@@ -77,7 +85,7 @@ class SnapshotMixin:
         self._submit(rec.id)
         return self._view(ds, rec)
 
-    def materialize(self: DatasetService, snapshot_id: str) -> SnapshotRecord:
+    def materialize(self, snapshot_id: str) -> SnapshotRecord:
         """Computes and stores the splits; marks the snapshot ready, or failed with the reason."""
         rec = self.store.get_snapshot(snapshot_id)
         ds = self.store.get_dataset_by_id(rec.dataset_id)
@@ -87,7 +95,7 @@ class SnapshotMixin:
             hashes = self.data(ds).column(commit.lance_version, "row_hash")
             parts = _splits.assign(hashes, rec.seed, rec.fractions)
             _splits.write_splits(self.blobs.uri(key), self.blobs.storage_options, parts)
-        except Exception as e:  # noqa: BLE001 - recorded on the snapshot; retry is possible
+        except Exception as e:
             log.exception("materializing snapshot %s failed", rec.id)
             return self.store.update_snapshot(rec.id, status="failed",
                                               error=f"{type(e).__name__}: {str(e)[:500]}")
@@ -95,7 +103,7 @@ class SnapshotMixin:
             rec.id, status="ready", error=None, splits_key=key,
             split_sizes={k: len(v) for k, v in parts.items()})
 
-    def retry_snapshot(self: DatasetService, project: str, snapshot_id: str) -> Snapshot:
+    def retry(self, project: str, snapshot_id: str) -> Snapshot:
         rec, ds = self._owned(project, snapshot_id)
         with self._inflight_guard:
             busy = rec.id in self._inflight
@@ -110,22 +118,22 @@ class SnapshotMixin:
         self._submit(rec.id)
         return self._view(ds, rec)
 
-    def get_snapshot(self: DatasetService, project: str, snapshot_id: str) -> Snapshot:
+    def get(self, project: str, snapshot_id: str) -> Snapshot:
         rec, ds = self._owned(project, snapshot_id)
         return self._view(ds, rec)
 
-    def list_snapshots(self: DatasetService, project: str, name: str) -> list[Snapshot]:
+    def for_dataset(self, project: str, name: str) -> list[Snapshot]:
         ds = self.store.get_dataset(project, name)
         return [self._view(ds, r) for r in self.store.list_snapshots(ds.id)]
 
-    def _owned(self: DatasetService, project: str, snapshot_id: str) -> tuple[SnapshotRecord, Dataset]:
+    def _owned(self, project: str, snapshot_id: str) -> tuple[SnapshotRecord, Dataset]:
         rec = self.store.get_snapshot(snapshot_id)
         ds = self.store.get_dataset_by_id(rec.dataset_id)
         if ds.project != project:
             raise NotFound(f"snapshot {snapshot_id!r} does not exist", {"snapshot": snapshot_id})
         return rec, ds
 
-    def _view(self: DatasetService, ds: Dataset, rec: SnapshotRecord, reused: bool = False) -> Snapshot:
+    def _view(self, ds: Dataset, rec: SnapshotRecord, reused: bool = False) -> Snapshot:
         commit = self.store.get_commit_by_id(rec.commit_id)
         data = self.data(ds)
         return Snapshot(

@@ -70,7 +70,7 @@ def commit_rows(name: str, body: CommitRows, access: Editor, platform: PlatformD
 
 @router.post("/datasets/{name}/upload", status_code=status.HTTP_201_CREATED)
 async def upload(name: str, request: Request, access: Editor, platform: PlatformDep,
-                 format: Literal["csv", "json", "jsonl", "parquet"] = Query(...),  # noqa: A002
+                 format: Literal["csv", "json", "jsonl", "parquet"] = Query(...),
                  mode: Literal["append", "overwrite"] = "append", message: str = "",
                  tags: str = Query("", description="comma-separated")) -> Commit:
     """The request body is the file; it is streamed to a temp file, never held whole."""

@@ -11,24 +11,28 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from modelyard.core.db import Database
-from modelyard.core.errors import FailedPrecondition, InvalidArgument
+from modelyard.core.errors import FailedPrecondition, InvalidArgument, NotFound
 from modelyard.core.ids import check_name, new_id, utcnow
 from modelyard.datasets import _lance, sources
-from modelyard.datasets._gc import GcMixin, readable
-from modelyard.datasets._snapshots import SnapshotMixin
+from modelyard.datasets._gc import GarbageCollector, readable
+from modelyard.datasets._snapshots import SnapshotManager
 from modelyard.datasets.models import (
     Commit,
     Dataset,
     DatasetCreate,
     DatasetPage,
     Diff,
+    GcReport,
     ImportRequest,
+    Snapshot,
+    SnapshotRequest,
     check_tags,
 )
 from modelyard.datasets.store import DatasetStore, SqlDatasetStore
@@ -41,7 +45,7 @@ if TYPE_CHECKING:
 MAX_PAGE = 1000
 
 
-class DatasetService(SnapshotMixin, GcMixin):
+class DatasetService:
     def __init__(self, db: Database, blobs: BlobStore, registry: RegistryService,
                  store: DatasetStore | None = None) -> None:
         self.db = db
@@ -50,8 +54,8 @@ class DatasetService(SnapshotMixin, GcMixin):
         self.store = store or SqlDatasetStore(db)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
-        self._inflight: set[str] = set()
-        self._inflight_guard = threading.Lock()
+        self.snapshots = SnapshotManager(self.store, blobs, self.data)
+        self.gc = GarbageCollector(self.store, blobs, registry, self.data, self._lock)
 
     # ---- datasets -------------------------------------------------------------------------
 
@@ -117,7 +121,7 @@ class DatasetService(SnapshotMixin, GcMixin):
         type_, config, rows = sources.builtin(req.source)
         try:
             ds = self.store.get_dataset(project, req.name)
-        except Exception:  # noqa: BLE001 - NotFound: create it
+        except NotFound:
             ds = self.create_dataset(project, DatasetCreate(
                 name=req.name, type=type_, config=config, description=f"imported from {req.source}"),
                 actor)
@@ -193,6 +197,26 @@ class DatasetService(SnapshotMixin, GcMixin):
             rows_removed=rows_removed, content_hash=_lance.content_hash(after.total, after.count),
             stats=stats)
         return self.store.add_commit(commit)
+
+    # ---- snapshots and garbage collection (see _snapshots.py, _gc.py) ----------------------
+
+    def create_snapshot(self, project: str, name: str, req: SnapshotRequest, actor: str) -> Snapshot:
+        """The snapshot of the newest commit matching `req`; an identical request (same content,
+        seed and fractions) returns the existing one with `reused=True`."""
+        return self.snapshots.create(project, name, req, actor)
+
+    def get_snapshot(self, project: str, snapshot_id: str) -> Snapshot:
+        return self.snapshots.get(project, snapshot_id)
+
+    def list_snapshots(self, project: str, name: str) -> list[Snapshot]:
+        return self.snapshots.for_dataset(project, name)
+
+    def retry_snapshot(self, project: str, snapshot_id: str) -> Snapshot:
+        return self.snapshots.retry(project, snapshot_id)
+
+    def collect_garbage(self, project: str | None = None, retention_s: float = 7 * 86400,
+                        now: datetime | None = None) -> GcReport:
+        return self.gc.collect(project, retention_s, now)
 
     # ---- reading versions -----------------------------------------------------------------
 

@@ -159,7 +159,7 @@ class ImageClassification(DatasetType):
             if len(img) > MAX_IMAGE_BYTES:
                 errors.add(i, "image", f"is {len(img)} bytes; the limit is {MAX_IMAGE_BYTES}")
                 continue
-            if not bytes(img[:8]) == b"\x89PNG\r\n\x1a\n":
+            if bytes(img[:8]) != b"\x89PNG\r\n\x1a\n":
                 errors.add(i, "image", "is not a PNG image (bad signature)")
                 continue
             try:
@@ -269,7 +269,7 @@ class Tabular(DatasetType):
             raise InvalidArgument("config.target must name one of config.columns",
                                   {"field": "config.target"})
         self.columns: dict[str, str] = dict(cols)
-        self.target: str = target
+        self.target: str = str(target)
 
     @property
     def label_field(self) -> str | None:  # type: ignore[override]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import io
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +24,7 @@ class DatasetsAPI:
     def _p(self, path: str, project: str | None) -> str:
         return self._t.p(path, project)
 
-    def create(self, name: str, type: str, config: dict[str, Any] | None = None,  # noqa: A002
+    def create(self, name: str, type: str, config: dict[str, Any] | None = None,
                description: str = "", project: str | None = None) -> dict[str, Any]:
         body = {"name": name, "type": type, "config": config or {}, "description": description}
         return self._t.post(self._p("/datasets", project), json=body)  # type: ignore[no-any-return]
@@ -51,23 +52,23 @@ class DatasetsAPI:
     def delete(self, name: str, project: str | None = None) -> None:
         self._t.delete(self._p(f"/datasets/{name}", project))
 
-    def commit_rows(self, name: str, rows: list[dict[str, Any]], message: str = "",
-                    tags: list[str] | None = None, mode: str = "append",
+    def commit_rows(self, name: str, rows: builtins.list[dict[str, Any]], message: str = "",
+                    tags: builtins.list[str] | None = None, mode: str = "append",
                     project: str | None = None) -> dict[str, Any]:
         """Append or overwrite rows as one new version (image bytes may be raw; sent base64)."""
         body = {"rows": [_jsonable(r) for r in rows], "mode": mode, "message": message,
                 "tags": tags or []}
         return self._t.post(self._p(f"/datasets/{name}/commits", project), json=body)  # type: ignore[no-any-return]
 
-    def delete_rows(self, name: str, where: str | None = None, row_ids: list[str] | None = None,
-                    message: str = "", tags: list[str] | None = None,
+    def delete_rows(self, name: str, where: str | None = None, row_ids: builtins.list[str] | None = None,
+                    message: str = "", tags: builtins.list[str] | None = None,
                     project: str | None = None) -> dict[str, Any]:
         body = {"mode": "delete", "where": where, "row_ids": row_ids, "message": message,
                 "tags": tags or []}
         return self._t.post(self._p(f"/datasets/{name}/commits", project), json=body)  # type: ignore[no-any-return]
 
-    def upload_file(self, name: str, path: str | Path, format: str | None = None,  # noqa: A002
-                    mode: str = "append", message: str = "", tags: list[str] | None = None,
+    def upload_file(self, name: str, path: str | Path, format: str | None = None,
+                    mode: str = "append", message: str = "", tags: builtins.list[str] | None = None,
                     progress: Callable[[int], None] | None = None,
                     project: str | None = None) -> dict[str, Any]:
         """Streams a CSV/JSON/JSONL/Parquet file in chunks; `progress(n)` gets each chunk's size."""
@@ -76,8 +77,8 @@ class DatasetsAPI:
         with open(path, "rb") as f:
             return self.upload_stream(name, f, fmt, mode, message, tags, progress, project)
 
-    def upload_stream(self, name: str, stream: BinaryIO, format: str,  # noqa: A002
-                      mode: str = "append", message: str = "", tags: list[str] | None = None,
+    def upload_stream(self, name: str, stream: BinaryIO, format: str,
+                      mode: str = "append", message: str = "", tags: builtins.list[str] | None = None,
                       progress: Callable[[int], None] | None = None,
                       project: str | None = None) -> dict[str, Any]:
         def chunks() -> Iterator[bytes]:
@@ -92,15 +93,15 @@ class DatasetsAPI:
                             headers={"content-type": "application/octet-stream"})
 
     def upload_folder(self, name: str, folder: str | Path, mode: str = "append",
-                      message: str = "", tags: list[str] | None = None,
+                      message: str = "", tags: builtins.list[str] | None = None,
                       progress: Callable[[int], None] | None = None,
                       project: str | None = None) -> dict[str, Any]:
         """Images in one sub-folder per class → an image_classification commit (PNG)."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        images: list[bytes] = []
-        labels: list[str] = []
+        images: builtins.list[bytes] = []
+        labels: builtins.list[str] = []
         for cls_dir in sorted(p for p in Path(folder).iterdir() if p.is_dir()):
             for f in sorted(p for p in cls_dir.iterdir() if p.is_file()):
                 images.append(_as_png(f))
@@ -111,14 +112,14 @@ class DatasetsAPI:
         return self.upload_stream(name, buf, "parquet", mode, message, tags, progress, project)
 
     def import_builtin(self, name: str, source: str, message: str = "",
-                       tags: list[str] | None = None, mode: str = "overwrite",
+                       tags: builtins.list[str] | None = None, mode: str = "overwrite",
                        project: str | None = None) -> dict[str, Any]:
         """Creates `name` if needed and commits a built-in source (e.g. `sklearn:digits`)."""
         body = {"name": name, "source": source, "message": message, "tags": tags or [],
                 "mode": mode}
         return self._t.post(self._p("/datasets/import", project), json=body)  # type: ignore[no-any-return]
 
-    def versions(self, name: str, project: str | None = None) -> list[dict[str, Any]]:
+    def versions(self, name: str, project: str | None = None) -> builtins.list[dict[str, Any]]:
         return self._t.get(self._p(f"/datasets/{name}/versions", project))  # type: ignore[no-any-return]
 
     def stats(self, name: str, version: int | None = None,
@@ -127,7 +128,7 @@ class DatasetsAPI:
         return self._t.get(self._p(f"/datasets/{name}/stats", project), params=params)  # type: ignore[no-any-return]
 
     def rows(self, name: str, version: int | None = None, offset: int = 0, limit: int = 20,
-             project: str | None = None) -> list[dict[str, Any]]:
+             project: str | None = None) -> builtins.list[dict[str, Any]]:
         params: dict[str, Any] = {"offset": offset, "limit": limit}
         if version:
             params["version"] = version
@@ -139,7 +140,7 @@ class DatasetsAPI:
                            params={"from": from_version, "to": to_version})
 
     def snapshot(self, name: str, version: int | None = None, cutoff: str | None = None,
-                 tags_all_of: list[str] | None = None, tags_any_of: list[str] | None = None,
+                 tags_all_of: builtins.list[str] | None = None, tags_any_of: builtins.list[str] | None = None,
                  seed: int = 0, fractions: dict[str, float] | None = None, wait: bool = True,
                  timeout_s: float = 600, project: str | None = None) -> dict[str, Any]:
         """Creates (or reuses) a snapshot; with `wait`, returns once it is ready."""
@@ -166,7 +167,7 @@ class DatasetsAPI:
     def get_snapshot(self, snapshot_id: str, project: str | None = None) -> dict[str, Any]:
         return self._t.get(self._p(f"/dataset-snapshots/{snapshot_id}", project))  # type: ignore[no-any-return]
 
-    def list_snapshots(self, name: str, project: str | None = None) -> list[dict[str, Any]]:
+    def list_snapshots(self, name: str, project: str | None = None) -> builtins.list[dict[str, Any]]:
         return self._t.get(self._p(f"/datasets/{name}/snapshots", project))  # type: ignore[no-any-return]
 
     def retry_snapshot(self, snapshot_id: str, project: str | None = None) -> dict[str, Any]:
