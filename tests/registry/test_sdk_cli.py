@@ -46,7 +46,7 @@ def test_metric_logger_reports_a_failed_flush_and_keeps_the_points(client: Clien
     logger.log_metric("loss", 1.0)
     with pytest.raises(NotFound):
         logger.log_metric("loss", 0.9)
-    assert len(logger._buf) == 2  # kept for a retry
+    assert logger.pending == 2  # kept for a retry
 
 
 def test_upload_a_file_and_download_it_back(client: Client, tmp_path: Path) -> None:

@@ -57,6 +57,12 @@ class MetricLogger:
         if full:
             self.flush()
 
+    @property
+    def pending(self) -> int:
+        """Points queued and not yet sent (kept after a failed send, for the next flush)."""
+        with self._lock:
+            return len(self._buf)
+
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         for key, value in metrics.items():
             self.log_metric(key, value, step)
