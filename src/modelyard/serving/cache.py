@@ -26,9 +26,8 @@ class Entry:
 
 
 class ModelCache:
-    def __init__(self, budget_bytes: int, load: Callable[[ModelKey], Entry]) -> None:
+    def __init__(self, budget_bytes: int) -> None:
         self.budget_bytes = budget_bytes
-        self._load = load
         self._entries: OrderedDict[ModelKey, Entry] = OrderedDict()
         self._pinned: set[ModelKey] = set()
         self._lock = threading.Lock()
@@ -56,8 +55,11 @@ class ModelCache:
         with self._lock:
             return self._entries.get(key)
 
-    def get(self, key: ModelKey) -> Entry:
-        """The loaded entry, loading it (blocking; call from a worker thread) if needed."""
+    def get(self, key: ModelKey, load: Callable[[], Entry]) -> Entry:
+        """The loaded entry, calling `load` (blocking; from a worker thread) if needed.
+
+        Raises ResourceExhausted when the model alone is larger than the whole budget.
+        """
         entry = self.peek(key)
         if entry is not None:
             return entry
@@ -67,18 +69,21 @@ class ModelCache:
             entry = self.peek(key)
             if entry is not None:
                 return entry
-            entry = self._load(key)
-            size = entry.model.size_bytes
-            if size > self.budget_bytes:
-                raise ResourceExhausted(
-                    f"model {key} needs about {size >> 20} MB, more than the whole serving memory "
-                    f"budget of {self.budget_bytes >> 20} MB; raise "
-                    "MODELYARD_SERVING__MEMORY_BUDGET_MB", {"retry_after_s": 60})
-            with self._lock:
-                self._entries[key] = entry
-                self._evict_locked()
-                self._loading.pop(key, None)
-            return entry
+            try:
+                entry = load()
+                size = entry.model.size_bytes
+                if size > self.budget_bytes:
+                    raise ResourceExhausted(
+                        f"model {key} needs about {size >> 20} MB, more than the whole serving "
+                        f"memory budget of {self.budget_bytes >> 20} MB; raise "
+                        "MODELYARD_SERVING__MEMORY_BUDGET_MB", {"retry_after_s": 60})
+                with self._lock:
+                    self._entries[key] = entry
+                    self._evict_locked()
+                return entry
+            finally:
+                with self._lock:  # after the insert: a later caller finds the entry
+                    self._loading.pop(key, None)
 
     def pin(self, key: ModelKey, pinned: bool = True) -> None:
         with self._lock:

@@ -61,13 +61,12 @@ class ServingService(RequestPath):
         self.registry = registry
         self.metrics = metrics
         self.store = store or SqlDeploymentStore(db)
-        self.cache = ModelCache(settings.memory_budget_mb << 20, self._load_model)
+        self.cache = ModelCache(settings.memory_budget_mb << 20)
         self.prom = ServingMetrics(prometheus, self.cache)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self._aliases: dict[tuple[str, str], tuple[int, float]] = {}
         self._deployments: dict[tuple[str, str], tuple[Deployment, float]] = {}
-        self._batching: dict[ModelKey, Batching] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -227,10 +226,11 @@ class ServingService(RequestPath):
         return version
 
     def _entry(self, key: ModelKey, batching: Batching) -> Entry:
-        self._batching.setdefault(key, batching)
-        return self.cache.get(key)
+        """The loaded model; a version shared by deployments is batched as the one that loaded
+        it asked."""
+        return self.cache.get(key, lambda: self._load_model(key, batching))
 
-    def _load_model(self, key: ModelKey) -> Entry:
+    def _load_model(self, key: ModelKey, b: Batching) -> Entry:
         mv = self.registry.get_version(key.project, key.model, key.version)
         name = next((n for n in ("model.onnx", "model.pt2") if n in mv.artifacts), None)
         if name is None:
@@ -240,7 +240,6 @@ class ServingService(RequestPath):
         blob = self.registry.read_artifact(key.project, mv.artifacts[name])
         framework = "torch" if name == "model.pt2" else "onnx"
         model = LoadedModel(key, blob, mv.preprocessing, framework)
-        b = self._batching.pop(key, None) or Batching()
         s = self.settings
         batcher = Batcher(
             model, self.pool,

@@ -1,0 +1,52 @@
+"""A throwaway Prometheus (Debian package) on 127.0.0.1 scraping given targets every second."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from tests._servers.ports import free_port, wait_for_port
+
+
+@contextmanager
+def prometheus_server(targets: list[str]) -> Iterator[str]:
+    """Yields the base URL of a Prometheus scraping `targets` (host:port, path /metrics)."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        raise RuntimeError("prometheus not found (apt-get install prometheus)")
+    tmp = Path(tempfile.mkdtemp(prefix="modelyard-prom-"))
+    config = tmp / "prometheus.yml"
+    config.write_text(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+        "scrape_configs:\n  - job_name: modelyard\n    metrics_path: /metrics\n"
+        f"    static_configs:\n      - targets: [{', '.join(repr(t) for t in targets)}]\n"
+    )
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp / 'data'}",
+         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def instant(url: str, promql: str) -> list[dict[str, object]]:
+    r = httpx.get(f"{url}/api/v1/query", params={"query": promql}, timeout=10)
+    r.raise_for_status()
+    return r.json()["data"]["result"]  # type: ignore[no-any-return]
