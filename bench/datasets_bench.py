@@ -115,6 +115,9 @@ def loader_speed(svc: Any, files: list[tuple[Path, str]]) -> dict[str, float]:
     from modelyard.runtime.data import open_split
 
     snap = svc.create_snapshot("bench", "imgs", SnapshotRequest(), "bench")
+    while snap.status == "pending":  # large snapshots materialize in the background
+        time.sleep(0.1)
+        snap = svc.get_snapshot("bench", snap.id)
     train = open_split(snap.model_dump(mode="json"), "train", epoch=0)
     loader = DataLoader(train, batch_size=256, collate_fn=lambda rows: rows)
     t0 = time.perf_counter()

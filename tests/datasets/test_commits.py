@@ -112,3 +112,23 @@ def test_soft_delete_frees_the_name(images: Client) -> None:
         images.datasets.get("imgs")
     images.datasets.create("imgs", "text_intent")
     assert images.datasets.get("imgs")["head_version"] is None
+
+
+def test_streamed_file_names_bad_rows_across_batches_and_stores_nothing(client: Client,
+                                                                         tmp_path) -> None:
+    import json
+
+    client.datasets.create("talk", "text_intent")
+    rows = [{"text": f"utterance {i}", "labels": ["a" if i % 2 else "b"]} for i in range(12_000)]
+    rows[3] = {"text": "", "labels": ["a"]}
+    rows[11_000] = {"text": "fine", "labels": []}
+    path = tmp_path / "big.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    with pytest.raises(InvalidArgument) as e:
+        client.datasets.upload_file("talk", path)
+    assert e.value.details["rows"] == [3, 11_000]
+    assert client.datasets.versions("talk") == []
+    rows[3]["text"], rows[11_000]["labels"] = "now fine", ["b"]
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    commit = client.datasets.upload_file("talk", path)
+    assert commit["row_count"] == 12_000 and commit["stats"]["label_counts"] == {"a": 6000, "b": 6000}

@@ -99,7 +99,7 @@ class LanceData:
             ds = self.open()
         return ds
 
-    def append(self, table: pa.Table, head: int | None) -> int:
+    def append(self, table: pa.Table | pa.RecordBatchReader, head: int | None) -> int:
         ds = self.reset_to(head)
         if ds is None:
             return lance.write_dataset(table, self.uri, mode="create",
@@ -109,7 +109,7 @@ class LanceData:
         return lance.write_dataset(table, ds, mode="append",
                                    storage_options=self.storage_options).version
 
-    def overwrite(self, table: pa.Table) -> int:
+    def overwrite(self, table: pa.Table | pa.RecordBatchReader) -> int:
         mode = "overwrite" if self.exists() else "create"
         return lance.write_dataset(table, self.uri, mode=mode,
                                    storage_options=self.storage_options).version

@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import pyarrow as pa
 
 from modelyard.core.db import Database
 from modelyard.core.errors import FailedPrecondition, InvalidArgument, NotFound
 from modelyard.core.ids import check_name, new_id, utcnow
 from modelyard.datasets import _lance, sources
 from modelyard.datasets._gc import GarbageCollector, readable
+from modelyard.datasets._ingest import Content, IngestStream
 from modelyard.datasets._snapshots import SnapshotManager
 from modelyard.datasets.models import (
     Commit,
@@ -105,16 +104,17 @@ class DatasetService:
                                   {"field": "mode"})
         if where or row_ids:
             raise InvalidArgument("where/row_ids only apply to mode=delete", {"field": "mode"})
-        if not rows and mode == "append":
-            raise InvalidArgument("no rows to append: send at least one row", {"field": "rows"})
-        table = kind.validate(rows)
-        return self._write(ds, kind, table, mode, actor, message, tags)
+        return self._write(ds, kind, _chunks(rows), mode, actor, message, tags)
 
     def commit_file(self, project: str, name: str, path: Path, fmt: str, actor: str,
                     mode: str = "append", message: str = "", tags: list[str] | None = None) -> Commit:
-        self.store.get_dataset(project, name)  # NotFound before parsing a large file
-        rows = sources.read_file(path, fmt)
-        return self.commit_rows(project, name, rows, actor, mode, message, tags)
+        """Like `commit_rows`, reading the file in batches (it is never held whole)."""
+        ds = self.store.get_dataset(project, name)
+        if mode not in ("append", "overwrite"):
+            raise InvalidArgument(f"unknown mode {mode!r}: use append or overwrite",
+                                  {"field": "mode"})
+        return self._write(ds, get_type(ds.type, ds.config), sources.iter_file(path, fmt), mode,
+                           actor, message, _tags(tags))
 
     def import_builtin(self, project: str, req: ImportRequest, actor: str) -> Commit:
         """Creates the dataset when missing, then commits the source's rows."""
@@ -132,33 +132,37 @@ class DatasetService:
         return self.commit_rows(project, req.name, rows, actor, req.mode,
                                 req.message or f"import {req.source}", req.tags)
 
-    def _write(self, ds: Dataset, kind: DatasetType, table: pa.Table, mode: str, actor: str,
-               message: str, tags: list[str]) -> Commit:
+    def _write(self, ds: Dataset, kind: DatasetType, batches: Iterable[list[dict[str, Any]]],
+               mode: str, actor: str, message: str, tags: list[str]) -> Commit:
         data = self.data(ds)
         with self._lock(ds.id):
             ds = self.store.get_dataset_by_id(ds.id)
             head = self._head(ds)
-            before = _Content.of(head)
+            old: Counter[str] = Counter()
+            reuse: dict[str, list[str]] | None = None
             if mode == "overwrite" and head is not None:
-                old = data.table(head.lance_version, ["row_id", "row_hash"])
-                reuse: dict[str, list[str]] = {}
-                for rid, h in zip(old.column(0).to_pylist(), old.column(1).to_pylist(), strict=True):
+                ids = data.table(head.lance_version, ["row_id", "row_hash"])
+                reuse = {}
+                for rid, h in zip(ids.column(0).to_pylist(), ids.column(1).to_pylist(), strict=True):
                     reuse.setdefault(h, []).append(rid)
-                full = _lance.with_ids(table, reuse)
-                data.reset_to(head.lance_version)
-                lance_version = data.overwrite(full)
-                hashes = full.column("row_hash").to_pylist()
-                old_c, new_c = Counter(old.column(1).to_pylist()), Counter(hashes)
-                after = _Content(_lance.content_sum(hashes), len(hashes),
-                                 Counter(kind.labels_of(full)))
-                added, removed = sum((new_c - old_c).values()), sum((old_c - new_c).values())
-            else:
-                full = _lance.with_ids(table)
-                lance_version = data.append(full, head.lance_version if head else None)
-                after = before.plus(kind, full, 1)
-                added, removed = full.num_rows, 0
+                old = Counter(ids.column(1).to_pylist())
+            start = _content_of(head) if mode == "append" else Content()
+            stream = IngestStream(kind, batches, start, reuse, require_rows=mode == "append")
+            try:
+                if mode == "overwrite":
+                    data.reset_to(head.lance_version if head else None)
+                    lance_version = data.overwrite(stream.reader())
+                else:
+                    lance_version = data.append(stream.reader(), head.lance_version if head else None)
+            except Exception:
+                if stream.failure is not None:  # our reader aborted the write: report why
+                    raise stream.failure from None
+                raise
+            new = stream.new_hashes
+            added, removed = ((sum((new - old).values()), sum((old - new).values()))
+                              if mode == "overwrite" else (stream.content.count - start.count, 0))
             return self._record(ds, kind, data, head, lance_version, mode, actor, message, tags,
-                                after, added, removed)
+                                stream.content, added, removed)
 
     def _delete(self, ds: Dataset, kind: DatasetType, where: str | None, row_ids: list[str] | None,
                 actor: str, message: str, tags: list[str]) -> Commit:
@@ -177,7 +181,7 @@ class DatasetService:
                 raise FailedPrecondition(f"dataset {ds.name!r} has no rows yet; nothing to delete")
             cols = ["row_hash", *([kind.label_field] if kind.label_field else [])]
             lance_version, gone = data.delete(str(where), head.lance_version, cols)
-            after = _Content.of(head).plus(kind, gone, -1)
+            after = _content_of(head).plus(kind, gone, -1)
             return self._record(ds, kind, data, head, lance_version, "delete", actor, message,
                                 tags, after, 0, gone.num_rows)
 
@@ -186,7 +190,7 @@ class DatasetService:
 
     def _record(self, ds: Dataset, kind: DatasetType, data: _lance.LanceData, head: Commit | None,
                 lance_version: int, mode: str, actor: str, message: str, tags: list[str],
-                after: _Content, rows_added: int, rows_removed: int) -> Commit:
+                after: Content, rows_added: int, rows_removed: int) -> Commit:
         stats = _lance.statistics(kind, data, lance_version, after.count, after.labels)
         stats["content_sum"] = f"{after.total:064x}"
         commit = Commit(
@@ -267,27 +271,16 @@ class DatasetService:
                     label_counts_to=lb, label_change={k: v for k, v in change.items() if v})
 
 
-@dataclass
-class _Content:
-    """What a version holds, kept incrementally: the additive content hash, rows, labels."""
-
-    total: int
-    count: int
-    labels: Counter[str]
-
-    @classmethod
-    def of(cls, head: Commit | None) -> _Content:
-        if head is None:
-            return cls(0, 0, Counter())
-        return cls(int(head.stats.get("content_sum", "0"), 16), head.row_count,
+def _content_of(head: Commit | None) -> Content:
+    if head is None:
+        return Content()
+    return Content(int(head.stats.get("content_sum", "0"), 16), head.row_count,
                    Counter(head.stats.get("label_counts", {})))
 
-    def plus(self, kind: DatasetType, rows: pa.Table, sign: int) -> _Content:
-        hashes = rows.column("row_hash").to_pylist()
-        labels = Counter(kind.labels_of(rows))
-        return _Content(_lance.content_sum(hashes, self.total, sign),
-                        self.count + sign * len(hashes),
-                        self.labels + labels if sign > 0 else self.labels - labels)
+
+def _chunks(rows: list[dict[str, Any]], size: int = 5000) -> Iterator[list[dict[str, Any]]]:
+    for i in range(0, len(rows), size):
+        yield rows[i:i + size]
 
 
 def _tags(tags: list[str] | None) -> list[str]:

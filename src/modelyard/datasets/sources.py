@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,38 +13,71 @@ from modelyard.core.errors import InvalidArgument
 FORMATS = ("csv", "json", "jsonl", "parquet")
 
 
-def read_file(path: Path, fmt: str) -> list[dict[str, Any]]:
-    """Rows of an uploaded file; malformed input raises InvalidArgument naming the row."""
+BATCH_ROWS = 5000
+
+
+def iter_file(path: Path, fmt: str, batch_rows: int = BATCH_ROWS) -> Iterator[list[dict[str, Any]]]:
+    """Batches of rows of an uploaded file, read incrementally. Malformed input raises
+    InvalidArgument naming the rows, after the whole file was read (so all are named)."""
     if fmt == "csv":
-        return _csv(path)
-    if fmt == "jsonl":
-        return _jsonl(path)
-    if fmt == "json":
-        try:
-            data = json.loads(path.read_text("utf-8"))
-        except (ValueError, UnicodeDecodeError) as e:
-            raise InvalidArgument(f"the upload is not valid JSON: {str(e)[:200]}",
-                                  {"format": "json"}) from e
-        rows = data.get("rows") if isinstance(data, dict) else data
-        if not isinstance(rows, list):
-            raise InvalidArgument("a JSON upload must be a list of rows or {\"rows\": [...]}")
-        return rows
-    if fmt == "parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        try:
-            return pq.read_table(path).to_pylist()  # type: ignore[no-any-return]
-        except (pa.ArrowInvalid, OSError) as e:
-            raise InvalidArgument(f"the upload is not a readable Parquet file: {str(e)[:200]}",
-                                  {"format": "parquet"}) from e
-    raise InvalidArgument(f"unknown format {fmt!r}: use one of {list(FORMATS)}", {"field": "format"})
+        yield from _batched(_csv(path), batch_rows)
+    elif fmt == "jsonl":
+        yield from _batched(_jsonl(path), batch_rows)
+    elif fmt == "json":
+        yield from _batched(iter(_json(path)), batch_rows)
+    elif fmt == "parquet":
+        yield from _parquet(path, batch_rows)
+    else:
+        raise InvalidArgument(f"unknown format {fmt!r}: use one of {list(FORMATS)}",
+                              {"field": "format"})
 
 
-def _csv(path: Path) -> list[dict[str, Any]]:
+def read_file(path: Path, fmt: str) -> list[dict[str, Any]]:
+    return [r for batch in iter_file(path, fmt) for r in batch]
+
+
+def _batched(rows: Iterator[dict[str, Any]], n: int) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for r in rows:
+        batch.append(r)
+        if len(batch) >= n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _json(path: Path) -> list[dict[str, Any]]:
+    # A JSON document cannot be parsed in pieces; JSONL, CSV and Parquet stream.
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InvalidArgument(f"the upload is not valid JSON: {str(e)[:200]}",
+                              {"format": "json"}) from e
+    rows = data.get("rows") if isinstance(data, dict) else data
+    if not isinstance(rows, list):
+        raise InvalidArgument("a JSON upload must be a list of rows or {\"rows\": [...]}")
+    return rows
+
+
+def _parquet(path: Path, batch_rows: int) -> Iterator[list[dict[str, Any]]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        f = pq.ParquetFile(path)
+        for batch in f.iter_batches(batch_size=batch_rows):
+            yield batch.to_pylist()
+    except (pa.ArrowInvalid, OSError) as e:
+        raise InvalidArgument(f"the upload is not a readable Parquet file: {str(e)[:200]}",
+                              {"format": "parquet"}) from e
+
+
+def _csv(path: Path) -> Iterator[dict[str, Any]]:
     import csv
 
-    rows: list[dict[str, Any]] = []
+    n = 0
+    bad: list[int] = []
     try:
         with open(path, newline="", encoding="utf-8") as f:
             reader = csv.reader(f, strict=True)
@@ -54,15 +87,15 @@ def _csv(path: Path) -> list[dict[str, Any]]:
                                       {"rows": [0], "format": "csv"})
             if len(set(header)) != len(header):
                 raise InvalidArgument("the CSV header repeats a column name", {"fields": header})
-            bad: list[int] = []
             for i, rec in enumerate(reader):
+                n = i
                 if len(rec) != len(header):
                     bad.append(i)
-                    continue
-                rows.append(dict(zip(header, rec, strict=True)))
+                elif not bad:
+                    yield dict(zip(header, rec, strict=True))
     except csv.Error as e:
-        raise InvalidArgument(f"malformed CSV near row {len(rows)}: {e}",
-                              {"rows": [len(rows)], "format": "csv"}) from e
+        raise InvalidArgument(f"malformed CSV near data row {n + 1}: {e}",
+                              {"rows": [*bad[:49], n + 1], "format": "csv"}) from e
     except UnicodeDecodeError as e:
         raise InvalidArgument("the CSV is not UTF-8 text", {"format": "csv"}) from e
     if bad:
@@ -70,24 +103,26 @@ def _csv(path: Path) -> list[dict[str, Any]]:
             f"malformed CSV: {len(bad)} row(s) do not have {len(header)} columns, first data "
             f"row {bad[0]}; quote fields that contain commas. Nothing was stored",
             {"rows": bad[:50], "format": "csv", "expected_columns": header})
-    return rows
 
 
-def _jsonl(path: Path) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
+def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
     bad: list[int] = []
+    i = 0
     with open(path, "rb") as f:
         for line in f:
             if not line.strip():
                 continue
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except ValueError:
-                bad.append(len(rows) + len(bad))
+                bad.append(i)
+            else:
+                if not bad:
+                    yield row
+            i += 1
     if bad:
         raise InvalidArgument(f"{len(bad)} line(s) of the JSONL upload are not valid JSON, first "
                               f"row {bad[0]}; nothing was stored", {"rows": bad[:50], "format": "jsonl"})
-    return rows
 
 
 # ---- built-in sources: name -> (type, config, loader) ----------------------------------------

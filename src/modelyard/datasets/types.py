@@ -38,6 +38,13 @@ class RowErrors:
         if len(self.items) < MAX_ERRORS:
             self.items.append({"row": row, "field": field, "problem": problem})
 
+    def merge(self, details: dict[str, Any]) -> None:
+        """Adds the problems another `raise_if_any` reported (validation of a later batch)."""
+        for e in details.get("errors", []):
+            if len(self.items) < MAX_ERRORS:
+                self.items.append(e)
+        self.count += int(details.get("error_count", len(details.get("errors", []))))
+
     def raise_if_any(self, what: str = "rows") -> None:
         if not self.count:
             return
