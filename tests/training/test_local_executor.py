@@ -64,8 +64,8 @@ def test_a_new_executor_adopts_a_running_job(tmp_path: Path, settings: Settings)
     assert adopter.poll(handle).running
     adopter.cancel(handle)
     _wait(lambda: not adopter.poll(handle).running)
-    worker = int(pids_file.read_text().split()[0])
-    assert not _alive(worker)
+    worker, grandchild = (int(p) for p in pids_file.read_text().split())
+    _wait(lambda: not _alive(worker) and not _alive(grandchild))
 
 
 def test_cuda_visible_devices_is_assigned(tmp_path: Path, settings: Settings) -> None:
@@ -78,3 +78,14 @@ def test_cuda_visible_devices_is_assigned(tmp_path: Path, settings: Settings) ->
     _wait(lambda: not ex.poll(handle).running)
     assert out.read_text() == "1,3"
     assert os.environ.get("DUMP_TO") is None
+
+
+def test_processes_a_finished_job_left_behind_are_stopped(tmp_path: Path,
+                                                          settings: Settings) -> None:
+    ex = LocalExecutor(settings)
+    pids_file = tmp_path / "pids"
+    handle = ex.submit(_launch(tmp_path, "tests.training._sleepy:leave_a_daemon",
+                               SLEEPY_PIDS=str(pids_file)))
+    _wait(lambda: not ex.poll(handle).running)
+    daemon = int(pids_file.read_text())
+    _wait(lambda: not _alive(daemon))

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import threading
+import time
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,7 @@ from modelyard.core.ids import utcnow
 from modelyard.training.executors import Launch
 from modelyard.training.models import ACTIVE_STATES, Job, JobState
 from modelyard.training.scheduler import Capacity, Demand, Limit, admit
+from modelyard.training.store import demand_of
 from modelyard.training.trainers import BUILTINS
 
 if TYPE_CHECKING:
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("modelyard.training")
 TOKEN_GRACE_S = 3600
+ADMIT_EVERY_S = 5.0
 RUN_STATUS = {JobState.succeeded: "finished", JobState.failed: "failed",
               JobState.cancelled: "killed"}
 
@@ -50,9 +53,7 @@ def job_capacity(settings: Settings) -> Capacity:
 
 
 def demand(job: Job) -> Demand:
-    r = job.resources
-    return Demand(job.id, job.project, r.total_cpu, r.total_gpu, r.total_memory_mb,
-                  job.priority, job.queued_at.timestamp())
+    return demand_of(job.resources, job.id, job.project, job.priority, job.queued_at)
 
 
 class SchedulerLoop:
@@ -63,6 +64,9 @@ class SchedulerLoop:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._tick_lock = threading.Lock()
+        self._changed = threading.Event()
+        self._changed.set()
+        self._last_admit = 0.0
 
     def start(self) -> None:
         self.reconcile()
@@ -78,6 +82,8 @@ class SchedulerLoop:
             self._thread = None
 
     def wake(self) -> None:
+        """Something changed that may let a job start: decide again, now."""
+        self._changed.set()
         self._wake.set()
 
     def _run(self) -> None:
@@ -99,20 +105,27 @@ class SchedulerLoop:
 
     def tick(self) -> None:
         with self._tick_lock:
-            jobs = self.store.in_states([JobState.queued, *ACTIVE_STATES])
-            active = [j for j in jobs if j.state in ACTIVE_STATES]
+            active = self.store.in_states(list(ACTIVE_STATES))
             still = [j for j in active if not self._watch(j)]
-            queued = [j for j in jobs if j.state is JobState.queued]
+            if len(still) < len(active):
+                self._changed.set()
+            # Admission only when something changed (a submit, a cancel, a job ending, a
+            # quota), or now and then for the starvation clock: a big queue costs nothing idle.
+            due = time.monotonic() - self._last_admit > ADMIT_EVERY_S
+            if not (self._changed.is_set() or due):
+                return
+            self._changed.clear()
+            self._last_admit = time.monotonic()
+            queued = self.store.queued_demands()
             if not queued:
                 return
             quotas = {p: Limit(q.max_cpu, q.max_gpu, q.max_jobs)
                       for p, q in self.store.quotas().items()}
-            decision = admit([demand(j) for j in queued], [demand(j) for j in still],
-                             self.svc.capacity, quotas, now=utcnow().timestamp())
-            by_id = {j.id: j for j in queued}
+            decision = admit(queued, [demand(j) for j in still], self.svc.capacity, quotas,
+                             now=utcnow().timestamp())
             used_gpus = {g for j in still for g in j.gpus}
             for job_id in decision.admitted:
-                self._launch(by_id[job_id], used_gpus)
+                self._launch(self.store.get(None, job_id), used_gpus)
 
     # watching ----------------------------------------------------------------------------
     def _watch(self, job: Job) -> bool:

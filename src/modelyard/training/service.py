@@ -178,7 +178,9 @@ class TrainingService:
             time.sleep(poll_s)
 
     def set_quota(self, project: str, quota: Quota) -> Quota:
-        return self.store.set_quota(project, quota)
+        saved = self.store.set_quota(project, quota)
+        self.loop.wake()
+        return saved
 
     def get_quota(self, project: str) -> Quota:
         return self.store.quotas().get(project, Quota())

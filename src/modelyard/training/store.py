@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -10,6 +11,7 @@ import sqlalchemy as sa
 from modelyard.core.db import Database
 from modelyard.core.errors import NotFound
 from modelyard.training.models import CodeRef, Job, JobState, Quota, Resources
+from modelyard.training.scheduler import Demand
 from modelyard.training.tables import JobRow, QuotaRow
 
 
@@ -33,6 +35,10 @@ class JobStore(abc.ABC):
 
     @abc.abstractmethod
     def in_states(self, states: list[JobState]) -> list[Job]: ...
+
+    @abc.abstractmethod
+    def queued_demands(self) -> list[Demand]:
+        """What every queued job asks for: only what admission needs, read in one query."""
 
     @abc.abstractmethod
     def update(self, job_id: str, expect: list[JobState] | None, **values: Any) -> Job | None:
@@ -62,7 +68,9 @@ class SqlJobStore(JobStore):
                 trainer=job.trainer, code_digest=job.code.digest if job.code else None,
                 code_entrypoint=job.code.entrypoint if job.code else None,
                 code_hash=job.code_hash, dataset_snapshot=job.dataset_snapshot,
-                hyperparameters=job.hyperparameters, resources=job.resources.model_dump(),
+                hyperparameters=job.hyperparameters, cpu=job.resources.cpu,
+                gpu=job.resources.gpu, memory_mb=job.resources.memory_mb,
+                workers=job.resources.workers,
                 priority=job.priority, timeout_s=job.timeout_s, max_retries=job.max_retries,
                 attempt=job.attempt, created_by=job.created_by, created_at=job.created_at,
                 queued_at=job.queued_at, scheduled_at=None, started_at=None, finished_at=None,
@@ -99,6 +107,15 @@ class SqlJobStore(JobStore):
         q = sa.select(JobRow).where(JobRow.state.in_([st.value for st in states]))
         with self.db.session() as s:
             return [_job(r) for r in s.scalars(q.order_by(JobRow.queued_at, JobRow.id))]
+
+    def queued_demands(self) -> list[Demand]:
+        q = sa.select(JobRow.id, JobRow.project, JobRow.cpu * JobRow.workers,
+                      JobRow.gpu * JobRow.workers, JobRow.memory_mb * JobRow.workers,
+                      JobRow.priority, JobRow.queued_at
+                      ).where(JobRow.state == JobState.queued.value)
+        with self.db.session() as s:
+            return [Demand(r[0], r[1], r[2], r[3], r[4], r[5], r[6].timestamp())
+                    for r in s.execute(q)]
 
     def update(self, job_id: str, expect: list[JobState] | None, **values: Any) -> Job | None:
         unknown = set(values) - _COLUMNS
@@ -144,6 +161,12 @@ class SqlJobStore(JobStore):
                     for r in s.scalars(sa.select(QuotaRow))}
 
 
+def demand_of(r: Resources, job_id: str, project: str, priority: int,
+              queued_at: datetime) -> Demand:
+    return Demand(job_id, project, r.total_cpu, r.total_gpu, r.total_memory_mb, priority,
+                  queued_at.timestamp())
+
+
 def _job(row: JobRow) -> Job:
     code = (CodeRef(digest=row.code_digest, entrypoint=row.code_entrypoint or "train.py")
             if row.code_digest else None)
@@ -151,7 +174,8 @@ def _job(row: JobRow) -> Job:
         id=row.id, project=row.project, name=row.name, state=JobState(row.state),
         trainer=row.trainer, code=code, code_hash=row.code_hash,
         dataset_snapshot=row.dataset_snapshot, hyperparameters=dict(row.hyperparameters or {}),
-        resources=Resources(**row.resources), priority=row.priority, timeout_s=row.timeout_s,
+        resources=Resources(cpu=row.cpu, gpu=row.gpu, memory_mb=row.memory_mb,
+                            workers=row.workers), priority=row.priority, timeout_s=row.timeout_s,
         max_retries=row.max_retries, attempt=row.attempt, created_by=row.created_by,
         created_at=row.created_at, queued_at=row.queued_at, scheduled_at=row.scheduled_at, started_at=row.started_at,
         finished_at=row.finished_at, run_id=row.run_id, experiment=row.experiment,

@@ -23,7 +23,10 @@ class JobRow(Base):
     code_hash: Mapped[str] = mapped_column(sa.String(64))
     dataset_snapshot: Mapped[str | None] = mapped_column(sa.String(100), nullable=True)
     hyperparameters: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
-    resources: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    cpu: Mapped[float] = mapped_column(sa.Float)  # per worker
+    gpu: Mapped[int] = mapped_column(sa.Integer)  # per worker
+    memory_mb: Mapped[int] = mapped_column(sa.Integer)  # per worker
+    workers: Mapped[int] = mapped_column(sa.Integer)
     priority: Mapped[int] = mapped_column(sa.Integer)
     timeout_s: Mapped[int] = mapped_column(sa.Integer)
     max_retries: Mapped[int] = mapped_column(sa.Integer)

@@ -83,9 +83,12 @@ class LocalExecutor(Executor):
                 return Status(running=True)
             with self._lock:
                 self._procs.pop(pid, None)
+            _signal_group(pid, signal.SIGKILL)  # leftovers (daemons the job started) go too
             return Status(running=False, exit_code=_exit_code(h, code))
         if self._alive(pid, h.get("start")):
             return Status(running=True)
+        # A group id is never reused while a member lives, so this reaches only our leftovers.
+        _signal_group(pid, signal.SIGKILL)
         return Status(running=False, exit_code=_exit_code(h, None))
 
     def cancel(self, handle: str) -> None:
