@@ -48,15 +48,15 @@ def test_create_get_list_update_delete(store: DeploymentStore) -> None:
     assert made.rollback.max_error_rate == 0.1 and made.pinned and made.created_by == "ana"
     assert store.get("p", "d") == made
     store.create("q", "d", {**FIELDS, "traffic": None, "rollback": None}, "bob")
-    assert [d.project for d in store.list(None)] == ["p", "q"]
-    assert [d.name for d in store.list("q")] == ["d"]
+    assert [d.project for d in store.list_deployments(None)] == ["p", "q"]
+    assert [d.name for d in store.list_deployments("q")] == ["d"]
     updated = store.update("p", "d", {"traffic": {"1": 100}, "pinned": False})
     assert updated.traffic == {"1": 100} and not updated.pinned
     assert updated.model_ref == made.model_ref and updated.updated_at >= made.updated_at
     store.delete("p", "d")
     with pytest.raises(NotFound):
         store.get("p", "d")
-    assert [d.project for d in store.list(None)] == ["q"]
+    assert [d.project for d in store.list_deployments(None)] == ["q"]
 
 
 def test_names_are_unique_per_project(store: DeploymentStore) -> None:

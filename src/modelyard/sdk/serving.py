@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
 from urllib.parse import quote
 
@@ -29,7 +30,7 @@ class ServingAPI:
     def get(self, name: str, project: str | None = None) -> dict[str, Any]:
         return self._t.get(self._p(name, project))  # type: ignore[no-any-return]
 
-    def list(self, project: str | None = None) -> list[dict[str, Any]]:
+    def list(self, project: str | None = None) -> builtins.list[dict[str, Any]]:
         return self._t.get(self._p(project=project))  # type: ignore[no-any-return]
 
     def update(self, name: str, project: str | None = None, **fields: Any) -> dict[str, Any]:
@@ -45,13 +46,13 @@ class ServingAPI:
     def delete(self, name: str, project: str | None = None) -> None:
         self._t.delete(self._p(name, project))
 
-    def events(self, name: str, limit: int = 100, project: str | None = None) -> list[dict[str, Any]]:
+    def events(self, name: str, limit: int = 100, project: str | None = None) -> builtins.list[dict[str, Any]]:
         return self._t.get(f"{self._p(name, project)}/events", params={"limit": limit})  # type: ignore[no-any-return]
 
-    def warm(self, name: str, project: str | None = None) -> list[int]:
+    def warm(self, name: str, project: str | None = None) -> builtins.list[int]:
         return self._t.post(f"{self._p(name, project)}/warm")["loaded_versions"]  # type: ignore[no-any-return]
 
-    def predict(self, name: str, inputs: list[Any], version: int | None = None,
+    def predict(self, name: str, inputs: builtins.list[Any], version: int | None = None,
                 project: str | None = None) -> dict[str, Any]:
         """`{"predictions": [{"label", "confidence"}], "model_version", "request_id"}`."""
         params = {"version": version} if version is not None else None

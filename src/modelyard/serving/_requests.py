@@ -42,24 +42,26 @@ log = logging.getLogger("modelyard.serving")
 
 
 class RequestPath:
+    """The async half of `ServingService` (a mixin, kept apart to keep modules small).
+
+    Uses the blocking helpers the service defines; they run in its thread pool.
+    """
+
     settings: ServingSettings
     metrics: MetricsService
     prom: ServingMetrics
     cache: ModelCache
     _background: set[asyncio.Task[Any]]
 
-    @property
-    def pool(self) -> ThreadPoolExecutor:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by ServingService
+        @property
+        def pool(self) -> ThreadPoolExecutor: ...
 
-    def _deployment(self, project: str, name: str) -> Deployment:
-        raise NotImplementedError
+        def _deployment(self, project: str, name: str) -> Deployment: ...
 
-    def _resolve(self, dep: Deployment) -> int:
-        raise NotImplementedError
+        def _resolve(self, dep: Deployment) -> int: ...
 
-    def _entry(self, key: ModelKey, batching: Batching) -> Entry:
-        raise NotImplementedError
+        def _entry(self, key: ModelKey, batching: Batching) -> Entry: ...
 
     # -- public, async --------------------------------------------------------------------------
     async def predict(self, project: str, name: str, inputs: list[Any],
@@ -184,11 +186,17 @@ class RequestPath:
                 outcome: str, res: BatchResult | None, entry: Entry | None,
                 shadow: bool) -> None:
         now = utcnow()
-        common = {"project": dep.project, "deployment": dep.name, "model": dep.model,
-                  "version": key.version, "time": now, "latency_ms": latency_ms,
-                  "shadow": shadow}
+
+        def event(rid: str, label: str | None = None, confidence: float | None = None,
+                  summary: dict[str, Any] | None = None) -> PredictionEvent:
+            return PredictionEvent(
+                project=dep.project, deployment=dep.name, model=dep.model, version=key.version,
+                time=now, latency_ms=latency_ms, outcome=outcome,  # type: ignore[arg-type]
+                label=label, confidence=confidence, request_id=rid, input_summary=summary,
+                shadow=shadow)
+
         if res is None:
-            events = [PredictionEvent(**common, outcome=outcome, request_id=request_id)]
+            events = [event(request_id)]
         else:
             n = res.inputs.shape[0]
             preds = res.predictions
@@ -198,13 +206,9 @@ class RequestPath:
                 except Exception:  # noqa: BLE001 - logits the preprocessing cannot label
                     preds = None
             preds = preds or [{"label": None, "confidence": None}] * n
-            events = [
-                PredictionEvent(**common, outcome=outcome,
-                                request_id=request_id if n == 1 else f"{request_id}/{i}",
-                                label=p["label"], confidence=p["confidence"],
-                                input_summary=input_summary(res.inputs[i]))
-                for i, p in enumerate(preds)
-            ]
+            events = [event(request_id if n == 1 else f"{request_id}/{i}", p["label"],
+                            p["confidence"], input_summary(res.inputs[i]))
+                      for i, p in enumerate(preds)]
         self.metrics.record(events)
 
     async def _shadow(self, dep: Deployment, inputs: list[Any], request_id: str) -> None:

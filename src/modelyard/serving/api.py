@@ -49,7 +49,7 @@ def create_deployment(body: DeploymentCreate, access: Editor, platform: Platform
 
 @router.get("")
 def list_deployments(access: Viewer, platform: PlatformDep) -> list[Deployment]:
-    return platform.serving.list(access.project)
+    return platform.serving.list_deployments(access.project)
 
 
 @router.get("/{name}")

@@ -65,7 +65,7 @@ def build_preprocessor(spec: dict[str, Any]) -> Preprocessor:
         return _Numeric()
     from modelyard import preprocessing
 
-    return preprocessing.build(spec)  # type: ignore[no-any-return]
+    return preprocessing.build(spec)
 
 
 class LoadedModel:

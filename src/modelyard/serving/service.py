@@ -99,7 +99,7 @@ class ServingService(RequestPath):
 
     def _watch(self) -> None:
         try:
-            for dep in self.store.list(None):
+            for dep in self.store.list_deployments(None):
                 if dep.pinned:
                     self.warm(dep.project, dep.name)
         except Exception:  # noqa: BLE001 - warming is best effort
@@ -121,8 +121,8 @@ class ServingService(RequestPath):
     def get(self, project: str, name: str) -> Deployment:
         return self.store.get(project, name)
 
-    def list(self, project: str) -> list[Deployment]:
-        return self.store.list(project)
+    def list_deployments(self, project: str) -> list[Deployment]:
+        return self.store.list_deployments(project)
 
     def update(self, project: str, name: str, body: DeploymentUpdate, actor: str) -> Deployment:
         current = self.store.get(project, name)
@@ -257,7 +257,7 @@ class ServingService(RequestPath):
     def check_rollbacks(self) -> list[DeploymentEvent]:
         """Apply every deployment's rollback rule once; returns the rollbacks made."""
         done = []
-        for dep in self.store.list(None):
+        for dep in self.store.list_deployments(None):
             if dep.rollback is None or not dep.traffic or len(dep.traffic) < 2:
                 continue
             try:

@@ -28,7 +28,7 @@ class DeploymentStore(abc.ABC):
         """Raises NotFound."""
 
     @abc.abstractmethod
-    def list(self, project: str | None) -> list[Deployment]:
+    def list_deployments(self, project: str | None) -> list[Deployment]:
         """Deployments of a project, or of every project when None."""
 
     @abc.abstractmethod
@@ -70,7 +70,7 @@ class SqlDeploymentStore(DeploymentStore):
         with self.db.session() as s:
             return _deployment(_get(s, project, name))
 
-    def list(self, project: str | None) -> list[Deployment]:
+    def list_deployments(self, project: str | None) -> list[Deployment]:
         with self.db.session() as s:
             q = sa.select(DeploymentRow).order_by(DeploymentRow.project, DeploymentRow.name)
             if project is not None:
