@@ -1,4 +1,4 @@
-"""What a step sees at run time (`ctx` argument) and the two ways a step's code runs.
+"""What a step sees at run time (`ctx` argument) and how a step's code runs in a thread.
 
 A step records a side effect *before* waiting on it (`ctx.effect("job", submit)`); when the
 engine resumes a step after a crash, `effect` returns the recorded value instead of calling
@@ -7,12 +7,8 @@ engine resumes a step after a crash, `effect` returns the recorded value instead
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 import threading
 import time
-import traceback
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -113,76 +109,3 @@ def run_in_thread(fn: Callable[..., Any], kwargs: dict[str, Any], timeout_s: flo
     if "error" in box:
         raise box["error"]
     return box.get("value")
-
-
-def run_in_process(fn: Callable[..., Any], kwargs: dict[str, Any], timeout_s: float | None,
-                   cancel: threading.Event, ctx: StepContext | None) -> Any:
-    """Fork a worker for one attempt; timeouts and cancellation kill it.
-
-    Effects the child records travel over the pipe and are stored by this (parent) thread
-    before the child continues.
-    """
-    mp = multiprocessing.get_context("fork")
-    parent, child = mp.Pipe()
-    proc = mp.Process(target=_child_main, args=(fn, kwargs, child, os.getpid(), ctx),
-                      name="modelyard-step", daemon=False)
-    with warnings.catch_warnings():  # e.g. lance warns on any fork; the child never uses it
-        warnings.simplefilter("ignore")
-        proc.start()
-    child.close()
-    deadline = time.monotonic() + timeout_s if timeout_s else None
-    try:
-        while True:
-            _wait(lambda t: parent.poll(t) or not proc.is_alive(), deadline, cancel)
-            if not parent.poll():
-                proc.join()
-                raise StepError(f"the worker process died (exit code {proc.exitcode})")
-            try:
-                msg = parent.recv()
-            except EOFError as e:
-                proc.join()
-                raise StepError(f"the worker process died (exit code {proc.exitcode})") from e
-            if msg[0] == "effect":
-                if ctx is not None:
-                    ctx.record(msg[1], msg[2])
-                parent.send(("ack",))
-            elif msg[0] == "ok":
-                proc.join()
-                return msg[1]
-            else:
-                proc.join()
-                raise StepError(msg[1], msg[2])
-    finally:
-        if proc.is_alive():
-            proc.kill()
-            proc.join()
-        parent.close()
-
-
-def _child_main(fn: Callable[..., Any], kwargs: dict[str, Any], conn: Any, parent_pid: int,
-                ctx: StepContext | None) -> None:
-    def orphan_watch() -> None:  # the engine died (kill -9): do not keep running unobserved
-        while True:
-            if os.getppid() != parent_pid:
-                os._exit(1)
-            time.sleep(0.2)
-
-    threading.Thread(target=orphan_watch, daemon=True).start()
-    if ctx is not None:
-        def record(key: str, value: Any) -> None:
-            conn.send(("effect", key, value))
-            conn.recv()
-
-        child_ctx = StepContext(project=ctx.project, run_id=ctx.run_id, step=ctx.step,
-                                attempt=ctx.attempt, effects=dict(ctx.effects), actor=ctx.actor,
-                                _record=record)
-        kwargs = {**kwargs, "ctx": child_ctx}
-    try:
-        value = fn(**kwargs)
-    except BaseException as e:  # noqa: BLE001 - reported to the engine
-        conn.send(("err", f"{type(e).__name__}: {e}", traceback.format_exc()))
-        return
-    try:
-        conn.send(("ok", value))
-    except Exception as e:  # noqa: BLE001 - e.g. the value does not pickle
-        conn.send(("err", f"the step's return value cannot be sent back: {e}", ""))

@@ -75,8 +75,8 @@ class StepSpec:
     def code_hash(self) -> str:
         try:
             src = textwrap.dedent(inspect.getsource(self.fn))
-        except (OSError, TypeError):
-            src = f"{self.fn.__module__}.{self.fn.__qualname__}"
+        except (OSError, TypeError):  # e.g. a callable object: its class and state
+            src = f"{type(self.fn).__module__}.{type(self.fn).__qualname__}:{self.fn!r}"
         return hashlib.sha256(src.encode()).hexdigest()
 
     def hints(self) -> dict[str, Any]:

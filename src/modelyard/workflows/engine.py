@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelyard.core.ids import utcnow
+from modelyard.workflows._workers import WorkerPool
 from modelyard.workflows.context import (
     GateClosed,
     StepCancelled,
     StepContext,
     StepError,
     StepTimeout,
-    run_in_process,
     run_in_thread,
 )
 from modelyard.workflows.dsl import Pipeline, StepSpec
@@ -77,6 +77,8 @@ class Engine:
         self._lock = threading.RLock()
         self._runs: dict[str, ActiveRun] = {}
         self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix="modelyard-pipeline")
+        self._workers = WorkerPool()
+        self._stopping = False
 
     # -- driving ----------------------------------------------------------------------------
     def tick(self) -> int:
@@ -104,11 +106,14 @@ class Engine:
         return min(waits) - time.time() if waits else None
 
     def shutdown(self) -> None:
+        """Stop in-flight steps without recording an outcome: the next engine resumes them."""
+        self._stopping = True
         with self._lock:
             for ar in self._runs.values():
                 for n in self._all(ar):
                     n.cancel.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._workers.close()
 
     # -- adoption (new runs and runs left by a crashed engine) -----------------------------
     def _adopt(self, run_id: str) -> ActiveRun | None:
@@ -265,7 +270,8 @@ class Engine:
             value = self._execute(spec, kwargs, ctx, node.cancel)
             self._succeed(node, value)
         except StepCancelled:
-            self._set(node, "cancelled", error="cancelled", finished_at=utcnow())
+            if not self._stopping:  # at shutdown the step stays `running`: resume re-runs it
+                self._set(node, "cancelled", error="cancelled", finished_at=utcnow())
         except GateClosed as e:
             self._set(node, "skipped", error=f"gate closed: {e}", finished_at=utcnow())
         except Exception as e:  # noqa: BLE001 - a failed attempt, maybe retried
@@ -279,8 +285,8 @@ class Engine:
         if spec.executor == "thread":
             args = {**kwargs, "ctx": ctx} if spec.wants_ctx else kwargs
             return run_in_thread(spec.fn, args, spec.timeout_s, cancel)
-        return run_in_process(spec.fn, kwargs, spec.timeout_s, cancel,
-                              ctx if spec.wants_ctx else None)
+        return self._workers.run(spec.fn, kwargs, spec.timeout_s, cancel,
+                                 ctx if spec.wants_ctx else None)
 
     def _record_effect(self, node: Node, key: str, value: Any) -> None:
         json.dumps(value)  # effects must be JSON: they are replayed after a crash
