@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from modelyard.core.errors import PermissionDenied, Unauthenticated
 from modelyard.core.settings import Settings
 from modelyard.sdk.client import Client
 from tests._servers.live import live_server
@@ -26,6 +27,8 @@ from modelyard import runtime
 
 ctx = runtime.context()
 print(f"hello from user code, attempt {ctx.attempt}", flush=True)
+if ctx.hyperparameters.get("token_file"):
+    open(ctx.hyperparameters["token_file"], "w").write(os.environ["MODELYARD_TOKEN"])
 if ctx.hyperparameters.get("sleep"):
     time.sleep(ctx.hyperparameters["sleep"])
 if ctx.attempt < ctx.hyperparameters.get("fail_attempts", 0):
@@ -76,6 +79,25 @@ def test_uploaded_code_runs_and_reports_metrics(client: Client, code: dict[str, 
     assert "hello from user code, attempt 0" in log
     assert done["progress"] == {"score": 6.0, "step": 1}
     assert done["code_hash"] == code["digest"]
+
+
+def test_a_jobs_token_works_in_its_project_only_and_dies_with_the_job(
+        server: Settings, client: Client, code: dict[str, str], tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    job = client.training.submit(code=code, hyperparameters={"token_file": str(token_file),
+                                                             "sleep": 1})
+    deadline = time.monotonic() + 30
+    while not token_file.exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    with Client(server.resolved_public_url, token=token_file.read_text(),
+                project="alpha") as as_job:
+        assert as_job.training.get(job["id"])["id"] == job["id"]
+        with pytest.raises(PermissionDenied):
+            as_job.create_project("elsewhere")
+        assert client.training.wait(job["id"], timeout=60)["state"] == "succeeded"
+        with pytest.raises(Unauthenticated):
+            as_job.training.get(job["id"])
 
 
 def test_a_failing_job_is_retried_up_to_max_retries(client: Client, code: dict[str, str]) -> None:

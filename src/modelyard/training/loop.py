@@ -15,7 +15,7 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from modelyard.core.auth import Role
+from modelyard.core.auth import Principal, Role
 from modelyard.core.errors import ModelyardError
 from modelyard.core.ids import utcnow
 from modelyard.training.executors import Launch
@@ -142,7 +142,7 @@ class SchedulerLoop:
                                          finished_at=now,
                                          message=f"timed out after {job.timeout_s} s")
                 if done:
-                    self.finish_run(done)
+                    self.ended(done)
                 return True
             return False
         code = status.exit_code
@@ -156,6 +156,7 @@ class SchedulerLoop:
                 job.id, list(ACTIVE_STATES), state=JobState.queued, attempt=job.attempt + 1,
                 exit_code=code, handle=None, gpus=[], scheduled_at=None,
                 message=f"attempt {job.attempt} {why}; retrying from its last checkpoint")
+            self.revoke_token(job)
             return True
         else:
             why = "was lost (no exit code)" if code is None else f"exited with code {code}"
@@ -163,16 +164,28 @@ class SchedulerLoop:
                                      finished_at=now, exit_code=code, handle=None,
                                      message=f"the job {why}; see its logs")
         if done:
-            self.finish_run(done)
+            self.ended(done)
         return True
 
-    def finish_run(self, job: Job) -> None:
+    def ended(self, job: Job) -> None:
+        """After a job reached its final state: close its run, revoke its token."""
+        self.revoke_token(job)
         if not job.run_id:
             return
         try:
             self.svc.registry.finish_run(job.project, job.run_id, RUN_STATUS[job.state])
         except ModelyardError:
             log.warning("could not finish run %s of job %s", job.run_id, job.id, exc_info=True)
+
+    def revoke_token(self, job: Job) -> None:
+        ref = self.store.token_ref(job.id)
+        if ref is None:
+            return
+        try:
+            self.svc.auth.revoke_token(Principal(user_id=ref[0], user_name=job.created_by),
+                                       ref[1])
+        except ModelyardError:
+            log.warning("could not revoke the token of job %s", job.id, exc_info=True)
 
     # launching ---------------------------------------------------------------------------
     def _launch(self, job: Job, used_gpus: set[int]) -> None:
@@ -200,12 +213,13 @@ class SchedulerLoop:
             done = self.store.update(job.id, [JobState.scheduled], state=JobState.failed,
                                      finished_at=utcnow(), message=f"could not start: {e}")
             if done:
-                self.finish_run(done)
+                self.ended(done)
             return
         started = self.store.update(job.id, [JobState.scheduled], state=JobState.running,
                                     started_at=utcnow(), handle=handle, run_id=run_id)
         if started is None:  # cancelled while it was starting
             self.svc.executor.cancel(handle)
+            self.revoke_token(job)
 
     def _create_run(self, job: Job) -> str | None:
         try:
@@ -225,6 +239,8 @@ class SchedulerLoop:
     def _env(self, job: Job, run_id: str | None) -> dict[str, str]:
         token = self.svc.auth.scoped_token(job.created_by, job.project, Role.editor,
                                            job.timeout_s + TOKEN_GRACE_S, name=f"job:{job.id}")
+        holder = self.svc.auth.authenticate(token)
+        self.store.update(job.id, None, token_id=holder.token_id, token_user_id=holder.user_id)
         env = {
             "MODELYARD_URL": self.svc.settings.resolved_public_url,
             "MODELYARD_TOKEN": token,

@@ -143,7 +143,7 @@ class TrainingService:
         handle = self.store.handle(job_id)
         if handle:
             self.executor.cancel(handle)
-        self.loop.finish_run(done)
+        self.loop.ended(done)
         self.loop.wake()
         return self.get(project, job_id)
 

@@ -29,6 +29,10 @@ class JobStore(abc.ABC):
     def handle(self, job_id: str) -> str | None: ...
 
     @abc.abstractmethod
+    def token_ref(self, job_id: str) -> tuple[str, str] | None:
+        """(user id, token id) of the running attempt's API token, if one was minted."""
+
+    @abc.abstractmethod
     def list_jobs(self, project: str, states: list[JobState] | None, limit: int,
                   after: str | None) -> list[Job]:
         """Newest first; `after` is the id of the last job of the previous page."""
@@ -91,6 +95,14 @@ class SqlJobStore(JobStore):
     def handle(self, job_id: str) -> str | None:
         with self.db.session() as s:
             return s.scalar(sa.select(JobRow.handle).where(JobRow.id == job_id))
+
+    def token_ref(self, job_id: str) -> tuple[str, str] | None:
+        with self.db.session() as s:
+            row = s.execute(sa.select(JobRow.token_user_id, JobRow.token_id)
+                            .where(JobRow.id == job_id)).first()
+        if row is None or row[0] is None or row[1] is None:
+            return None
+        return str(row[0]), str(row[1])
 
     def list_jobs(self, project: str, states: list[JobState] | None, limit: int,
                   after: str | None) -> list[Job]:

@@ -46,6 +46,9 @@ class JobRow(Base):
     progress: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
     gpus: Mapped[list[int]] = mapped_column(sa.JSON)
     handle: Mapped[str | None] = mapped_column(sa.Text, nullable=True)  # the executor's handle
+    # The API token of the running attempt (ids only), revoked when the attempt ends.
+    token_id: Mapped[str | None] = mapped_column(sa.String(40), nullable=True)
+    token_user_id: Mapped[str | None] = mapped_column(sa.String(40), nullable=True)
 
 
 class QuotaRow(Base):

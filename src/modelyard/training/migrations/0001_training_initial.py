@@ -51,6 +51,8 @@ def upgrade() -> None:
         sa.Column("progress", sa.JSON, nullable=False),
         sa.Column("gpus", sa.JSON, nullable=False),
         sa.Column("handle", sa.Text, nullable=True),
+        sa.Column("token_id", sa.String(40), nullable=True),
+        sa.Column("token_user_id", sa.String(40), nullable=True),
     )
     op.create_index("ix_training_jobs_project", "training_jobs", ["project"])
     op.create_index("ix_training_jobs_state", "training_jobs", ["state"])
