@@ -45,7 +45,7 @@ def test_least_recently_used_unpinned_models_are_evicted_to_fit_the_budget(
     cache.pin(a)
     get(b)
     get(d)  # a is pinned: c and then b make room
-    assert a in cache.keys() and d in cache.keys() and len(cache.keys()) == 2
+    assert set(cache.keys()) == {a, d}
     assert cache.used_bytes <= cache.budget_bytes
     assert first_a.batcher.retired is False
     cache.pin(a, False)

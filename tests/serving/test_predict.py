@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+from datetime import timedelta
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from modelyard.core.errors import InvalidArgument, NotFound, PermissionDenied
+from modelyard.core.ids import utcnow
 from modelyard.sdk.client import Client
 from tests.conftest import Team, bearer
 from tests.serving._digits import digits, expected_labels
@@ -135,9 +137,6 @@ def test_predictions_are_counted_in_prometheus_and_the_metrics_store(
             'project="alpha",version="1"} 3.0') in text
     assert "modelyard_serving_batch_size_bucket" in text
     assert 'modelyard_serving_queue_depth{model="digits",project="alpha",version="1"}' in text
-    from modelyard.core.ids import utcnow
-    from datetime import timedelta
-
     now = utcnow()
     out = client.metrics.query("count", now - timedelta(minutes=5), now + timedelta(minutes=1),
                                step_s=360, deployment="digits")

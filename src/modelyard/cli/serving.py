@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -33,7 +33,8 @@ def create(
     ctx: typer.Context,
     name: str,
     model_ref: str = typer.Argument(help="MODEL@ALIAS or MODEL@VERSION"),
-    traffic: list[str] = typer.Option(None, help="VERSION=PERCENT, repeatable"),
+    traffic: Annotated[list[str] | None,
+                       typer.Option(help="VERSION=PERCENT, repeatable")] = None,
     shadow: int = typer.Option(None, help="a version that gets a copy of every request"),
     max_batch_size: int = typer.Option(None),
     max_batch_delay_ms: float = typer.Option(None),
@@ -61,8 +62,9 @@ def show_(ctx: typer.Context, name: str) -> None:
 
 @app.command("traffic")
 def traffic(ctx: typer.Context, name: str,
-            split: list[str] = typer.Argument(None, help="VERSION=PERCENT ...; none: all to "
-                                                          "model_ref")) -> None:
+            split: Annotated[list[str] | None,
+                             typer.Argument(help="VERSION=PERCENT ...; none: all to model_ref")]
+            = None) -> None:
     """Set the traffic split, e.g. `modelyard deploy traffic digits 3=90 4=10`."""
     show(ctx, client(ctx).serving.set_traffic(name, _traffic(split or [])))
 
