@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from modelyard.workflows import Pipeline, StepContext, kinds, step
 
@@ -147,6 +148,22 @@ def total(square: list[int]) -> int:
 
 
 fanout = Pipeline("fanout", [numbers, square, total], params={"n": 4})
+
+
+# -- outputs that are not JSON go to the content store ---------------------------------------
+@step
+def matrix(n: int) -> Any:
+    import numpy as np
+
+    return np.eye(n)
+
+
+@step
+def trace(matrix: Any) -> float:
+    return float(matrix.trace())
+
+
+arrays = Pipeline("arrays", [matrix, trace], params={"n": 3})
 
 
 # -- a gate over a condition -------------------------------------------------------------------

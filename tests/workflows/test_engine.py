@@ -114,3 +114,13 @@ def test_a_closed_gate_skips_what_follows_and_the_run_still_succeeds(
     assert _states(opened) == {"score": "succeeded", "enough": "succeeded",
                                "ship": "succeeded"}
     assert count(workdir, "ship") == 1
+
+
+def test_an_output_that_is_not_json_is_stored_by_digest_and_handed_on(
+        wf: WorkflowService) -> None:
+    run = _run(wf, "arrays", n=4)
+    assert run.state == "succeeded", run.error
+    steps = {s.step: s for s in run.steps}
+    assert steps["matrix"].output is None and len(steps["matrix"].output_ref or "") == 64
+    assert steps["matrix"].output_digest == steps["matrix"].output_ref
+    assert steps["trace"].output == 4.0

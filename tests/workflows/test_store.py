@@ -1,0 +1,74 @@
+"""The workflow store and engine on SQLite and PostgreSQL: one suite, both backends."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from modelyard.core.db import Database
+from modelyard.core.errors import NotFound
+from modelyard.workflows.service import WorkflowService
+from modelyard.workflows.store import WorkflowStore
+from tests.workflows import pipes
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    if request.param == "sqlite":
+        database = Database(f"sqlite:///{tmp_path / 'meta.db'}")
+    else:
+        from tests._servers.postgres import reset_database
+
+        url = request.getfixturevalue("postgres_url")
+        reset_database(url)
+        database = Database(url)
+    database.migrate()
+    yield database
+    database.dispose()
+
+
+def _service(db: Database) -> WorkflowService:
+    platform: Any = SimpleNamespace(cas=None, datasets=None)  # inline steps need neither
+    return WorkflowService(db, platform)
+
+
+def test_pipeline_versions_accumulate_per_definition_hash(db: Database) -> None:
+    store = WorkflowStore(db)
+    defn = pipes.cached.definition()
+    first = store.upsert_pipeline("p", "cached", "m:a", "", "1" * 64, defn, "me")
+    store.upsert_pipeline("p", "cached", "m:a", "", "2" * 64, defn, "me")
+    store.upsert_pipeline("p", "cached", "m:a", "", "1" * 64, defn, "me")
+    assert store.get_pipeline("p", "cached").id == first.id
+    assert store.versions("p", "cached") == ["1" * 64, "2" * 64]
+    assert [s.name for s in first.steps] == ["a", "c", "b", "d"]
+    with pytest.raises(NotFound):
+        store.get_pipeline("q", "cached")
+
+
+def test_a_trigger_cursor_only_moves_forward(db: Database) -> None:
+    store = WorkflowStore(db)
+    p = store.upsert_pipeline("p", "x", "m:a", "", "1" * 64, {}, "me")
+    t = store.create_trigger(p, "event", None, "dataset.commit", {"dataset": "d"}, {}, True,
+                             None, "me", {"version": 1})
+    assert store.advance_cursor(t.id, "version", 1) is False
+    assert store.advance_cursor(t.id, "version", 3) is True
+    assert store.advance_cursor(t.id, "version", 2) is False
+    assert store.get_trigger("p", t.id).cursor == {"version": 3}
+
+
+def test_runs_cache_and_partial_reruns_on_each_backend(db: Database, tmp_path: Path) -> None:
+    wf = _service(db)
+    work = str(tmp_path)
+    wf.register("p", "tests.workflows.pipes:cached", "me")
+    first = wf.wait("p", wf.run("p", "cached", {"workdir": work}, "me").id, 60)
+    again = wf.wait("p", wf.run("p", "cached", {"workdir": work, "x": 2}, "me").id, 60)
+    wf.engine.shutdown()
+    assert first.state == again.state == "succeeded"
+    assert {s.step: s.state for s in again.steps} == {
+        "a": "succeeded", "b": "succeeded", "c": "cached", "d": "succeeded"}
+    assert [pipes.count(work, s) for s in "abcd"] == [2, 2, 1, 2]
+    assert [r.id for r in wf.list_runs("p", "cached")] == [again.id, first.id]
