@@ -9,12 +9,14 @@ PYTEST_ARGS ?=
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml src/modelyard/ui/web/package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade "pip>=24"
 	# torch first, pinned, so pip takes the local CPU wheel and never a CUDA build.
 	$(PY) -m pip install -q "torch==2.13.0"
 	$(PY) -m pip install -q -e ".[dev]"
+	# the web console's npm dependencies (uPlot), copied into src/modelyard/ui/static/vendor
+	cd src/modelyard/ui/web && npm ci --no-audit --no-fund && npm run build
 	touch $(STAMP)
 
 demo: $(STAMP)
