@@ -50,6 +50,7 @@ class Client:
         self._http = http
         self._t = Transport(http, project)
         from modelyard.sdk.datasets import DatasetsAPI
+        from modelyard.sdk.hpo import HpoAPI
         from modelyard.sdk.metrics import MetricsAPI
         from modelyard.sdk.registry import RegistryAPI
         from modelyard.sdk.serving import ServingAPI
@@ -58,6 +59,7 @@ class Client:
 
         self.datasets = DatasetsAPI(self._t)
         self.training = TrainingAPI(self._t)
+        self.hpo = HpoAPI(self._t)
         self.registry = RegistryAPI(self._t)
         self.serving = ServingAPI(self._t)
         self.metrics = MetricsAPI(self._t)

@@ -21,6 +21,7 @@ class Platform:
 
     def __init__(self, settings: Settings) -> None:
         from modelyard.datasets.service import DatasetService
+        from modelyard.hpo.service import HpoService
         from modelyard.metrics.service import MetricsService
         from modelyard.registry.service import RegistryService
         from modelyard.serving.service import ServingService
@@ -40,11 +41,13 @@ class Platform:
         self.training = TrainingService(
             self.db, settings, self.auth, self.cas, self.datasets, self.registry
         )
+        self.hpo = HpoService(self.db, settings, self.training, self.datasets, self.registry)
         self.serving = ServingService(
             self.db, settings.serving, self.registry, self.metrics, self.prometheus
         )
         self.workflows = WorkflowService(self.db, self)
-        self._loops: list[Any] = [self.metrics, self.training, self.serving, self.workflows]
+        self._loops: list[Any] = [self.metrics, self.training, self.hpo, self.serving,
+                                  self.workflows]
 
     def start(self) -> None:
         self.settings.home.mkdir(parents=True, exist_ok=True)

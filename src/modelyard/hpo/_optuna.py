@@ -1,0 +1,89 @@
+"""Optuna behind one small seam: its own storage, and samplers/pruners built from a spec.
+
+Optuna keeps its own tables (and its own `alembic_version`), so it never shares a schema with
+modelyard's migrations: a SQLite file under the data dir, or an `optuna` schema when the
+metadata database is PostgreSQL. Samplers and pruners are not stored by Optuna; they are
+rebuilt from the study spec whenever a study is loaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+import sqlalchemy as sa
+
+from modelyard.hpo import _space
+from modelyard.hpo.models import PrunerSpec, SamplerSpec, StudySpec
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+SCHEMA = "optuna"
+
+
+def open_storage(database_url: str, home: Path) -> optuna.storages.RDBStorage:
+    if database_url.startswith("sqlite"):
+        path = home / "hpo" / "optuna.db"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.RDBStorage(
+            f"sqlite:///{path}", engine_kwargs={"connect_args": {"timeout": 30}})
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
+    finally:
+        engine.dispose()
+    return optuna.storages.RDBStorage(
+        database_url, engine_kwargs={"connect_args": {"options": f"-csearch_path={SCHEMA}"},
+                                     "pool_pre_ping": True})
+
+
+def sampler(spec: SamplerSpec, study: StudySpec) -> optuna.samplers.BaseSampler:
+    if spec.kind == "random":
+        return optuna.samplers.RandomSampler(seed=spec.seed)
+    if spec.kind == "grid":
+        return optuna.samplers.GridSampler(_space.grid(study.search_space), seed=spec.seed)
+    startup = spec.n_startup_trials
+    if spec.kind == "cmaes":
+        return optuna.samplers.CmaEsSampler(
+            seed=spec.seed, n_startup_trials=1 if startup is None else startup,
+            warn_independent_sampling=False,
+            independent_sampler=optuna.samplers.RandomSampler(seed=spec.seed))
+    return optuna.samplers.TPESampler(
+        seed=spec.seed, n_startup_trials=10 if startup is None else startup,
+        warn_independent_sampling=False)
+
+
+def pruner(spec: PrunerSpec, max_steps: int | None) -> optuna.pruners.BasePruner:
+    if spec.kind in ("asha", "successive_halving"):
+        return optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=spec.min_resource, reduction_factor=spec.reduction_factor)
+    if spec.kind == "hyperband":
+        top = spec.max_resource or max_steps
+        return optuna.pruners.HyperbandPruner(
+            min_resource=spec.min_resource, max_resource=top if top else "auto",
+            reduction_factor=spec.reduction_factor)
+    if spec.kind == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=spec.n_startup_trials,
+                                           n_warmup_steps=spec.n_warmup_steps)
+    return optuna.pruners.NopPruner()
+
+
+def load(storage: optuna.storages.RDBStorage, study_id: str, spec: StudySpec,
+         max_steps: int | None) -> optuna.Study:
+    """Creates the Optuna study on first use; loads it (with a fresh sampler) afterwards."""
+    return optuna.create_study(
+        storage=storage, study_name=study_id, direction=spec.objective.direction,
+        sampler=sampler(spec.sampler, spec), pruner=pruner(spec.pruner, max_steps),
+        load_if_exists=True)
+
+
+def trial(study: optuna.Study, trial_id: int) -> optuna.Trial:
+    return optuna.Trial(study, trial_id)
+
+
+def frozen(storage: optuna.storages.RDBStorage, trial_id: int) -> Any:
+    return storage.get_trial(trial_id)
+
+
+TrialState = optuna.trial.TrialState
