@@ -20,6 +20,7 @@ ROUTERS = (
     ("modelyard.server.api", "router"),
     ("modelyard.datasets.api", "router"),
     ("modelyard.training.api", "router"),
+    ("modelyard.hpo.api", "router"),
     ("modelyard.registry.api", "router"),
     ("modelyard.serving.api", "router"),
     ("modelyard.serving.api", "v2_router"),
