@@ -166,3 +166,26 @@ def test_a_torch_export_version_is_served_when_it_has_no_onnx(
     pixels = digits().test_x[:20]
     out = client.serving.predict("torchy", pixels.tolist())
     assert [p["label"] for p in out["predictions"]] == expected_labels(1.0, pixels)
+
+
+def test_in_process_callers_on_their_own_event_loops_share_the_model(
+        api: TestClient, client: Client, digits_model: DigitsModel) -> None:
+    """Pipeline steps call `asyncio.run(serving.predict(...))` beside the server's own loop."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    serving = api.app.state.platform.serving  # type: ignore[attr-defined]
+    client.serving.create("digits", "digits@production")
+    pixels = digits().test_x[:5]
+    want = expected_labels(digits_model.c1, pixels)
+
+    def in_own_loop(_: int) -> list[str]:
+        out = asyncio.run(serving.predict("alpha", "digits", pixels.tolist()))
+        return [p.label for p in out.predictions]
+
+    assert [p["label"] for p in client.serving.predict("digits", pixels.tolist())["predictions"]] \
+        == want
+    with ThreadPoolExecutor(3) as pool:
+        assert list(pool.map(in_own_loop, range(6))) == [want] * 6
+    assert [p["label"] for p in client.serving.predict("digits", pixels.tolist())["predictions"]] \
+        == want

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -48,6 +50,17 @@ class BatchResult:
     predictions: list[dict[str, Any]] | None  # decoded labels, for raw-input requests
 
 
+class _Lane:
+    """The queue and workers of one batcher on one event loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, max_queue: int) -> None:
+        self.loop = loop
+        self.queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=max_queue)
+        self.filled = asyncio.Event()
+        self.carry: Job | None = None  # taken from the queue but too big for the last batch
+        self.tasks: list[asyncio.Task[None]] = []
+
+
 class Batcher:
     def __init__(self, model: LoadedModel, executor: Executor, max_batch_size: int,
                  max_delay_s: float, max_queue: int, workers: int = 2,
@@ -60,61 +73,65 @@ class Batcher:
         self.workers = workers
         self.on_batch = on_batch
         self.retired = False
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._queue: asyncio.Queue[Job] | None = None
-        self._filled: asyncio.Event | None = None
-        self._tasks: list[asyncio.Task[None]] = []
-        self._carry: Job | None = None
+        # One lane per event loop that submits: the server's loop, and any other (e.g. a
+        # pipeline step calling `asyncio.run(serving.predict(...))`); a closed loop's lane goes.
+        self._lanes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Lane] = \
+            weakref.WeakKeyDictionary()
+        self._lanes_lock = threading.Lock()
 
     @property
     def depth(self) -> int:
-        return self._queue.qsize() if self._queue is not None else 0
+        with self._lanes_lock:
+            return sum(lane.queue.qsize() for lane in self._lanes.values())
 
-    def _bind(self) -> asyncio.Queue[Job]:
+    def _lane(self) -> _Lane:
         loop = asyncio.get_running_loop()
-        if self._loop is not loop or self._queue is None:
-            # First use, or a new event loop (e.g. the app restarted in-process).
-            self._loop = loop
-            self._queue = asyncio.Queue(maxsize=self.max_queue)
-            self._filled = asyncio.Event()
-            self._carry = None
-            self._tasks = [loop.create_task(self._work()) for _ in range(self.workers)]
-        return self._queue
+        with self._lanes_lock:
+            lane = self._lanes.get(loop)
+            if lane is None:
+                lane = self._lanes[loop] = _Lane(loop, self.max_queue)
+                lane.tasks = [loop.create_task(self._work(lane)) for _ in range(self.workers)]
+            return lane
 
     async def submit(self, raw: list[Any] | None = None, tensor: np.ndarray | None = None) -> \
             BatchResult:
         """Queue one request and wait for its result (the caller applies its own timeout)."""
         if self.retired:
             raise Retired()
-        queue = self._bind()
+        lane = self._lane()
         rows = len(raw) if raw is not None else int(tensor.shape[0])  # type: ignore[union-attr]
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[Any] = lane.loop.create_future()
         try:
-            queue.put_nowait(Job(raw, tensor, rows, fut))
+            lane.queue.put_nowait(Job(raw, tensor, rows, fut))
         except asyncio.QueueFull:
             raise ResourceExhausted(
                 f"model {self.model.key} has {self.max_queue} requests waiting; retry after "
                 "a short pause or add replicas",
                 {"retry_after_s": 1, "max_queue": self.max_queue},
             ) from None
-        if queue.qsize() >= self.max_batch_size and self._filled is not None:
-            self._filled.set()
+        if lane.queue.qsize() >= self.max_batch_size:
+            lane.filled.set()
         return await fut  # type: ignore[no-any-return]
 
     def retire(self) -> None:
-        """Take no new requests; workers stop once the queue is empty."""
+        """Take no new requests; workers stop once their queue is empty."""
         self.retired = True
-        if self._filled is not None and self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._filled.set)
+        with self._lanes_lock:
+            lanes = list(self._lanes.values())
+        for lane in lanes:
+            if not lane.loop.is_closed():
+                try:
+                    lane.loop.call_soon_threadsafe(lane.filled.set)
+                except RuntimeError:  # closed meanwhile
+                    pass
 
-    async def _work(self) -> None:
-        queue, filled = self._queue, self._filled
-        assert queue is not None and filled is not None
+    async def _work(self, lane: _Lane) -> None:
+        queue, filled = lane.queue, lane.filled
         while True:
-            if self.retired and queue.empty() and self._carry is None:
+            if self.retired and queue.empty() and lane.carry is None:
                 return
-            first = self._carry or await self._next(queue)
-            self._carry = None
+            first = lane.carry or await self._next(queue)
+            lane.carry = None
             if first is None:
                 continue
             batch, rows = [first], first.rows
@@ -128,7 +145,7 @@ class Batcher:
             while rows < self.max_batch_size and not queue.empty():
                 job = queue.get_nowait()
                 if rows + job.rows > self.max_batch_size:
-                    self._carry = job
+                    lane.carry = job
                     break
                 batch.append(job)
                 rows += job.rows
