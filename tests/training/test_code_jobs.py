@@ -18,6 +18,7 @@ from modelyard.core.errors import PermissionDenied, Unauthenticated
 from modelyard.core.settings import Settings
 from modelyard.sdk.client import Client
 from tests._servers.live import live_server
+from tests.training._live import job_pids
 
 pytestmark = pytest.mark.e2e
 
@@ -160,6 +161,23 @@ def test_a_project_over_its_quota_waits(client: Client, code: dict[str, str]) ->
         client.training.set_quota()
     assert [j["state"] for j in done] == ["succeeded", "succeeded"]
     assert _at(done[1], "scheduled_at") >= _at(done[0], "finished_at")
+
+
+def test_cancel_stops_a_multi_worker_job_and_every_process_it_started(
+        client: Client, code: dict[str, str]) -> None:
+    job = client.training.submit(code=code, hyperparameters={"sleep": 60},
+                                 resources={"cpu": 1, "workers": 2})
+    deadline = time.monotonic() + 60
+    while "".join(client.training.logs(job["id"])).count("hello from user code") < 2:
+        assert time.monotonic() < deadline, "the two workers never started"
+        time.sleep(0.1)
+    assert len(job_pids(job["id"])) >= 3  # the launcher and both workers
+    assert client.training.cancel(job["id"])["state"] == "cancelled"
+    deadline = time.monotonic() + 15
+    while job_pids(job["id"]):
+        assert time.monotonic() < deadline, "job processes survived the cancel"
+        time.sleep(0.1)
+    assert client.training.get(job["id"])["state"] == "cancelled"
 
 
 def test_a_job_past_its_timeout_is_stopped_and_failed(client: Client,

@@ -50,7 +50,7 @@ def _starts(log: str) -> int:
 def test_a_restarted_server_adopts_a_job_that_kept_running(tmp_path: Path) -> None:
     s = _settings(tmp_path)
     with serve(s):
-        job_id = _start_training(s, hyperparameters={"epochs": 10})
+        job_id = _start_training(s, hyperparameters={"epochs": 6})
     assert job_pids(job_id), "the job should outlive its server"
     with serve(s), _client(s) as c:
         done = c.training.wait(job_id, timeout=120)
@@ -64,7 +64,7 @@ def test_a_restarted_server_adopts_a_job_that_kept_running(tmp_path: Path) -> No
 def test_a_job_lost_with_its_server_is_retried_from_its_checkpoint(tmp_path: Path) -> None:
     s = _settings(tmp_path)
     with serve(s):
-        job_id = _start_training(s, hyperparameters={"epochs": 10}, max_retries=1)
+        job_id = _start_training(s, hyperparameters={"epochs": 6}, max_retries=1)
     for pid in job_pids(job_id):  # the machine went down with the server
         try:
             os.killpg(os.getpgid(pid), signal.SIGKILL)

@@ -28,7 +28,8 @@ def save_model(model: Any, example_input: Any, *, preprocessing: dict[str, Any] 
         return None
     flush_metrics()
     net = model.module if hasattr(model, "module") else model
-    net = net.eval()
+    net = net.cpu().eval()
+    example_input = example_input.detach().cpu()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.onnx"
         export_onnx(net, example_input, path)

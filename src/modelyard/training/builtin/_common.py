@@ -43,6 +43,10 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, xv: torch.Tensor, yv
     """Trains with Adam, resuming from the job's checkpoint; returns (model, val accuracy)."""
     ctx = runtime.context()
     distributed = runtime.init_distributed()
+    # The executor shows a job only the GPUs it was given; none means CPU.
+    device = torch.device(f"cuda:{ctx.local_rank}" if torch.cuda.is_available() else "cpu")
+    model = model.to(device)
+    x, y, xv, yv = (t.to(device) for t in (x, y, xv, yv))
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     start = 0
     state = runtime.load_checkpoint()
@@ -53,9 +57,10 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, xv: torch.Tensor, yv
         print(f"resuming from the checkpoint of epoch {state['epoch']}", flush=True)
     net: nn.Module = model
     if distributed:
-        net = nn.parallel.DistributedDataParallel(model)
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
     # Every rank takes the same number of batches, or the all-reduce would hang.
-    n = torch.tensor([len(x)])
+    n = torch.tensor([len(x)], device=device)
     if distributed:
         dist.all_reduce(n, op=dist.ReduceOp.MIN)
     n_local = int(n.item())
@@ -63,7 +68,7 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, xv: torch.Tensor, yv
     val_acc = accuracy(model, xv, yv)
     for epoch in range(start, epochs):
         g = torch.Generator().manual_seed(seed * 1000 + epoch * 10 + ctx.rank)
-        order = torch.randperm(len(x), generator=g)[:n_local]
+        order = torch.randperm(len(x), generator=g)[:n_local].to(device)
         net.train()
         total, count = 0.0, 0
         for i in range(0, n_local, batch_size):
