@@ -196,3 +196,26 @@ def _wait(cond: object, limit_s: float = 60) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         time.sleep(0.02)
+
+
+def test_a_canary_slower_than_the_p95_rule_is_rolled_back(
+        api: TestClient, client: Client, digits_model: DigitsModel) -> None:
+    from modelyard.metrics.models import PredictionEvent
+
+    platform = api.app.state.platform  # type: ignore[attr-defined]
+    client.serving.create("digits", "digits@production", traffic={"1": 80, "2": 20},
+                          rollback={"max_p95_ms": 250, "window_s": 300, "min_requests": 10})
+    now = utcnow()
+
+    def events(version: int, latency_ms: float, n: int) -> list[PredictionEvent]:
+        return [PredictionEvent(project="alpha", deployment="digits", model="digits",
+                                version=version, time=now - timedelta(seconds=i),
+                                latency_ms=latency_ms, request_id=f"r{version}-{i}")
+                for i in range(n)]
+
+    platform.metrics.record(events(1, 5.0, 40) + events(2, 400.0, 5))
+    assert platform.serving.check_rollbacks() == []  # too few canary requests to judge
+    platform.metrics.record(events(2, 400.0, 10))
+    [event] = platform.serving.check_rollbacks()
+    assert "p95 latency" in event.message and event.details["canary"] == 2
+    assert client.serving.get("digits")["traffic"] == {"1": 100}
