@@ -30,3 +30,9 @@ def leave_a_daemon() -> int:
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     Path(os.environ["SLEEPY_PIDS"]).write_text(str(child.pid))
     return 0
+
+
+def dump_modelyard_env() -> int:
+    names = sorted(k for k in os.environ if k.startswith("MODELYARD_"))
+    Path(os.environ["DUMP_TO"]).write_text(" ".join(names))
+    return 0

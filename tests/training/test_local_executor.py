@@ -6,6 +6,8 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
 from modelyard.core.settings import Settings
 from modelyard.training.executors import Launch, Status
 from modelyard.training.executors.local import LocalExecutor
@@ -89,3 +91,16 @@ def test_processes_a_finished_job_left_behind_are_stopped(tmp_path: Path,
     _wait(lambda: not ex.poll(handle).running)
     daemon = int(pids_file.read_text())
     _wait(lambda: not _alive(daemon))
+
+
+def test_the_servers_own_settings_do_not_leak_into_jobs(
+        tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODELYARD_BLOBS__S3_SECRET_ACCESS_KEY", "server-secret")
+    ex = LocalExecutor(settings)
+    out = tmp_path / "env"
+    handle = ex.submit(_launch(tmp_path, "tests.training._sleepy:dump_modelyard_env",
+                               MODELYARD_JOB_ID="job_x", DUMP_TO=str(out)))
+    _wait(lambda: not ex.poll(handle).running)
+    names = out.read_text().split()
+    assert "MODELYARD_JOB_ID" in names
+    assert "MODELYARD_BLOBS__S3_SECRET_ACCESS_KEY" not in names

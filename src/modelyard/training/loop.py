@@ -13,6 +13,7 @@ import os
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelyard.core.auth import Principal, Role
@@ -38,18 +39,23 @@ RUN_STATUS = {JobState.succeeded: "finished", JobState.failed: "failed",
 def job_capacity(settings: Settings) -> Capacity:
     t = settings.training
     cpus = t.capacity_cpus if t.capacity_cpus is not None else float(os.cpu_count() or 1)
-    gpus = t.capacity_gpus
-    if gpus is None:
-        try:
-            import torch
-
-            gpus = torch.cuda.device_count()
-        except Exception:  # noqa: BLE001 - no usable torch means no GPUs
-            gpus = 0
+    gpus = t.capacity_gpus if t.capacity_gpus is not None else _gpu_count()
     mem = t.capacity_memory_mb
     if mem is None:
         mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
     return Capacity(cpu=cpus, gpu=gpus, memory_mb=int(mem))
+
+
+def _gpu_count() -> int:
+    # Without an NVIDIA driver there is nothing to count: skip importing torch (seconds).
+    if not (Path("/proc/driver/nvidia").exists() or Path("/dev/nvidia0").exists()):
+        return 0
+    try:
+        import torch
+
+        return int(torch.cuda.device_count())
+    except Exception:  # noqa: BLE001 - no usable torch means no GPUs
+        return 0
 
 
 def demand(job: Job) -> Demand:

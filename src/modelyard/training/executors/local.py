@@ -58,7 +58,9 @@ class LocalExecutor(Executor):
         launch.log_path.parent.mkdir(parents=True, exist_ok=True)
         exit_file = launch.log_path.with_suffix(".exit")
         exit_file.unlink(missing_ok=True)
-        env = {**os.environ, **launch.env, "MODELYARD_EXIT_FILE": str(exit_file),
+        # The server's own MODELYARD_* settings (credentials among them) stay with the server.
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("MODELYARD_")}
+        env = {**inherited, **launch.env, "MODELYARD_EXIT_FILE": str(exit_file),
                "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": str(max(1, int(launch.cpu)))}
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in launch.gpus)
         with open(launch.log_path, "ab") as log:
