@@ -14,6 +14,7 @@ from modelyard.metrics.models import (
     FeedbackBatch,
     GroupBy,
     Ingested,
+    InputDrift,
     Metric,
     QueryResult,
 )
@@ -62,3 +63,19 @@ class DriftRequest(BaseModel):
 def drift(body: DriftRequest, access: Viewer, platform: PlatformDep) -> Drift:
     return platform.metrics.drift(access.project, body.deployment, body.reference, body.start,
                                   body.end, body.threshold)
+
+
+class InputDriftRequest(BaseModel):
+    deployment: str
+    reference: list[float] = Field(min_length=10, max_length=1_000_000,
+                                   description="the per-row input mean over reference data")
+    start: datetime
+    end: datetime
+    bins: int = Field(default=10, ge=2, le=100)
+    threshold: float = Field(default=0.2, gt=0)
+
+
+@router.post("/input-drift")
+def input_drift(body: InputDriftRequest, access: Viewer, platform: PlatformDep) -> InputDrift:
+    return platform.metrics.input_drift(access.project, body.deployment, body.reference,
+                                        body.start, body.end, body.bins, body.threshold)

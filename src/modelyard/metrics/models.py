@@ -104,3 +104,16 @@ class Drift(BaseModel):
     reference: dict[str, float]
     drifted: bool
     threshold: float
+
+
+class InputDrift(BaseModel):
+    """PSI of live input summaries (each row's mean) against reference values, over the
+    reference's quantile bins."""
+
+    psi: float
+    live_rows: int
+    bin_edges: list[float]
+    reference_share: list[float]
+    live_share: list[float]
+    drifted: bool
+    threshold: float

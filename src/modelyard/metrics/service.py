@@ -6,9 +6,10 @@ import logging
 import math
 import threading
 from collections import Counter as _Counter
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+import numpy as np
 from prometheus_client import Counter, Gauge
 
 from modelyard.core.db import Database
@@ -19,6 +20,7 @@ from modelyard.metrics.models import (
     METRICS,
     Drift,
     Feedback,
+    InputDrift,
     Point,
     PredictionEvent,
     QueryResult,
@@ -190,20 +192,46 @@ class MetricsService:
         total_live = sum(counts.values())
         if total_live == 0 or total_ref == 0:
             raise InvalidArgument("no predictions in the window (or an empty reference)")
-        eps = 1e-4
-        psi = 0.0
-        for label in set(reference) | set(counts):
-            p = max(reference.get(label, 0.0) / total_ref, eps)
-            q = max(counts.get(label, 0) / total_live, eps)
-            psi += (q - p) * math.log(q / p)
+        labels = sorted(set(reference) | set(counts))
+        psi = _psi(np.array([reference.get(x, 0.0) / total_ref for x in labels]),
+                   np.array([counts.get(x, 0) / total_live for x in labels]))
         return Drift(psi=psi, live_counts=dict(counts),
                      reference={k: v / total_ref for k, v in reference.items()},
                      drifted=psi > threshold, threshold=threshold)
 
+    def input_drift(self, project: str, deployment: str, reference: list[float],
+                    start: datetime, end: datetime, bins: int = 10,
+                    threshold: float = 0.2) -> InputDrift:
+        """PSI of live inputs (each row's mean, as served) against reference values of the
+        same statistic (e.g. of the training snapshot), over the reference's quantile bins."""
+        ref = np.asarray(reference, dtype=np.float64)
+        if ref.size < bins or not np.isfinite(ref).all():
+            raise InvalidArgument(f"reference needs at least {bins} finite values",
+                                  {"field": "reference"})
+        self.flush()
+        live = self.store.input_means(project, deployment, _naive(start), _naive(end))
+        if live.size == 0:
+            raise InvalidArgument("no served inputs in the window for this deployment")
+        inner = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)[1:-1]))
+
+        def shares(x: np.ndarray) -> np.ndarray:
+            return np.bincount(np.searchsorted(inner, x, side="right"),
+                               minlength=inner.size + 1) / x.size
+
+        ref_share, live_share = shares(ref), shares(live)
+        psi = _psi(ref_share, live_share)
+        return InputDrift(psi=psi, live_rows=int(live.size), bin_edges=inner.tolist(),
+                          reference_share=ref_share.tolist(), live_share=live_share.tolist(),
+                          drifted=psi > threshold, threshold=threshold)
+
+
+def _psi(ref: np.ndarray, live: np.ndarray, eps: float = 1e-4) -> float:
+    p = np.maximum(ref, eps)
+    q = np.maximum(live, eps)
+    return float(np.sum((q - p) * np.log(q / p)))
+
 
 def _naive(t: datetime) -> datetime:
-    from datetime import UTC
-
     if t.tzinfo is not None:
         return t.astimezone(UTC).replace(tzinfo=None)
     return t

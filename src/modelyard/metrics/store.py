@@ -37,6 +37,12 @@ class MetricsStore(abc.ABC):
         """Events with `start <= time < end`, joined with their feedback label if any."""
 
 
+    @abc.abstractmethod
+    def input_means(self, project: str, deployment: str, start: datetime,
+                    end: datetime) -> np.ndarray:
+        """The `mean` of each ok, non-shadow event's input summary in `[start, end)`."""
+
+
 class SqlMetricsStore(MetricsStore):
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -105,6 +111,19 @@ class SqlMetricsStore(MetricsStore):
             label=np.array(cols[6], dtype=object),
             true_label=np.array(cols[7], dtype=object),
         )
+
+
+    def input_means(self, project: str, deployment: str, start: datetime,
+                    end: datetime) -> np.ndarray:
+        e = MetricEventRow
+        q = sa.select(e.input_summary).where(
+            e.project == project, e.deployment == deployment, e.time >= start, e.time < end,
+            e.outcome == "ok", e.shadow.is_(False))
+        with self.db.session() as s:
+            summaries = s.scalars(q).all()
+        values = [x["mean"] for x in summaries
+                  if isinstance(x, dict) and isinstance(x.get("mean"), (int, float))]
+        return np.asarray(values, dtype=np.float64)
 
 
 def to_epoch(t: datetime) -> float:
