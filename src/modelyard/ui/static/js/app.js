@@ -117,7 +117,7 @@ export async function route() {
     reload: () => route(),
   };
   const started = performance.now();
-  const body = h("div", { class: "page", "data-page": page });
+  const body = h("div", { class: "page", "data-page": page, "data-route": location.hash });
   clear(view, body);
   document.title = `${entry.title} · ${project} · modelyard`;
   try {

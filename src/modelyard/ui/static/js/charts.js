@@ -6,7 +6,7 @@ const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2"
 
 // xs: numbers (seconds since epoch when time=true); series: [{label, values}] aligned with xs.
 export function lineChart({ title, xs, series, time = false, height = 220, bars = false,
-                            yLabel = "" }) {
+                            yLabel = "", xLabel = time ? "time" : "step" }) {
   const box = h("div", { class: "chart", testid: "chart" }, h("h3", {}, title));
   if (!xs.length || !series.length) {
     box.append(h("p", { class: "muted" }, "No data points yet."));
@@ -20,7 +20,7 @@ export function lineChart({ title, xs, series, time = false, height = 220, bars 
     width: 560, height,
     scales: { x: { time } },
     axes: [{}, { label: yLabel, size: 60 }],
-    series: [{ label: time ? "time" : "step" }, ...series.map((s, i) => ({
+    series: [{ label: xLabel }, ...series.map((s, i) => ({
       label: s.label, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: true,
       points: { show: xs.length < 60 },
       ...(bars ? { paths: window.uPlot.paths.bars({ size: [0.6, 40] }),

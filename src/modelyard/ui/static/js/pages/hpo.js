@@ -1,51 +1,69 @@
-// HPO studies, shown when this server has the /studies routes: trials chart and best so far.
+// HPO studies (when this server has the /hpo routes): trials chart with the best so far.
 
 import { enc, routes } from "../api.js";
 import { lineChart } from "../charts.js";
-import { badge, h, json, kv, link, num, section, table, when } from "../dom.js";
+import { badge, guarded, h, json, kv, link, num, section, table, when } from "../dom.js";
 
-export async function render(el, ctx, [studyId]) {
-  el.append(h("h1", {}, "HPO studies"));
+const PREFIX = "/api/v1/projects/{project}/hpo/studies";
+
+export async function render(el, ctx, [study]) {
+  el.append(h("h1", {}, link(ctx.href("hpo"), "HPO studies"), study ? ` / ${study}` : ""));
   const paths = await routes();
-  if (!paths.some((p) => p.startsWith("/api/v1/projects/{project}/studies"))) {
+  if (!paths.some((p) => p.startsWith(PREFIX))) {
     el.append(section("Not available", h("p", { class: "muted", testid: "hpo-missing" },
-      "This server has no hyperparameter-tuning routes (/studies) yet.")));
+      "This server has no hyperparameter-tuning routes (/hpo/studies).")));
     return;
   }
-  return studyId ? detail(el, ctx, studyId) : list(el, ctx);
+  return study ? detail(el, ctx, study) : list(el, ctx);
 }
 
-function items(page) {
-  return Array.isArray(page) ? page : page.items || page.studies || page.trials || [];
+function counts(c) {
+  return Object.entries(c || {}).filter(([, n]) => n).map(([s, n]) => `${s} ${n}`).join(" · ");
 }
 
 async function list(el, ctx) {
-  const studies = items(await ctx.api("/studies", { query: { limit: 50 } }));
-  el.append(section(`Studies (${studies.length})`, table(["study", "state", "direction", "trials", "best", "created"],
-    studies.map((s) => [link(ctx.href("hpo", s.id || s.name), s.name || s.id), badge(s.state || "–"),
-      s.direction || "–", s.n_trials ?? s.trials ?? "–", num(s.best_value ?? s.best?.value),
-      when(s.created_at)]), "No studies yet.")));
+  const studies = await ctx.api("/hpo/studies");
+  el.append(section(`Studies (${studies.length})`, table(
+    ["study", "state", "objective", "trials", "best", "created"],
+    studies.map((s) => [link(ctx.href("hpo", s.name), s.name), badge(s.state),
+      `${s.spec.objective.direction} ${s.spec.objective.metric}`, counts(s.counts),
+      s.best ? `${num(s.best.value)} (trial ${s.best.number})` : "–", when(s.created_at)]),
+    "No studies yet: start one with the SDK.")));
 }
 
-async function detail(el, ctx, studyId) {
-  const base = `/studies/${enc(studyId)}`;
-  const [study, trialsPage] = await Promise.all([ctx.api(base), ctx.api(`${base}/trials`, { query: { limit: 1000 } })]);
-  const trials = items(trialsPage).slice().sort((a, b) => (a.number ?? 0) - (b.number ?? 0));
-  const maximize = String(study.direction || "").startsWith("max");
+async function detail(el, ctx, name) {
+  const base = `/hpo/studies/${enc(name)}`;
+  const [study, trials] = await Promise.all([ctx.api(base), ctx.api(`${base}/trials`)]);
+  const { metric, direction } = study.spec.objective;
+  if (ctx.canWrite && study.state === "running") {
+    const stop = h("form", { class: "inline" }, h("button", { type: "submit", class: "danger" }, "Stop study"));
+    el.append(guarded(stop, async () => {
+      await ctx.api(`${base}/stop`, { method: "POST" });
+      ctx.reload();
+      return "stopped";
+    }));
+  }
+  const sorted = trials.slice().sort((a, b) => a.number - b.number);
   const xs = [], values = [], best = [];
   let bestSoFar = null;
-  trials.forEach((t, i) => {
-    const v = t.value ?? null;
-    if (v !== null && (bestSoFar === null || (maximize ? v > bestSoFar : v < bestSoFar))) bestSoFar = v;
-    xs.push(t.number ?? i);
+  for (const t of sorted) {
+    const v = t.state === "completed" ? t.value : null;
+    if (v !== null && (bestSoFar === null || (direction === "maximize" ? v > bestSoFar : v < bestSoFar))) bestSoFar = v;
+    xs.push(t.number);
     values.push(v);
     best.push(bestSoFar);
-  });
-  el.append(section(study.name || study.id, kv({ state: study.state, direction: study.direction,
-    "best value": num(bestSoFar), "best params": json(study.best_params || study.best?.params || {}) })),
-    section("Trials", lineChart({ title: "objective per trial, and best so far", xs,
-      series: [{ label: "trial", values }, { label: "best so far", values: best }] }),
-    table(["trial", "state", "value", "params", "job"], trials.slice(-200).reverse().map((t) =>
-      [t.number ?? "–", badge(t.state || "–"), num(t.value), json(t.params || {}),
+  }
+  el.append(section(study.name, kv({ state: badge(study.state), objective: `${direction} ${metric}`,
+    trials: `${counts(study.counts)} of ${study.spec.n_trials}`, sampler: study.spec.sampler.kind,
+    pruner: study.spec.pruner.kind, "best value": study.best ? num(study.best.value) : null,
+    "best params": study.best ? json(study.best.params) : null,
+    "best model": study.best_model_version ? link(ctx.href("models", study.best_model_version.model),
+      `${study.best_model_version.model}@${study.best_model_version.version}`) : null,
+    created: `${when(study.created_at)} by ${study.created_by}`, message: study.message })));
+  el.append(section("Trials",
+    h("div", { class: "charts" }, lineChart({ title: `${metric} per trial, and best so far`, xs,
+      series: [{ label: metric, values }, { label: "best so far", values: best }], xLabel: "trial" })),
+    table(["trial", "state", metric, "last step", "params", "job"], sorted.slice(-300).reverse().map((t) =>
+      [t.number, badge(t.state), num(t.value), t.last_step ?? "–", json(t.params),
        t.job_id ? link(ctx.href("jobs", t.job_id), t.job_id) : "–"]))));
 }

@@ -1,0 +1,199 @@
+"""The console in real headless Chromium against a live server holding the demo's objects.
+
+Signs in with a pasted token, walks every page, promotes an alias and changes a canary split
+through the UI (checked through the API), and checks a viewer gets no write controls and that the
+server refuses a viewer's write anyway. Screenshots of each page land in test-artifacts/ui/.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from modelyard.core.settings import Settings
+from modelyard.sdk.client import Client
+from modelyard.ui import build_vendor, vendor_ready
+from tests._servers.live import live_server
+from tests.ui._browser import ARTIFACTS, LAUNCH_ARGS, ensure_chromium
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(600)]
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="install the dev extra (playwright)")
+
+PROJECT = "demo"
+PAGE_ERRORS: list[str] = []  # uncaught script errors of every page opened
+
+
+@dataclass
+class World:
+    url: str
+    admin: str
+    viewer: str
+    client: Client
+    raw: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    from modelyard.demo import run_lifecycle
+
+    if not vendor_ready():
+        build_vendor()
+    settings = Settings(home=tmp_path_factory.mktemp("ui") / "home")
+    with live_server(settings) as live:
+        admin = live.resolved_admin_token_file.read_text().strip()
+        with Client(live.resolved_public_url, admin, project=PROJECT) as client:
+            raw = run_lifecycle(client)["raw"]
+            viewer = client.create_user("vic")["token"]
+            client.set_member(PROJECT, "vic", "viewer")
+            yield World(live.resolved_public_url, admin, viewer, client, raw)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    chromium = ensure_chromium()
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(chromium), args=LAUNCH_ARGS)
+        yield b
+        b.close()
+
+
+def signed_in(browser: Any, world: World, token: str) -> Any:
+    page = browser.new_page(viewport={"width": 1300, "height": 900})
+    page.on("pageerror", lambda e: PAGE_ERRORS.append(f"{page.url}: {e}"))
+    page.goto(f"{world.url}/ui/")
+    page.fill("[data-testid=token]", token)
+    page.click("form[data-testid=signin] button[type=submit]")
+    page.wait_for_selector(".page[data-ready=true]")
+    return page
+
+
+def visit(page: Any, world: World, route: str, shot: str | None = None) -> Any:
+    """Opens `#/demo/<route>`, waits until the page says it rendered, saves a screenshot."""
+    target = f"{world.url}/ui/#/{PROJECT}/{route}"
+    if page.url == target:
+        page.reload()  # the same hash again fires no hashchange
+    else:
+        page.goto(target)
+    page.wait_for_selector(f'.page[data-ready=true][data-route="#/{PROJECT}/{route}"]',
+                           timeout=15_000)
+    assert not page.query_selector(".page > .error"), page.inner_text(".page .error")
+    if shot:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.wait_for_timeout(300)  # charts size themselves on the next frame
+        page.screenshot(path=str(ARTIFACTS / f"{shot}.png"), full_page=True)
+    return page
+
+
+def test_editor_walks_every_page_and_steers_the_platform(browser: Any, world: World) -> None:
+    page = signed_in(browser, world, world.admin)
+    job = world.raw["job"]["id"]
+    mv = world.raw["model_version"]
+    run = world.raw["pipeline_run"]["id"]
+    assert "admin" in page.inner_text("[data-testid=whoami]")
+
+    visit(page, world, "datasets", "01-datasets")
+    assert "digits" in page.inner_text(".page")
+    visit(page, world, "datasets/digits", "02-dataset")
+    assert page.query_selector("[data-testid=label-bars] .bar-row")
+
+    visit(page, world, "jobs", "03-jobs")
+    assert job in page.inner_html(".page")
+    visit(page, world, f"jobs/{job}", "04-job")
+    page.wait_for_function("() => document.querySelector('[data-testid=logs]').textContent.length > 0")
+    assert "train_loss" in page.inner_text("[data-testid=logs]")
+    assert page.query_selector_all(".chart canvas"), "the job's metric curves were not drawn"
+    assert not page.query_selector("[data-testid=cancel-job]"), "a finished job offers cancel"
+
+    visit(page, world, "runs", "05-runs")
+    assert page.query_selector_all(".page tbody tr")
+    visit(page, world, "hpo", "06-hpo")
+
+    visit(page, world, "models", "07-models")
+    visit(page, world, f"models/{mv['model']}", "08-model")
+    lineage = page.query_selector_all("[data-testid=lineage] g.node")
+    kinds = {n.get_attribute("class") for n in lineage}
+    assert any("k-dataset_snapshot" in k for k in kinds) and any("k-job" in k for k in kinds)
+
+    visit(page, world, "deployments", "09-deployments")
+    visit(page, world, "deployments/digits", "10-deployment")
+    assert page.query_selector_all("[data-testid=traffic] .bar-row")
+    assert len(page.query_selector_all(".chart canvas")) >= 2, "latency and traffic charts missing"
+
+    visit(page, world, "pipelines", "11-pipelines")
+    visit(page, world, f"pipelines/runs/{run}", "12-pipeline-run")
+    steps = page.query_selector_all("[data-testid=pipeline-dag] g.node")
+    assert steps and all("s-succeeded" in (s.get_attribute("class") or "") for s in steps)
+    assert page.query_selector("[data-testid=rerun]")
+
+    visit(page, world, "metrics", "13-metrics")
+    assert page.query_selector_all(".chart canvas")
+
+    # Promote: point `production` back at version 1 through the UI, check through the API.
+    model = mv["model"]
+    before = world.client.registry.resolve(f"{model}@production")["version"]
+    target = 1 if before != 1 else 2
+    visit(page, world, f"models/{model}")
+    page.fill("[data-testid=alias-name]", "production")
+    page.select_option("[data-testid=alias-version]", str(target))
+    page.click("[data-testid=promote]")
+    page.wait_for_function(f"() => document.querySelector('[data-testid=promote-form] .result')"
+                           f".textContent.includes('v{target}')")
+    assert world.client.registry.resolve(f"{model}@production")["version"] == target
+    visit(page, world, f"models/{model}", "14-model-promoted")
+    assert f"production → v{target}" in page.inner_text("[data-testid=aliases]")
+
+    # Canary: 90 / 10 between the two versions, through the UI.
+    visit(page, world, "deployments/digits")
+    rows = page.query_selector_all("[data-testid=canary-form] .split-row")
+    for row, (version, percent) in zip(rows, [(1, 90), (2, 10)], strict=False):
+        row.query_selector("input[name=version]").fill(str(version))
+        row.query_selector("input[name=percent]").fill(str(percent))
+    page.click("[data-testid=apply-split]")
+    page.wait_for_function("() => document.querySelector('[data-testid=canary-form] .result')"
+                           ".textContent.includes('applied')")
+    assert world.client.serving.get("digits")["traffic"] == {"1": 90, "2": 10}
+    visit(page, world, "deployments/digits", "15-deployment-canary")
+    assert PAGE_ERRORS == []
+    shots = {p.name for p in ARTIFACTS.glob("*.png")}
+    assert {"02-dataset.png", "08-model.png", "10-deployment.png", "12-pipeline-run.png"} <= shots
+    page.close()
+
+
+def test_viewer_sees_no_write_controls_and_the_server_refuses_their_writes(
+        browser: Any, world: World) -> None:
+    page = signed_in(browser, world, world.viewer)
+    model = world.raw["model_version"]["model"]
+    assert "viewer" in page.inner_text("[data-testid=whoami]")
+    visit(page, world, f"models/{model}", "16-model-as-viewer")
+    assert page.query_selector_all("[data-testid=lineage] g.node")
+    assert not page.query_selector("[data-testid=promote]")
+    visit(page, world, "deployments/digits")
+    assert not page.query_selector("[data-testid=canary-form]")
+    visit(page, world, f"pipelines/runs/{world.raw['pipeline_run']['id']}")
+    assert not page.query_selector("[data-testid=rerun]")
+
+    before = world.client.registry.resolve(f"{model}@production")["version"]
+    status = page.evaluate(
+        """async ([model]) => (await fetch(`/api/v1/projects/demo/models/${model}/aliases/production`, {
+             method: 'PUT', headers: {'Content-Type': 'application/json',
+             Authorization: 'Bearer ' + sessionStorage.getItem('modelyard.token')},
+             body: JSON.stringify({version: 1})})).status""", [model])
+    assert status == 403
+    assert world.client.registry.resolve(f"{model}@production")["version"] == before
+    page.close()
+
+
+def test_a_bad_token_is_refused_at_sign_in(browser: Any, world: World) -> None:
+    page = browser.new_page()
+    page.goto(f"{world.url}/ui/")
+    page.fill("[data-testid=token]", "myd_not-a-token")
+    page.click("form[data-testid=signin] button[type=submit]")
+    page.wait_for_function("() => document.querySelector('[data-testid=signin] .error').textContent")
+    assert "not accepted" in page.inner_text("[data-testid=signin] .error")
+    assert page.evaluate("sessionStorage.getItem('modelyard.token')") is None
+    page.close()
+
