@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
@@ -120,7 +121,7 @@ class SqlMetricsStore(MetricsStore):
             e.project == project, e.deployment == deployment, e.time >= start, e.time < end,
             e.outcome == "ok", e.shadow.is_(False))
         with self.db.session() as s:
-            summaries = s.scalars(q).all()
+            summaries: list[Any] = list(s.scalars(q).all())
         values = [x["mean"] for x in summaries
                   if isinstance(x, dict) and isinstance(x.get("mean"), (int, float))]
         return np.asarray(values, dtype=np.float64)
