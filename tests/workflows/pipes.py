@@ -182,6 +182,17 @@ gated = Pipeline("gated", [score, kinds.gate("enough", "score", "value", ">=", 5
                  params={"n": 1, "workdir": "."})
 
 
+# -- a canary release of a chosen version (e2e) ----------------------------------------------
+@step(executor="thread")
+def pick(model: str, version: int) -> dict[str, Any]:
+    return {"model": model, "version": version}
+
+
+canary_only = Pipeline("canary-only", [pick, kinds.canary("release", "pick", "digits",
+                                                          percent=50)],
+                       params={"model": "digits-cnn", "version": 1, "canary_observe_s": 1.0})
+
+
 # -- resume after a crash: s1 -> s2 -> s3, s2 blocks until released -------------------------
 @step
 def s1(workdir: str) -> str:

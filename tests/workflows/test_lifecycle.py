@@ -57,7 +57,8 @@ def _next_run(c: Client, seen: set[str], timeout_s: float = 300) -> dict[str, An
 def test_a_dataset_commit_retrains_and_promotes_only_a_better_model(live: Client) -> None:
     live.workflows.register("continuous-training")
     trigger = live.workflows.schedule("continuous-training", event="dataset.commit",
-                                      match={"dataset": "digits"})
+                                      match={"dataset": "digits"},
+                                      params={"canary_observe_s": 1})
     seen: set[str] = set()
 
     live.datasets.import_builtin("digits", "sklearn:digits")  # commit 1: the first model
@@ -67,17 +68,32 @@ def test_a_dataset_commit_retrains_and_promotes_only_a_better_model(live: Client
     out = _outputs(first)
     assert out["evaluate"]["better"] is True and out["evaluate"]["baseline"] is None
     good = out["candidate"]["version"]
+    assert out["release"]["promoted"] is True
     assert live.registry.resolve("digits-cnn@production")["version"] == good
+    assert live.serving.get("digits")["model_ref"] == "digits-cnn@production"
 
     # commit 2 with a training budget far too small: the worse model is not promoted
     live.workflows.update_schedule(trigger["id"],
-                                   params={"hyperparameters": {"epochs": 1, "lr": 0.0001}})
+                                   params={"hyperparameters": {"epochs": 1, "lr": 0.0001},
+                                           "canary_observe_s": 1})
     live.datasets.import_builtin("digits", "sklearn:digits")
     second = _next_run(live, seen)
     assert second["state"] == "succeeded", second["error"]
     states = {s["step"]: s["state"] for s in second["steps"]}
-    assert states["better"] == "skipped" and states["promote"] == "skipped"
+    assert states["better"] == "skipped" and states["release"] == "skipped"
     out = _outputs(second)
     assert out["evaluate"]["better"] is False
-    assert out["candidate"]["version"] != good
+    worse = out["candidate"]["version"]
+    assert worse != good
     assert live.registry.resolve("digits-cnn@production")["version"] == good
+
+    # a canary of a chosen version that holds (no live errors) is promoted
+    live.workflows.register("tests.workflows.pipes:canary_only")
+    run = live.workflows.run("canary-only", {"version": worse}, wait=True, timeout_s=120)
+    assert run["state"] == "succeeded", run["error"]
+    assert _outputs(run)["release"]["promoted"] is True
+    assert live.registry.resolve("digits-cnn@production")["version"] == worse
+    dep = live.serving.get("digits")
+    assert dep["traffic"] is None and dep["model_ref"] == "digits-cnn@production"
+    kinds = [e["kind"] for e in live.serving.events("digits")]
+    assert kinds.count("updated") >= 2  # the split, then every request to the promoted one

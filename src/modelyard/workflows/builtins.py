@@ -46,10 +46,11 @@ def _predicted() -> Any:
 
 def continuous_training() -> Pipeline:
     """On a new commit of `digits`: snapshot → train → evaluate against `production` → gate
-    (only a better model goes on) → promote to `production` → repoint deployment `digits`.
+    (only a better model goes on) → canary on deployment `digits` → promote to `production`
+    or roll back on live metrics (`canary_observe_s`, default 300 s).
 
     Register with an event trigger: `schedule("continuous-training", event="dataset.commit",
-    match={"dataset": "digits"})`. HPO and canary steps wait for those components' services.
+    match={"dataset": "digits"})`. An HPO step waits for the hpo component's service.
     """
     return Pipeline("continuous-training", [
         kinds.dataset_snapshot("snapshot", "digits", seed=0),
@@ -57,6 +58,7 @@ def continuous_training() -> Pipeline:
         kinds.model_version("candidate", "train"),
         kinds.evaluate("evaluate", "candidate", against="production", metric="val_accuracy"),
         kinds.gate("better", "evaluate", "better", "==", 1),
-        kinds.move_alias("promote", "candidate", "production", after="better"),
-        kinds.deploy("deploy", "promote", "digits"),
-    ], params={"hyperparameters": {"epochs": 3}}, description=continuous_training.__doc__ or "")
+        kinds.canary("release", "candidate", "digits", alias="production", percent=10,
+                     after="better"),
+    ], params={"hyperparameters": {"epochs": 3}, "canary_observe_s": 300.0},
+        description=continuous_training.__doc__ or "")

@@ -231,6 +231,72 @@ def _deploy(ctx: StepContext, cfg: Json, **ups: Any) -> Json:
     return {"deployment": dep.name, "model_ref": dep.model_ref}
 
 
+def canary(name: str, version: str, deployment: str, alias: str = "production",
+           percent: int = 10, max_error_rate: float | None = 0.05,
+           max_p95_ms: float | None = None, min_requests: int = 20,
+           after: str | None = None) -> StepSpec:
+    """Canary release of the candidate from step `version` on `deployment`, then promote or
+    roll back on live metrics.
+
+    Sends `percent` of requests to the candidate with the serving rollback rule, watches for
+    pipeline parameter `canary_observe_s` seconds (default 300), lets serving apply its rule,
+    and then either moves `alias` to the candidate and routes every request to `model@alias`
+    (promoted) or leaves the stable version serving (rolled back). A deployment that does not
+    exist yet is created on the candidate at once: there is nothing to compare with.
+    """
+    inputs: dict[str, Any] = {version: Json, "canary_observe_s": float,
+                              **({after: Any} if after else {})}
+    return _kind("canary", name, _canary, inputs, Json,
+                 {"version_from": version, "deployment": deployment, "alias": alias,
+                  "percent": percent, "rule": {"max_error_rate": max_error_rate,
+                                               "max_p95_ms": max_p95_ms,
+                                               "min_requests": min_requests}},
+                 defaults={"canary_observe_s": 300.0}, cache=False)
+
+
+def _canary(ctx: StepContext, cfg: Json, canary_observe_s: float = 300.0, **ups: Any) -> Json:
+    from modelyard.serving.models import DeploymentCreate, DeploymentUpdate, RollbackRule
+
+    cand = ups[cfg["version_from"]]
+    model, version, alias = cand["model"], int(cand["version"]), cfg["alias"]
+    serving, registry, name = ctx.platform.serving, ctx.platform.registry, cfg["deployment"]
+    ref = f"{model}@{alias}"
+
+    def promote(reason: str) -> Json:
+        registry.set_alias(ctx.project, model, alias, version, _actor(ctx))
+        try:
+            serving.get(ctx.project, name)
+            serving.update(ctx.project, name, DeploymentUpdate(model_ref=ref, traffic=None),
+                           _actor(ctx))
+        except NotFound:
+            serving.create(ctx.project, DeploymentCreate(name=name, model_ref=ref), _actor(ctx))
+        _emit(ctx, "alias.moved", {"model": model, "alias": alias, "version": version})
+        return {"promoted": True, "model": model, "version": version, "reason": reason}
+
+    try:
+        dep = serving.get(ctx.project, name)
+        stable = registry.resolve(ctx.project, dep.model_ref).version
+    except NotFound:
+        return promote("no deployment serving yet: nothing to compare with")
+    if stable == version:
+        return promote("the candidate already serves")
+    split = {str(stable): 100 - cfg["percent"], str(version): cfg["percent"]}
+    rule = RollbackRule(window_s=max(1.0, canary_observe_s),
+                        **{k: v for k, v in cfg["rule"].items() if v is not None})
+    ctx.effect("canary_started", lambda: serving.update(
+        ctx.project, name, DeploymentUpdate(traffic=split, rollback=rule), _actor(ctx)).name)
+    if ctx.cancelled.wait(canary_observe_s):
+        serving.update(ctx.project, name, DeploymentUpdate(traffic=None), _actor(ctx))
+        raise FailedPrecondition("cancelled during the canary")
+    serving.check_rollbacks()
+    dep = serving.get(ctx.project, name)
+    if dep.traffic and dep.traffic.get(str(version), 0) == 0:
+        events = [e for e in serving.events(ctx.project, name, 20) if e.kind == "rollback"]
+        return {"promoted": False, "model": model, "version": version, "stable": stable,
+                "reason": events[0].message if events else "rolled back"}
+    return promote(f"canary at {cfg['percent']}% held for {canary_observe_s:g}s")
+
+
 def predict(name: str, deployment_step: str, inputs: list[Any]) -> StepSpec:
     """Send `inputs` through the deployment from step `deployment_step`."""
     return _kind("prediction", name, _predict, {deployment_step: Json}, Json,
