@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
 from typing import Any
 
 import pytest
@@ -151,3 +153,17 @@ def test_logs_of_a_job_that_has_not_started_are_empty(client: Client,
                                                       snap: dict[str, Any]) -> None:
     job = client.training.submit("digits-cnn", snap["id"])
     assert "".join(client.training.logs(job["id"])) == ""
+
+
+def test_a_code_package_belongs_to_the_project_it_was_uploaded_to(
+        api: TestClient, team: Team, client: Client) -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("train.py", "print('hi')\n")
+    digest = client.training.upload_code(buf.getvalue())["digest"]
+    assert client.training.download_code(digest) == buf.getvalue()
+    beta = "/api/v1/projects/beta"
+    assert api.get(f"{beta}/training/code/{digest}",
+                   headers=bearer(team.outsider)).status_code == 404
+    r = api.post(f"{beta}/jobs", json={"code": {"digest": digest}}, headers=bearer(team.outsider))
+    assert r.status_code == 400 and "upload" in r.json()["error"]["message"]

@@ -114,13 +114,13 @@ def register_model(job_id: str, access: Editor, platform: PlatformDep,
 @router.post("/training/code", status_code=status.HTTP_201_CREATED)
 async def upload_code(request: Request, access: Editor, platform: PlatformDep) -> CodeUpload:
     data = await request.body()
-    return await run_in_threadpool(platform.training.upload_code, access.project,
+    return await run_in_threadpool(platform.training.upload_code, access.project, access.user,
                                    io.BytesIO(data))
 
 
 @router.get("/training/code/{digest}", response_model=None)
 def download_code(digest: str, access: Viewer, platform: PlatformDep) -> Response:
-    return Response(platform.training.code(access.project, digest),
+    return Response(platform.training.download_code(access.project, digest),
                     media_type="application/octet-stream")
 
 

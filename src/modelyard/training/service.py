@@ -79,7 +79,7 @@ class TrainingService:
     def trainers(self) -> list[TrainerInfo]:
         return [b.info() for b in BUILTINS.values()]
 
-    def upload_code(self, project: str, data: BinaryIO) -> CodeUpload:
+    def upload_code(self, project: str, user: str, data: BinaryIO) -> CodeUpload:
         stored = self.cas.put(data, max_bytes=MAX_CODE_BYTES)
         try:
             _check_archive(self.cas.get(stored.digest))
@@ -87,17 +87,20 @@ class TrainingService:
             if stored.created:
                 self.cas.delete(stored.digest)
             raise
+        self.store.add_code(project, stored.digest, stored.size, user)
         return CodeUpload(digest=stored.digest, size=stored.size)
 
-    def code(self, project: str, digest: str) -> bytes:
-        if not self.cas.exists(digest):
-            raise NotFound(f"no code package {digest!r}; upload it first", {"digest": digest})
+    def download_code(self, project: str, digest: str) -> bytes:
+        """A code package of `project` (packages of other projects stay invisible)."""
+        if not self.store.has_code(project, digest):
+            raise NotFound(f"project {project!r} has no code package {digest[:80]!r}; upload it "
+                           "first", {"digest": digest[:80]})
         return self.cas.get(digest)
 
     # jobs ------------------------------------------------------------------------------
     def submit(self, project: str, user: str, spec: JobSpec) -> Job:
         """Validates everything first; a spec that cannot run is refused and nothing is queued."""
-        params, code_hash = self._check_trainer(spec)
+        params, code_hash = self._check_trainer(project, spec)
         self._check_resources(spec)
         self._check_snapshot(project, spec)
         now = utcnow()
@@ -236,12 +239,12 @@ class TrainingService:
         return info
 
     # checks ----------------------------------------------------------------------------
-    def _check_trainer(self, spec: JobSpec) -> tuple[dict[str, Any], str]:
+    def _check_trainer(self, project: str, spec: JobSpec) -> tuple[dict[str, Any], str]:
         if (spec.trainer is None) == (spec.code is None):
             raise InvalidArgument("give exactly one of `trainer` (a built-in name) or `code` "
                                   "(an uploaded package)", {"field": "trainer"})
         if spec.code is not None:
-            if not self.cas.exists(spec.code.digest):
+            if not self.store.has_code(project, spec.code.digest):
                 raise InvalidArgument(f"no code package {spec.code.digest}: upload it with "
                                       "POST .../training/code first", {"field": "code.digest"})
             return dict(spec.hyperparameters), spec.code.digest

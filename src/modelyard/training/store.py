@@ -10,9 +10,10 @@ import sqlalchemy as sa
 
 from modelyard.core.db import Database
 from modelyard.core.errors import NotFound
+from modelyard.core.ids import utcnow
 from modelyard.training.models import CodeRef, Job, JobState, Quota, Resources
 from modelyard.training.scheduler import Demand
-from modelyard.training.tables import JobRow, QuotaRow
+from modelyard.training.tables import CodeRow, JobRow, QuotaRow
 
 
 class JobStore(abc.ABC):
@@ -50,6 +51,13 @@ class JobStore(abc.ABC):
 
     @abc.abstractmethod
     def queue_position(self, job: Job) -> int: ...
+
+    @abc.abstractmethod
+    def add_code(self, project: str, digest: str, size: int, user: str) -> None:
+        """Records that `project` holds the code package `digest` (idempotent)."""
+
+    @abc.abstractmethod
+    def has_code(self, project: str, digest: str) -> bool: ...
 
     @abc.abstractmethod
     def set_quota(self, project: str, quota: Quota) -> Quota: ...
@@ -159,6 +167,16 @@ class SqlJobStore(JobStore):
             q = sa.select(sa.func.count()).select_from(JobRow).where(
                 JobRow.state == JobState.queued.value, ahead)
             return int(s.scalar(q) or 0)
+
+    def add_code(self, project: str, digest: str, size: int, user: str) -> None:
+        with self.db.session() as s:
+            if s.get(CodeRow, (project, digest)) is None:
+                s.add(CodeRow(project=project, digest=digest, size=size, created_at=utcnow(),
+                              created_by=user))
+
+    def has_code(self, project: str, digest: str) -> bool:
+        with self.db.session() as s:
+            return s.get(CodeRow, (project, digest)) is not None
 
     def set_quota(self, project: str, quota: Quota) -> Quota:
         with self.db.session() as s:

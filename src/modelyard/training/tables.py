@@ -51,6 +51,17 @@ class JobRow(Base):
     token_user_id: Mapped[str | None] = mapped_column(sa.String(40), nullable=True)
 
 
+class CodeRow(Base):
+    """A code package uploaded to a project (the bytes live once in the content store)."""
+
+    __tablename__ = "training_code"
+    project: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    digest: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(sa.BigInteger)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime)
+    created_by: Mapped[str] = mapped_column(sa.String(100))
+
+
 class QuotaRow(Base):
     __tablename__ = "training_quotas"
     project: Mapped[str] = mapped_column(sa.String(100), primary_key=True)

@@ -58,6 +58,14 @@ def upgrade() -> None:
     op.create_index("ix_training_jobs_state", "training_jobs", ["state"])
     op.create_index("ix_training_jobs_created_at", "training_jobs", ["created_at"])
     op.create_table(
+        "training_code",
+        sa.Column("project", sa.String(100), primary_key=True),
+        sa.Column("digest", sa.String(64), primary_key=True),
+        sa.Column("size", sa.BigInteger, nullable=False),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+        sa.Column("created_by", sa.String(100), nullable=False),
+    )
+    op.create_table(
         "training_quotas",
         sa.Column("project", sa.String(100), primary_key=True),
         sa.Column("max_cpu", sa.Float, nullable=True),
@@ -68,6 +76,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("training_quotas")
+    op.drop_table("training_code")
     op.drop_index("ix_training_jobs_created_at", table_name="training_jobs")
     op.drop_index("ix_training_jobs_state", table_name="training_jobs")
     op.drop_index("ix_training_jobs_project", table_name="training_jobs")
