@@ -39,7 +39,8 @@ def snap(client: Client) -> dict[str, Any]:
     return client.datasets.snapshot("digits")
 
 
-def onnx_accuracy(server: Settings, version: dict[str, Any], snap: dict[str, Any]) -> float:
+def onnx_accuracy(server: Settings, version: dict[str, Any], snap: dict[str, Any],
+                  column: str = "image") -> float:
     import onnxruntime as ort
 
     cas = ContentStore(open_blob_store(server))
@@ -47,9 +48,10 @@ def onnx_accuracy(server: Settings, version: dict[str, Any], snap: dict[str, Any
                                    providers=["CPUExecutionProvider"])
     pre = preprocessing.build(version["preprocessing"])
     rows, _ = load_split_arrays(snap, "validation")
-    (logits,) = session.run(["logits"], {"input": pre.transform([r["image"] for r in rows])})
+    (logits,) = session.run(["logits"], {"input": pre.transform([r[column] for r in rows])})
     predicted = [p["label"] for p in pre.decode(logits)]
-    return float(np.mean([p == str(r["label"]) for p, r in zip(predicted, rows, strict=True)]))
+    truth = [str(r["labels"][0]) if "labels" in r else str(r["label"]) for r in rows]
+    return float(np.mean([p == t for p, t in zip(predicted, truth, strict=True)]))
 
 
 def test_digits_cnn_trains_a_model_version_whose_onnx_predicts_well(
@@ -77,7 +79,7 @@ def test_digits_cnn_trains_a_model_version_whose_onnx_predicts_well(
 def test_two_ddp_workers_reach_the_accuracy_band_of_one(
         server: Settings, client: Client, snap: dict[str, Any]) -> None:
     # Half a CPU per DDP worker, so both jobs fit the 2-CPU test machine side by side.
-    jobs = [client.training.submit("digits-cnn", snap["id"], hyperparameters={"epochs": 6},
+    jobs = [client.training.submit("digits-cnn", snap["id"], hyperparameters={"epochs": 5},
                                    resources={"cpu": 1 / w, "workers": w}) for w in (1, 2)]
     single, ddp = (client.training.wait(j["id"], timeout=180) for j in jobs)
     ddp_logs = "".join(client.training.logs(ddp["id"]))
@@ -87,3 +89,17 @@ def test_two_ddp_workers_reach_the_accuracy_band_of_one(
     assert abs(ddp["progress"]["val_accuracy"] - single["progress"]["val_accuracy"]) < 0.06
     assert onnx_accuracy(server, ddp["model_version"], snap) > 0.85
 
+
+
+def test_intent_classifier_trains_on_text_intents_and_serves_through_onnx(
+        server: Settings, client: Client) -> None:
+    client.datasets.import_builtin("intents", "chatterbot:intents")
+    snap = client.datasets.snapshot("intents")
+    job = client.training.submit("intent-classifier", snap["id"], hyperparameters={"epochs": 5})
+    done = client.training.wait(job["id"], timeout=120)
+    assert done["state"] == "succeeded", "".join(client.training.logs(job["id"]))
+    version = done["model_version"]
+    assert version["preprocessing"]["kind"] == "text"
+    assert done["progress"]["val_accuracy"] > 0.6
+    assert abs(onnx_accuracy(server, version, snap, "text")
+               - done["progress"]["val_accuracy"]) < 0.02
