@@ -82,3 +82,28 @@ def test_feedback_joins_by_request_id_and_the_last_label_wins(store: MetricsStor
 def test_an_empty_window_gives_empty_columns(store: MetricsStore) -> None:
     cols = store.events("p", T0, T0 + timedelta(hours=1), None, False)
     assert len(cols) == 0 and cols.latency_ms.size == 0
+
+
+def test_alert_rules_keep_state_and_only_changes_in_history(db: Database) -> None:
+    from modelyard.core.errors import AlreadyExists, NotFound
+    from modelyard.metrics.models import AlertRuleSpec
+    from modelyard.metrics.store import SqlAlertStore
+
+    alerts = SqlAlertStore(db)
+    spec = AlertRuleSpec(name="slow", metric="latency_p95", threshold=100, deployment="d")
+    made = alerts.create_rule("p", spec, "ana")
+    assert made.state == "no_data" and made.spec == spec
+    with pytest.raises(AlreadyExists):
+        alerts.create_rule("p", spec, "ana")
+    alerts.create_rule("q", spec, "bob")
+    for i, state in enumerate(["firing", "firing", "ok"]):
+        alerts.set_state(made.id, state, float(i), T0 + timedelta(seconds=i), f"m{i}")
+    got = alerts.get_rule("p", "slow")
+    assert got.state == "ok" and got.value == 2.0 and got.evaluated_at == T0 + timedelta(seconds=2)
+    assert [(e.from_state, e.to_state, e.message) for e in alerts.history("p", "slow", 10)] == \
+        [("firing", "ok", "m2"), ("no_data", "firing", "m0")]
+    assert [r.project for r in alerts.rules(None)] == ["p", "q"]
+    alerts.delete_rule("p", "slow")
+    with pytest.raises(NotFound):
+        alerts.get_rule("p", "slow")
+    assert [r.project for r in alerts.rules(None)] == ["q"]

@@ -41,6 +41,19 @@ def query(
     console.print(table(rows, ["time", *groups], title=f"{metric} per {step:g}s"))
 
 
+@app.command("alerts")
+def alerts(ctx: typer.Context,
+           evaluate: bool = typer.Option(False, help="evaluate the rules now first")) -> None:
+    """Alert rules of the project and their state."""
+    c = client(ctx)
+    rows = c.metrics.evaluate_alerts() if evaluate else c.metrics.alerts()
+    flat = [{"name": r["spec"]["name"], "metric": r["spec"]["metric"],
+             "rule": f"{r['spec']['op']} {r['spec']['threshold']}",
+             "deployment": r["spec"]["deployment"], "state": r["state"], "value": r["value"],
+             "evaluated_at": r["evaluated_at"]} for r in rows]
+    show(ctx, flat, ["name", "metric", "rule", "deployment", "state", "value", "evaluated_at"])
+
+
 def _duration(text: str) -> timedelta:
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     try:

@@ -9,6 +9,9 @@ from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, Field
 
 from modelyard.metrics.models import (
+    AlertEvent,
+    AlertRule,
+    AlertRuleSpec,
     Drift,
     EventBatch,
     FeedbackBatch,
@@ -79,3 +82,35 @@ class InputDriftRequest(BaseModel):
 def input_drift(body: InputDriftRequest, access: Viewer, platform: PlatformDep) -> InputDrift:
     return platform.metrics.input_drift(access.project, body.deployment, body.reference,
                                         body.start, body.end, body.bins, body.threshold)
+
+
+@router.post("/alerts", status_code=status.HTTP_201_CREATED)
+def create_alert(body: AlertRuleSpec, access: Editor, platform: PlatformDep) -> AlertRule:
+    return platform.metrics.create_alert(access.project, body, access.user)
+
+
+@router.get("/alerts")
+def list_alerts(access: Viewer, platform: PlatformDep) -> list[AlertRule]:
+    return platform.metrics.list_alerts(access.project)
+
+
+@router.post("/alerts/evaluate")
+def evaluate_alerts(access: Editor, platform: PlatformDep) -> list[AlertRule]:
+    """Evaluate the project's rules now (the server also does so every few seconds)."""
+    return platform.metrics.evaluate_alerts(access.project)
+
+
+@router.get("/alerts/{name}")
+def get_alert(name: str, access: Viewer, platform: PlatformDep) -> AlertRule:
+    return platform.metrics.get_alert(access.project, name)
+
+
+@router.delete("/alerts/{name}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_alert(name: str, access: Editor, platform: PlatformDep) -> None:
+    platform.metrics.delete_alert(access.project, name)
+
+
+@router.get("/alerts/{name}/history")
+def alert_history(name: str, access: Viewer, platform: PlatformDep,
+                  limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[AlertEvent]:
+    return platform.metrics.alert_history(access.project, name, limit)

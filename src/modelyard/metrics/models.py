@@ -117,3 +117,41 @@ class InputDrift(BaseModel):
     live_share: list[float]
     drifted: bool
     threshold: float
+
+
+class AlertRuleSpec(BaseModel):
+    """Fire when `metric` over the last `window_s` seconds compares true with `threshold`.
+
+    `metric` is a query metric (count, rate, latency_*, error_rate, accuracy), or a drift:
+    `input_psi` (needs `reference`: per-row input means) or `prediction_psi` (needs
+    `reference`: label -> share).
+    """
+
+    name: str = Field(max_length=100)
+    metric: Literal["count", "rate", "latency_mean", "latency_p50", "latency_p95",
+                    "latency_p99", "error_rate", "accuracy", "input_psi", "prediction_psi"]
+    deployment: str | None = Field(default=None, max_length=100)
+    window_s: float = Field(default=300, gt=0, le=7 * 86400)
+    op: Literal[">", ">=", "<", "<="] = ">"
+    threshold: float
+    reference: list[float] | dict[str, float] | None = None
+
+
+class AlertRule(BaseModel):
+    id: str
+    project: str
+    spec: AlertRuleSpec
+    state: Literal["ok", "firing", "no_data"]
+    value: float | None
+    evaluated_at: datetime | None
+    created_at: datetime
+    created_by: str
+
+
+class AlertEvent(BaseModel):
+    rule: str
+    time: datetime
+    from_state: str
+    to_state: str
+    value: float | None
+    message: str

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from collections import Counter as _Counter
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -14,10 +15,14 @@ from prometheus_client import Counter, Gauge
 
 from modelyard.core.db import Database
 from modelyard.core.errors import InvalidArgument, Unavailable
-from modelyard.core.ids import check_name
+from modelyard.core.ids import check_name, utcnow
+from modelyard.metrics import alerts
 from modelyard.metrics._aggregate import aggregate
 from modelyard.metrics.models import (
     METRICS,
+    AlertEvent,
+    AlertRule,
+    AlertRuleSpec,
     Drift,
     Feedback,
     InputDrift,
@@ -26,7 +31,13 @@ from modelyard.metrics.models import (
     QueryResult,
     Series,
 )
-from modelyard.metrics.store import MetricsStore, SqlMetricsStore, to_epoch
+from modelyard.metrics.store import (
+    AlertStore,
+    MetricsStore,
+    SqlAlertStore,
+    SqlMetricsStore,
+    to_epoch,
+)
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -36,6 +47,7 @@ log = logging.getLogger("modelyard.metrics")
 MAX_STEPS = 10_000
 FLUSH_INTERVAL_S = 0.5
 FLUSH_AT = 5_000  # buffered events that wake the flusher early
+ALERT_INTERVAL_S = 15.0  # how often the background loop evaluates alert rules
 MAX_BUFFER = 1_000_000  # beyond this `record` drops (and counts) events rather than grow
 
 
@@ -47,9 +59,12 @@ class MetricsService:
     """
 
     def __init__(self, db: Database, prometheus: CollectorRegistry,
-                 store: MetricsStore | None = None) -> None:
+                 store: MetricsStore | None = None,
+                 alert_store: AlertStore | None = None) -> None:
         self.db = db
         self.store = store or SqlMetricsStore(db)
+        self.alert_store = alert_store or SqlAlertStore(db)
+        self._next_alerts = 0.0
         self._buffer: list[PredictionEvent] = []
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
@@ -89,6 +104,12 @@ class MetricsService:
                 self.flush()
             except Exception:  # noqa: BLE001 - keep the loop alive; events stay buffered
                 log.exception("storing prediction events failed; retrying")
+            if time.monotonic() >= self._next_alerts:
+                self._next_alerts = time.monotonic() + ALERT_INTERVAL_S
+                try:
+                    self.evaluate_alerts()
+                except Exception:  # noqa: BLE001 - keep the loop alive
+                    log.exception("evaluating alert rules failed")
 
     # -- ingestion ------------------------------------------------------------------------------
     def record(self, events: list[PredictionEvent]) -> None:
@@ -223,6 +244,31 @@ class MetricsService:
         return InputDrift(psi=psi, live_rows=int(live.size), bin_edges=inner.tolist(),
                           reference_share=ref_share.tolist(), live_share=live_share.tolist(),
                           drifted=psi > threshold, threshold=threshold)
+
+    # -- alert rules ----------------------------------------------------------------------------
+    def create_alert(self, project: str, spec: AlertRuleSpec, actor: str) -> AlertRule:
+        return self.alert_store.create_rule(project, alerts.check_spec(spec), actor)
+
+    def list_alerts(self, project: str) -> list[AlertRule]:
+        return self.alert_store.rules(project)
+
+    def get_alert(self, project: str, name: str) -> AlertRule:
+        return self.alert_store.get_rule(project, name)
+
+    def delete_alert(self, project: str, name: str) -> None:
+        self.alert_store.delete_rule(project, name)
+
+    def alert_history(self, project: str, name: str, limit: int = 100) -> list[AlertEvent]:
+        return self.alert_store.history(project, name, min(max(limit, 1), 1000))
+
+    def evaluate_alerts(self, project: str | None = None) -> list[AlertRule]:
+        """Evaluate every rule (of `project`, or all) now; state changes go to the history."""
+        now = utcnow()
+        out = []
+        for rule in self.alert_store.rules(project):
+            state, value, message = alerts.evaluate(self, rule, now)
+            out.append(self.alert_store.set_state(rule.id, state, value, now, message))
+        return out
 
 
 def _psi(ref: np.ndarray, live: np.ndarray, eps: float = 1e-4) -> float:

@@ -42,3 +42,35 @@ class MetricFeedbackRow(Base):
     request_id: Mapped[str] = mapped_column(sa.String(100))
     label: Mapped[str] = mapped_column(sa.String(200))
     time: Mapped[datetime] = mapped_column(sa.DateTime)
+
+
+class AlertRuleRow(Base):
+    __tablename__ = "metrics_alert_rules"
+    __table_args__ = (
+        sa.UniqueConstraint("project", "name", name="uq_metrics_alert_rules_name"),
+    )
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    project: Mapped[str] = mapped_column(sa.String(100))
+    name: Mapped[str] = mapped_column(sa.String(100))
+    spec: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    state: Mapped[str] = mapped_column(sa.String(20))
+    value: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
+    evaluated_at: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime)
+    created_by: Mapped[str] = mapped_column(sa.String(100))
+
+
+class AlertEventRow(Base):
+    __tablename__ = "metrics_alert_events"
+    __table_args__ = (
+        sa.Index("ix_metrics_alert_events_rule_id", "rule_id", "time"),
+    )
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    rule_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("metrics_alert_rules.id", ondelete="CASCADE",
+                      name="fk_metrics_alert_events_rule_id_metrics_alert_rules"))
+    time: Mapped[datetime] = mapped_column(sa.DateTime)
+    from_state: Mapped[str] = mapped_column(sa.String(20))
+    to_state: Mapped[str] = mapped_column(sa.String(20))
+    value: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
+    message: Mapped[str] = mapped_column(sa.Text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from modelyard.sdk._http import Transport
 
@@ -55,3 +56,29 @@ class MetricsAPI:
         body = {"deployment": deployment, "reference": reference, "start": _iso(start),
                 "end": _iso(end), "bins": bins, "threshold": threshold}
         return self._t.post(self._t.p("/metrics/input-drift", project), json=body)  # type: ignore[no-any-return]
+
+    def create_alert(self, name: str, metric: str, threshold: float, op: str = ">",
+                     window_s: float = 300, deployment: str | None = None,
+                     reference: list[float] | dict[str, float] | None = None,
+                     project: str | None = None) -> dict[str, Any]:
+        """A rule that fires while `metric` over the last `window_s` seconds `op` `threshold`."""
+        body = {"name": name, "metric": metric, "threshold": threshold, "op": op,
+                "window_s": window_s, "deployment": deployment, "reference": reference}
+        return self._t.post(self._t.p("/metrics/alerts", project), json=body)  # type: ignore[no-any-return]
+
+    def alerts(self, project: str | None = None) -> list[dict[str, Any]]:
+        return self._t.get(self._t.p("/metrics/alerts", project))  # type: ignore[no-any-return]
+
+    def alert(self, name: str, project: str | None = None) -> dict[str, Any]:
+        return self._t.get(self._t.p(f"/metrics/alerts/{quote(name, safe='')}", project))  # type: ignore[no-any-return]
+
+    def delete_alert(self, name: str, project: str | None = None) -> None:
+        self._t.delete(self._t.p(f"/metrics/alerts/{quote(name, safe='')}", project))
+
+    def evaluate_alerts(self, project: str | None = None) -> list[dict[str, Any]]:
+        return self._t.post(self._t.p("/metrics/alerts/evaluate", project))  # type: ignore[no-any-return]
+
+    def alert_history(self, name: str, limit: int = 100,
+                      project: str | None = None) -> list[dict[str, Any]]:
+        path = self._t.p(f"/metrics/alerts/{quote(name, safe='')}/history", project)
+        return self._t.get(path, params={"limit": limit})  # type: ignore[no-any-return]
