@@ -60,6 +60,6 @@ def evaluate(metrics: MetricsService, rule: AlertRule, now: datetime) -> \
         return "no_data", None, f"no data for {spec.metric}{where} in the last {spec.window_s:g}s"
     firing = OPS[spec.op](value, spec.threshold)
     verdict = "breaks" if firing else "keeps"
-    return ("firing" if firing else "ok", value,
-            f"{spec.metric}{where} is {value:.4g}: {verdict} the rule {spec.op} "
-            f"{spec.threshold:g} over the last {spec.window_s:g}s")
+    message = (f"{spec.metric}{where} is {value:.4g}: {verdict} the rule {spec.op} "
+               f"{spec.threshold:g} over the last {spec.window_s:g}s")
+    return ("firing" if firing else "ok"), value, message
