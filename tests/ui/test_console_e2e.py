@@ -163,6 +163,39 @@ def test_editor_walks_every_page_and_steers_the_platform(browser: Any, world: Wo
     page.close()
 
 
+
+def test_editor_cancels_a_running_job_and_reruns_a_pipeline(browser: Any, world: World) -> None:
+    page = signed_in(browser, world, world.admin)
+    job = world.client.training.submit("digits-cnn", world.raw["snapshot"]["id"],
+                                       hyperparameters={"epochs": 200}, experiment="ui-cancel")
+    visit(page, world, f"jobs/{job['id']}", "17-job-live")
+    page.click("[data-testid=cancel-job]")
+    page.wait_for_function(
+        "() => document.querySelector('.page h1 .badge')?.textContent === 'cancelled'",
+        timeout=15_000)
+    assert world.client.training.get(job["id"])["state"] == "cancelled"
+
+    before = {r["id"] for r in world.client.workflows.list_runs("digits-lifecycle")}
+    visit(page, world, f"pipelines/runs/{world.raw['pipeline_run']['id']}")
+    page.click("[data-testid=rerun]")
+    page.wait_for_function(f"() => location.hash.includes('/pipelines/runs/') && "
+                           f"!location.hash.endsWith('{world.raw['pipeline_run']['id']}')")
+    page.wait_for_selector(".page[data-ready=true] [data-testid=pipeline-dag]")
+    new = {r["id"] for r in world.client.workflows.list_runs("digits-lifecycle")} - before
+    assert len(new) == 1
+    run_id = new.pop()
+    assert page.url.endswith(run_id)
+    page.screenshot(path=str(ARTIFACTS / "18-pipeline-rerun.png"), full_page=True)
+    for _ in range(4):  # its steps are mostly cached; nothing may be left running at teardown
+        ended = world.client.workflows.get_run(run_id, wait_s=30)
+        if ended["state"] in ("succeeded", "cancelled", "failed"):
+            break
+    assert ended["state"] == "succeeded", ended
+    visit(page, world, f"pipelines/runs/{run_id}")
+    assert page.inner_text(".page h1 .badge") == "succeeded"
+    page.close()
+
+
 def test_viewer_sees_no_write_controls_and_the_server_refuses_their_writes(
         browser: Any, world: World) -> None:
     page = signed_in(browser, world, world.viewer)

@@ -64,7 +64,8 @@ async function runDetail(el, ctx, runId) {
   if (ctx.canWrite) {
     const actions = h("div", { class: "actions" }, rerun(ctx, run.pipeline, run.params, "Re-run"));
     if (LIVE.has(run.state)) {
-      const cancel = h("form", { class: "inline" }, h("button", { type: "submit", class: "danger" }, "Cancel run"));
+      const cancel = h("form", { class: "inline" },
+        h("button", { type: "submit", class: "danger", testid: "cancel-run" }, "Cancel run"));
       actions.append(guarded(cancel, async () => {
         await ctx.api(`${path}/cancel`, { method: "POST" });
         ctx.reload();
