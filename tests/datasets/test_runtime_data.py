@@ -106,3 +106,20 @@ def test_text_and_tabular_rows(client: Client) -> None:
     tab = open_split(snap, "train")
     assert len(tab[0]["features"]) == 4 and 0 <= tab[0]["label"] < 3
     assert snap["label_names"] == ["setosa", "versicolor", "virginica"]
+
+
+def test_rows_after_deletes_are_the_pinned_versions_rows(images: Client) -> None:
+    images.datasets.commit_rows("imgs", image_rows(30))
+    rows = images.datasets.rows("imgs", limit=100)
+    images.datasets.delete_rows("imgs", row_ids=[r["row_id"] for r in rows[::3]])
+    images.datasets.commit_rows("imgs", image_rows(4, start=90))
+    snap = images.datasets.snapshot("imgs")
+    import lance
+
+    pinned = lance.dataset(snap["uri"], version=snap["lance_version"])
+    ds = open_split(snap, "train", shuffle=False)
+    # the loader's row at each position is the pinned version's row at that position
+    for i in range(len(ds)):
+        want = pinned.take(ds.positions_of([i]), columns=["image", "label"]).to_pylist()[0]
+        assert ds[i] == {"image": want["image"], "label": int(want["label"])}
+    assert sum(snap["split_sizes"].values()) == 24

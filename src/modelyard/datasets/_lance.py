@@ -91,7 +91,10 @@ class LanceData:
         version nobody references; it is skipped here so the next commit builds on the last
         recorded one.
         """
-        ds = self.open() if self.exists() else None
+        try:
+            ds = self.open()
+        except (ValueError, FileNotFoundError, OSError):
+            ds = None
         if ds is None or lance_version is None:
             return ds
         if ds.version != lance_version:

@@ -59,6 +59,7 @@ class SplitDataset(Dataset[dict[str, Any]]):
         self.positions = np.asarray(_splits.read_split(snapshot["splits_uri"], opts, split),
                                     dtype=np.int64)
         self._ds: Any = None
+        self._addresses: np.ndarray | None = None
         self._columns = [f.name for f in self._kind.schema()]
         self.set_epoch(epoch)
 
@@ -75,11 +76,18 @@ class SplitDataset(Dataset[dict[str, Any]]):
 
             self._ds = lance.dataset(self.snapshot["uri"], version=int(self.snapshot["lance_version"]),
                                      storage_options=dict(self.snapshot.get("storage_options") or {}))
+            if hasattr(self._ds, "_take_rows"):
+                # Taking by position is slow on a version with deleted rows (Lance maps every
+                # offset through the deletion files); row addresses of the pinned version are
+                # read once (a tiny column) and taken directly.
+                table = self._ds.to_table(columns=[], with_row_address=True)
+                self._addresses = table.column("_rowaddr").to_numpy()
         return self._ds
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_ds"] = None
+        state["_addresses"] = None
         return state
 
     def __len__(self) -> int:
@@ -96,7 +104,11 @@ class SplitDataset(Dataset[dict[str, Any]]):
         if any(i < -len(self) or i >= len(self) for i in indices):
             raise IndexError(f"index out of range for a split of {len(self)} rows")
         pos = self.positions_of([i % len(self) for i in indices])
-        rows = self._dataset().take(pos, columns=self._columns).to_pylist()
+        ds = self._dataset()
+        if self._addresses is not None:
+            rows = ds._take_rows(self._addresses[pos].tolist(), columns=self._columns).to_pylist()
+        else:
+            rows = ds.take(pos, columns=self._columns).to_pylist()
         return [self._kind.training_row(r, self.label_names) for r in rows]
 
 
