@@ -31,7 +31,10 @@ def step_values(cols: EventColumns, metric: str, step_s: float) -> float | None:
         # numpy's default (linear interpolation between closest ranks)
         return float(np.percentile(cols.latency_ms, _PERCENTILES[metric]))
     if metric == "error_rate":
-        return float(np.count_nonzero(cols.outcome != "ok")) / n
+        # failures of the model (errors, timeouts); requests shed for load (rejected) are
+        # not the model's fault, so they do not count against a canary
+        failed = np.isin(cols.outcome, ["error", "timeout"])
+        return float(np.count_nonzero(failed)) / n
     if metric == "accuracy":
         known = np.array([t is not None for t in cols.true_label], dtype=bool)
         known &= cols.outcome == "ok"

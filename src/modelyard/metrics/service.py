@@ -159,7 +159,8 @@ class MetricsService:
         """One series per group of `metric` over `[start, end)` in steps of `step_s` seconds.
 
         Latencies are in milliseconds; percentiles interpolate linearly between closest ranks;
-        `error_rate` counts every outcome other than `ok`; `accuracy` uses events with feedback.
+        `error_rate` is the share of `error` and `timeout` outcomes (requests shed with 429
+        count in the total only); `accuracy` uses the ok events that have feedback.
         """
         if metric not in METRICS:
             raise InvalidArgument(f"unknown metric {metric!r}: use one of {', '.join(METRICS)}",

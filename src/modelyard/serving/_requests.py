@@ -59,6 +59,10 @@ class RequestPath:
 
         def _deployment(self, project: str, name: str) -> Deployment: ...
 
+        def _cached_deployment(self, project: str, name: str) -> Deployment | None: ...
+
+        def _cached_version(self, dep: Deployment) -> int | None: ...
+
         def _resolve(self, dep: Deployment) -> int: ...
 
         def _entry(self, key: ModelKey, batching: Batching) -> Entry: ...
@@ -68,7 +72,7 @@ class RequestPath:
                       version: int | None = None) -> PredictResponse:
         """Raw inputs through the version's preprocessing and network; one prediction each."""
         request_id = new_id("req")
-        dep = await self._call(self._deployment, project, name)
+        dep = await self._find(project, name)
         key = await self._choose(dep, version)
         _, res = await self._measured(dep, key, request_id, raw=inputs)
         assert res.predictions is not None
@@ -82,7 +86,7 @@ class RequestPath:
                     blobs: dict[str, bytes] | None = None) -> _v2.Outcome:
         """An Open Inference Protocol request: the model's input tensor, its first output."""
         request_id = req.id or new_id("req")
-        dep = await self._call(self._deployment, project, name)
+        dep = await self._find(project, name)
         key = await self._choose(dep, version)
         entry = await self._load(dep, key)
         tensor = _v2.decode_inputs(req.inputs, entry.model.inputs, blobs)
@@ -96,7 +100,7 @@ class RequestPath:
                            outputs=[(out.name, res.logits, out.datatype)])
 
     async def metadata(self, project: str, name: str, version: int | None = None) -> ModelMetadata:
-        dep = await self._call(self._deployment, project, name)
+        dep = await self._find(project, name)
         key = await self._choose(dep, version, random_split=False)
         entry = await self._load(dep, key)
         versions = sorted(int(v) for v in dep.traffic) if dep.traffic else [key.version]
@@ -110,6 +114,11 @@ class RequestPath:
         return True
 
     # -- internals ------------------------------------------------------------------------------
+    async def _find(self, project: str, name: str) -> Deployment:
+        """The deployment, from the cache without leaving the event loop when fresh."""
+        dep = self._cached_deployment(project, name)
+        return dep if dep is not None else await self._call(self._deployment, project, name)
+
     async def _call(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
 
@@ -123,7 +132,10 @@ class RequestPath:
             v = canary.pick(dep.traffic) if random_split else \
                 int(max(dep.traffic.items(), key=lambda kv: kv[1])[0])
             return ModelKey(dep.project, dep.model, v)
-        return ModelKey(dep.project, dep.model, await self._call(self._resolve, dep))
+        version = self._cached_version(dep)
+        if version is None:
+            version = await self._call(self._resolve, dep)
+        return ModelKey(dep.project, dep.model, version)
 
     async def _load(self, dep: Deployment, key: ModelKey) -> Entry:
         entry = self.cache.peek(key)

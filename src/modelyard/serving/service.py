@@ -208,19 +208,27 @@ class ServingService(RequestPath):
         return [ModelKey(dep.project, dep.model, v) for v in sorted(versions)]
 
     # -- resolution and loading (blocking; called from the pool) ---------------------------------
-    def _deployment(self, project: str, name: str) -> Deployment:
+    def _cached_deployment(self, project: str, name: str) -> Deployment | None:
         cached = self._deployments.get((project, name))
-        if cached is not None and cached[1] > time.monotonic():
-            return cached[0]
+        return cached[0] if cached is not None and cached[1] > time.monotonic() else None
+
+    def _cached_version(self, dep: Deployment) -> int | None:
+        cached = self._aliases.get((dep.project, dep.model_ref))
+        return cached[0] if cached is not None and cached[1] > time.monotonic() else None
+
+    def _deployment(self, project: str, name: str) -> Deployment:
+        cached = self._cached_deployment(project, name)
+        if cached is not None:
+            return cached
         dep = self.store.get(project, name)
         self._deployments[(project, name)] = (dep, time.monotonic() + self.deployment_ttl_s)
         return dep
 
     def _resolve(self, dep: Deployment) -> int:
         key = (dep.project, dep.model_ref)
-        cached = self._aliases.get(key)
-        if cached is not None and cached[1] > time.monotonic():
-            return cached[0]
+        cached = self._cached_version(dep)
+        if cached is not None:
+            return cached
         version = self.registry.resolve(dep.project, dep.model_ref).version
         self._aliases[key] = (version, time.monotonic() + self.alias_ttl_s)
         return version
