@@ -9,8 +9,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from modelyard.core.errors import InvalidArgument, PermissionDenied
+from modelyard.core.settings import Settings
 from modelyard.metrics.models import PredictionEvent
 from modelyard.sdk.client import Client
+from modelyard.server.app import create_app
 from tests.conftest import Team, bearer
 
 T0 = datetime(2026, 1, 1, 12, 0, 0)
@@ -138,3 +140,21 @@ def test_stop_stores_buffered_events(api: TestClient) -> None:
         svc.query("alpha", "count", T0, T0)
     cols = svc.store.events("alpha", T0, T0 + timedelta(hours=1), None, False)
     assert len(cols) == 25
+
+
+def test_events_survive_a_server_restart(settings: Settings) -> None:
+    """Acknowledged REST events are stored at once; buffered ones are written on shutdown."""
+    with TestClient(create_app(settings), raise_server_exceptions=False) as api:
+        token = settings.resolved_admin_token_file.read_text().strip()
+        c = Client(token=token, project="alpha", http=api)
+        c.create_project("alpha")
+        c.metrics.send_events([e.model_dump(mode="json")
+                               for e in _events(12, 1, np.ones(12), deployment="rest")])
+        api.app.state.platform.metrics.record(  # type: ignore[attr-defined]
+            _events(8, 1, np.ones(8), deployment="buffered"))
+    with TestClient(create_app(settings), raise_server_exceptions=False) as api:
+        c = Client(token=token, project="alpha", http=api)
+        out = c.metrics.query("count", T0, T0 + timedelta(hours=1), step_s=3600,
+                              group_by="deployment")
+        got = {s["group"]["deployment"]: s["points"][0]["value"] for s in out["series"]}
+        assert got == {"buffered": 8, "rest": 12}

@@ -219,3 +219,18 @@ def test_a_canary_slower_than_the_p95_rule_is_rolled_back(
     [event] = platform.serving.check_rollbacks()
     assert "p95 latency" in event.message and event.details["canary"] == 2
     assert client.serving.get("digits")["traffic"] == {"1": 100}
+
+
+def test_a_request_past_its_timeout_gets_503_and_is_recorded(
+        api: TestClient, client: Client, digits_model: DigitsModel) -> None:
+    # the batcher waits 300 ms for a batch to fill; the deployment allows 20 ms per request
+    client.serving.create("hasty", "digits@production", warm=True,
+                          batching={"max_batch_delay_ms": 300, "max_batch_size": 64,
+                                    "request_timeout_s": 0.02})
+    with pytest.raises(ModelyardError, match="within 0.02s") as info:
+        client.serving.predict("hasty", [digits().test_x[0].tolist()])
+    assert info.value.code == "unavailable"
+    now = utcnow()
+    out = client.metrics.query("error_rate", now - timedelta(minutes=1),
+                               now + timedelta(seconds=5), step_s=65, deployment="hasty")
+    assert out["series"][0]["points"][0]["value"] == 1.0
