@@ -104,3 +104,16 @@ def test_the_servers_own_settings_do_not_leak_into_jobs(
     names = out.read_text().split()
     assert "MODELYARD_JOB_ID" in names
     assert "MODELYARD_BLOBS__S3_SECRET_ACCESS_KEY" not in names
+
+
+def test_a_submitted_job_can_be_found_again_without_its_handle(tmp_path: Path,
+                                                               settings: Settings) -> None:
+    pids_file = tmp_path / "pids"
+    launch = _launch(tmp_path, "tests.training._sleepy:main", SLEEPY_PIDS=str(pids_file))
+    handle = LocalExecutor(settings).submit(launch)
+    later = LocalExecutor(settings)  # as after a crash before the handle was recorded
+    found = later.find(launch)
+    assert found == handle
+    assert later.poll(found).running
+    later.cancel(found)
+    _wait(lambda: not later.poll(found).running)

@@ -103,11 +103,19 @@ class SchedulerLoop:
             self._wake.clear()
 
     def reconcile(self) -> None:
-        """After a restart: jobs admitted but never launched go back to the queue."""
+        """After a restart: a job admitted whose launch was never recorded is adopted when its
+        process runs (so it never runs twice at once), else it goes back to the queue."""
         for job in self.store.in_states([JobState.scheduled]):
-            if not self.store.handle(job.id):
-                self.store.update(job.id, [JobState.scheduled], state=JobState.queued,
-                                  scheduled_at=None, gpus=[])
+            if self.store.handle(job.id):
+                continue
+            handle = self.svc.executor.find(Launch(job_id=job.id, workers=job.resources.workers,
+                                                   env={}, log_path=self.svc.log_path(job.id)))
+            if handle and self.svc.executor.poll(handle).running:
+                self.store.update(job.id, [JobState.scheduled], state=JobState.running,
+                                  started_at=utcnow(), handle=handle)
+                continue
+            self.store.update(job.id, [JobState.scheduled], state=JobState.queued,
+                              scheduled_at=None, gpus=[])
 
     def tick(self) -> None:
         with self._tick_lock:

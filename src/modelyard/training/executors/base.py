@@ -46,5 +46,10 @@ class Executor(abc.ABC):
     @abc.abstractmethod
     def cancel(self, handle: str) -> None: ...
 
+    def find(self, launch: Launch) -> str | None:
+        """The handle of `launch` if it was submitted but its handle may not have been recorded
+        (a server that died between the two); None when the executor cannot tell."""
+        return None
+
     def close(self) -> None:
         """Release what the executor holds (not the jobs: they keep running)."""

@@ -58,6 +58,7 @@ class LocalExecutor(Executor):
         launch.log_path.parent.mkdir(parents=True, exist_ok=True)
         exit_file = launch.log_path.with_suffix(".exit")
         exit_file.unlink(missing_ok=True)
+        launch.log_path.with_suffix(".handle").unlink(missing_ok=True)
         # The server's own MODELYARD_* settings (credentials among them) stay with the server.
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("MODELYARD_")}
         env = {**inherited, **launch.env, "MODELYARD_EXIT_FILE": str(exit_file),
@@ -71,8 +72,16 @@ class LocalExecutor(Executor):
             )
         with self._lock:
             self._procs[proc.pid] = proc
-        return json.dumps({"pid": proc.pid, "start": _start_time(proc.pid),
-                           "exit_file": str(exit_file)})
+        handle = json.dumps({"pid": proc.pid, "start": _start_time(proc.pid),
+                             "exit_file": str(exit_file)})
+        launch.log_path.with_suffix(".handle").write_text(handle)
+        return handle
+
+    def find(self, launch: Launch) -> str | None:
+        try:
+            return launch.log_path.with_suffix(".handle").read_text() or None
+        except OSError:
+            return None
 
     def poll(self, handle: str) -> Status:
         h = json.loads(handle)
