@@ -6,6 +6,7 @@ it is missing, and the console's npm assets are built when they are missing.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -17,7 +18,8 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "ui"
 
 
 def _run(*cmd: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False, env=env)
 
 
 def ensure_chromium() -> Path:

@@ -47,6 +47,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         admin = live.resolved_admin_token_file.read_text().strip()
         with Client(live.resolved_public_url, admin, project=PROJECT) as client:
             raw = run_lifecycle(client)["raw"]
+            client.datasets.delete_rows("digits", where="label = '7'", message="drop the sevens")
             viewer = client.create_user("vic")["token"]
             client.set_member(PROJECT, "vic", "viewer")
             yield World(live.resolved_public_url, admin, viewer, client, raw)
@@ -97,8 +98,12 @@ def test_editor_walks_every_page_and_steers_the_platform(browser: Any, world: Wo
 
     visit(page, world, "datasets", "01-datasets")
     assert "digits" in page.inner_text(".page")
-    visit(page, world, "datasets/digits", "02-dataset")
+    visit(page, world, "datasets/digits")
     assert page.query_selector("[data-testid=label-bars] .bar-row")
+    page.click("[data-testid=diff-form] button[type=submit]")  # newest against the one before
+    page.wait_for_selector("[data-testid=diff-bars] .bar-row")
+    assert page.inner_text("[data-testid=diff-bars]").split() == ["7", "-179"]
+    page.screenshot(path=str(ARTIFACTS / "02-dataset.png"), full_page=True)
 
     visit(page, world, "jobs", "03-jobs")
     assert job in page.inner_html(".page")
