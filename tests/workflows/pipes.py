@@ -193,6 +193,18 @@ canary_only = Pipeline("canary-only", [pick, kinds.canary("release", "pick", "di
                        params={"model": "digits-cnn", "version": 1, "canary_observe_s": 1.0})
 
 
+# -- a small HPO study feeding the registry (e2e) ---------------------------------------------
+tuned = Pipeline("tuned", [
+    kinds.import_dataset("import_digits", "digits", "sklearn:digits"),
+    kinds.dataset_snapshot("snapshot", "digits", after="import_digits"),
+    kinds.hpo_study("study", "snapshot", "digits-cnn",
+                    {"lr": {"type": "float", "low": 0.005, "high": 0.05, "log": True}},
+                    metric="val_accuracy", n_trials=2, max_parallel=2,
+                    hyperparameters={"epochs": 1}),
+    kinds.model_version("best", "study"),
+])
+
+
 # -- resume after a crash: s1 -> s2 -> s3, s2 blocks until released -------------------------
 @step
 def s1(workdir: str) -> str:

@@ -97,3 +97,13 @@ def test_a_dataset_commit_retrains_and_promotes_only_a_better_model(live: Client
     assert dep["traffic"] is None and dep["model_ref"] == "digits-cnn@production"
     kinds = [e["kind"] for e in live.serving.events("digits")]
     assert kinds.count("updated") >= 2  # the split, then every request to the promoted one
+
+
+def test_an_hpo_study_step_hands_its_best_model_version_on(live: Client) -> None:
+    live.workflows.register("tests.workflows.pipes:tuned")
+    run = live.workflows.run("tuned", wait=True, timeout_s=300)
+    assert run["state"] == "succeeded", run["error"]
+    out = _outputs(run)
+    assert set(out["study"]["best_params"]) == {"lr"}
+    assert out["best"]["version"] == out["study"]["version"]
+    assert out["best"]["metrics"]["val_accuracy"] == out["study"]["best_value"]

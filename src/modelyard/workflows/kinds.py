@@ -137,18 +137,52 @@ def _train(ctx: StepContext, cfg: Json, hyperparameters: Json | None = None, **u
             "version": mv.get("version"), "metrics": mv.get("metrics", {})}
 
 
-def hpo_study(name: str, snapshot: str, trainer: str, n_trials: int = 4) -> StepSpec:
-    """A small HPO study; the hpo component has no service yet, so this step refuses to run."""
+def hpo_study(name: str, snapshot: str, trainer: str, search_space: Json, metric: str,
+              direction: str = "maximize", n_trials: int = 4, max_parallel: int = 2,
+              hyperparameters: Json | None = None, timeout_s: int = 3600) -> StepSpec:
+    """A small HPO study on the snapshot from step `snapshot`; waits for it and returns its
+    best trial's model version (`{"model", "version", ...}`, like a training step's output).
+
+    The study id is recorded before waiting: a resumed step re-attaches to the same study.
+    """
     return _kind("hpo_study", name, _hpo, {snapshot: Json}, Json,
-                 {"trainer": trainer, "n_trials": n_trials})
+                 {"snapshot_from": snapshot, "trainer": trainer, "search_space": search_space,
+                  "metric": metric, "direction": direction, "n_trials": n_trials,
+                  "max_parallel": max_parallel, "hyperparameters": hyperparameters or {},
+                  "timeout_s": timeout_s})
 
 
-def _hpo(ctx: StepContext, cfg: Json, **_: Any) -> Json:
-    service = getattr(ctx.platform, "hpo", None)
-    if service is None:
+def _hpo(ctx: StepContext, cfg: Json, **ups: Any) -> Json:
+    hpo = getattr(ctx.platform, "hpo", None)
+    if hpo is None:
         raise FailedPrecondition("HPO studies need the hpo component, which this server does not "
-                                 "have yet; use a training_job step instead")
-    raise FailedPrecondition("the hpo service offers no study API this step knows")
+                                 "have; use a training_job step instead")
+    from modelyard.hpo.models import StudySpec
+
+    spec = StudySpec.model_validate({
+        "name": f"{ctx.step}-{ctx.run_id[-10:]}".replace("_", "-"),
+        "trainer": cfg["trainer"], "dataset_snapshot": ups[cfg["snapshot_from"]]["snapshot"],
+        "search_space": cfg["search_space"],
+        "objective": {"metric": cfg["metric"], "direction": cfg["direction"]},
+        "n_trials": cfg["n_trials"], "max_parallel": cfg["max_parallel"],
+        "hyperparameters": cfg["hyperparameters"], "timeout_s": cfg["timeout_s"]})
+    study_id = ctx.effect("study_id", lambda: hpo.create(ctx.project, _actor(ctx), spec).id)
+    _edge(ctx, "pipeline_run", ctx.run_id, "study", study_id, "started")
+    while True:
+        study = hpo.get(ctx.project, study_id)
+        if study.state.terminal:
+            break
+        if ctx.cancelled.wait(POLL_S):
+            hpo.stop_study(ctx.project, study_id, _actor(ctx))
+            raise FailedPrecondition("cancelled")
+    mv = study.best_model_version or {}
+    if not mv:
+        raise FailedPrecondition(f"study {study_id} ended {study.state.value} without a best "
+                                 f"model version: {study.message}")
+    best = study.best
+    return {"study_id": study_id, "model": mv.get("model"), "version": mv.get("version"),
+            "metrics": mv.get("metrics", {}), "best_params": best.params if best else {},
+            "best_value": best.value if best else None, "job_id": best.job_id if best else None}
 
 
 # -- registry ---------------------------------------------------------------------------------
