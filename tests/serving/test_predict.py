@@ -44,12 +44,20 @@ def test_predict_accepts_base64_png(client: Client, digits_model: DigitsModel) -
     assert [p["label"] for p in out["predictions"]] == expected_labels(digits_model.c1, image)
 
 
-def test_a_pinned_version_is_served_when_asked(client: Client, digits_model: DigitsModel) -> None:
+def test_a_pinned_version_is_served_when_asked(api: TestClient, client: Client,
+                                               digits_model: DigitsModel) -> None:
+    from modelyard.serving.runtime import ModelKey
+
+    cache = api.app.state.platform.serving.cache  # type: ignore[attr-defined]
+    v1, v2 = (ModelKey("alpha", "digits", v) for v in (digits_model.v1, digits_model.v2))
     client.serving.create("digits", "digits@production", pinned=True, warm=True)
+    assert v1 in cache.keys() and cache.is_pinned(v1)
     pixels = digits().test_x[:50]
     out = client.serving.predict("digits", pixels.tolist(), version=digits_model.v2)
     assert out["model_version"] == digits_model.v2
     assert [p["label"] for p in out["predictions"]] == expected_labels(digits_model.c2, pixels)
+    client.serving.update("digits", model_ref=f"digits@{digits_model.v2}")
+    assert cache.is_pinned(v2) and not cache.is_pinned(v1)  # the old version may be evicted
 
 
 def test_bad_inputs_get_4xx_with_the_reason(api: TestClient, client: Client,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelyard.core.db import Database
 from modelyard.core.errors import FailedPrecondition, InvalidArgument, ModelyardError, NotFound
-from modelyard.core.ids import check_name
+from modelyard.core.ids import check_name, utcnow
 from modelyard.serving import canary
 from modelyard.serving._prom import ServingMetrics
 from modelyard.serving._requests import RequestPath
@@ -135,10 +135,12 @@ class ServingService(RequestPath):
         if merged.get("batching") is None:
             merged["batching"] = {}
         fields = self._validated(project, merged)
-        dep = self.store.update(project, name, fields)
-        self.store.add_event(project, name, "updated", f"updated by {actor}",
-                             {k: fields[k] for k in changes if k in fields})
+        before = self._versions_of(current)
+        dep = self.store.update(project, name, fields, (
+            "updated", f"updated by {actor}", {k: fields[k] for k in changes if k in fields}))
         self._after_change(dep, body.warm)
+        for key in set(before) - set(self._versions_of(dep)):
+            self.cache.pin(key, False)  # no longer routed to by this deployment
         return dep
 
     def set_traffic(self, project: str, name: str, traffic: dict[str, int] | None,
@@ -147,8 +149,7 @@ class ServingService(RequestPath):
 
     def delete(self, project: str, name: str, actor: str) -> None:
         dep = self.store.get(project, name)
-        self.store.delete(project, name)
-        self.store.add_event(project, name, "deleted", f"deleted by {actor}", {})
+        self.store.delete(project, name, ("deleted", f"deleted by {actor}", {}))
         self._deployments.pop((project, name), None)
         for key in self._versions_of(dep):
             self.cache.pin(key, False)
@@ -277,12 +278,13 @@ class ServingService(RequestPath):
             if found is None:
                 continue
             version, reason = found
-            self.store.update(dep.project, dep.name, {"traffic": {str(stable): 100}})
+            message = f"rolled back to version {stable}: {reason}"
+            details = {"from_traffic": dep.traffic, "to_traffic": {str(stable): 100},
+                       "canary": version}
+            self.store.update(dep.project, dep.name, {"traffic": {str(stable): 100}},
+                              ("rollback", message, details))
             self._deployments.pop((dep.project, dep.name), None)
-            event = self.store.add_event(
-                dep.project, dep.name, "rollback", f"rolled back to version {stable}: {reason}",
-                {"from_traffic": dep.traffic, "to_traffic": {str(stable): 100},
-                 "canary": version})
-            log.warning("deployment %s/%s: %s", dep.project, dep.name, event.message)
-            done.append(event)
+            log.warning("deployment %s/%s: %s", dep.project, dep.name, message)
+            done.append(DeploymentEvent(time=utcnow(), deployment=dep.name, kind="rollback",
+                                        message=message, details=details))
         return done

@@ -32,11 +32,15 @@ class DeploymentStore(abc.ABC):
         """Deployments of a project, or of every project when None."""
 
     @abc.abstractmethod
-    def update(self, project: str, name: str, fields: dict[str, Any]) -> Deployment:
-        """Sets only the given fields (JSON-ready values). Raises NotFound."""
+    def update(self, project: str, name: str, fields: dict[str, Any],
+               event: tuple[str, str, dict[str, Any]] | None = None) -> Deployment:
+        """Sets only the given fields (JSON-ready values) and records `event` (kind, message,
+        details) in the same transaction. Raises NotFound."""
 
     @abc.abstractmethod
-    def delete(self, project: str, name: str) -> None: ...
+    def delete(self, project: str, name: str,
+               event: tuple[str, str, dict[str, Any]] | None = None) -> None:
+        """Removes the deployment (its event history stays) and records `event`."""
 
     @abc.abstractmethod
     def add_event(self, project: str, deployment: str, kind: str, message: str,
@@ -77,18 +81,24 @@ class SqlDeploymentStore(DeploymentStore):
                 q = q.where(DeploymentRow.project == project)
             return [_deployment(r) for r in s.scalars(q)]
 
-    def update(self, project: str, name: str, fields: dict[str, Any]) -> Deployment:
+    def update(self, project: str, name: str, fields: dict[str, Any],
+               event: tuple[str, str, dict[str, Any]] | None = None) -> Deployment:
         with self.db.session() as s:
             row = _get(s, project, name)
             for k, v in fields.items():
                 if k in _FIELDS:
                     setattr(row, k, v)
             row.updated_at = utcnow()
+            if event is not None:
+                s.add(_event_row(project, name, *event))
             return _deployment(row)
 
-    def delete(self, project: str, name: str) -> None:
+    def delete(self, project: str, name: str, event: tuple[str, str, dict[str, Any]] | None
+               = None) -> None:
         with self.db.session() as s:
             s.delete(_get(s, project, name))
+            if event is not None:
+                s.add(_event_row(project, name, *event))
 
     def add_event(self, project: str, deployment: str, kind: str, message: str,
                   details: dict[str, Any]) -> DeploymentEvent:
