@@ -225,6 +225,22 @@ def test_viewer_sees_no_write_controls_and_the_server_refuses_their_writes(
     page.close()
 
 
+
+def test_lists_load_one_page_at_a_time(browser: Any, world: World) -> None:
+    made = {world.client.registry.create_run("paging", {"i": i})["id"] for i in range(60)}
+    page = signed_in(browser, world, world.admin)
+    visit(page, world, "runs")
+    page.fill("input[name=experiment]", "paging")
+    page.click(".page form.inline button[type=submit]")
+    page.wait_for_function("() => document.querySelectorAll('.page tbody tr').length === 50")
+    first = {a.inner_text() for a in page.query_selector_all(".page tbody tr td:first-child a")}
+    page.click("[data-testid=next-page]")
+    page.wait_for_function("() => document.querySelectorAll('.page tbody tr').length === 10")
+    second = {a.inner_text() for a in page.query_selector_all(".page tbody tr td:first-child a")}
+    assert first | second == made and not first & second
+    assert page.is_disabled("[data-testid=next-page]")
+    page.close()
+
 def test_a_bad_token_is_refused_at_sign_in(browser: Any, world: World) -> None:
     page = browser.new_page()
     page.goto(f"{world.url}/ui/")

@@ -113,7 +113,10 @@ export async function route() {
     api: projectApi(project),
     href: (...p) => `#/${[project, ...p].map(encodeURIComponent).join("/")}`,
     onCleanup: (fn) => cleanups.push(fn),
-    every: (ms, fn) => { const id = setInterval(fn, ms); cleanups.push(() => clearInterval(id)); },
+    every: (ms, fn) => {  // a refresh that fails leaves the page as it was and tries again
+      const id = setInterval(() => Promise.resolve().then(fn).catch((e) => console.warn(e)), ms);
+      cleanups.push(() => clearInterval(id));
+    },
     reload: () => route(),
   };
   const started = performance.now();

@@ -22,7 +22,7 @@ async function list(el, ctx) {
   card.append(host);
   const draw = async () => {
     host.replaceChildren();
-    const table = await pagedTable(host, ["job", "state", "trainer", "queue", "progress", "by", "created"],
+    return pagedTable(host, ["job", "state", "trainer", "queue", "progress", "by", "created"],
       async (pageToken) => {
         const page = await ctx.api("/jobs", { query: { limit: 50, page_token: pageToken, state: state.value || null } });
         return {
@@ -32,10 +32,11 @@ async function list(el, ctx) {
             when(j.created_at)]),
         };
       }, { empty: "No jobs match." });
-    return table;
   };
-  state.onchange = draw;
-  await draw();
+  let current = null;
+  state.onchange = async () => { current = await draw(); };
+  current = await draw();
+  ctx.every(5000, () => current?.refresh());  // the queue moves: keep the shown page current
 }
 
 function progress(p) {

@@ -19,8 +19,9 @@ export async function pagedTable(host, headers, load, { empty } = {}) {
     next.disabled = !page.next;
     where.textContent = ` page ${index + 1} `;
   }
-  prev.onclick = () => { index = Math.max(0, index - 1); show(); };
-  next.onclick = () => { index += 1; show(); };
+  const go = (to) => { index = to; show().catch((e) => { where.textContent = ` ${e.message} `; }); };
+  prev.onclick = () => go(Math.max(0, index - 1));
+  next.onclick = () => go(index + 1);
   await show();
   return { refresh: show };
 }
