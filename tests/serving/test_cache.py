@@ -40,12 +40,12 @@ def test_least_recently_used_unpinned_models_are_evicted_to_fit_the_budget(
     get(b)
     assert get(a) is first_a  # a hit, and a is now the most recently used
     get(c)  # evicts b, the least recently used
-    assert set(cache.keys()) == {a, c}
+    assert set(cache.loaded_keys()) == {a, c}
     assert loads == [a, b, c]
     cache.pin(a)
     get(b)
     get(d)  # a is pinned: c and then b make room
-    assert set(cache.keys()) == {a, d}
+    assert set(cache.loaded_keys()) == {a, d}
     assert cache.used_bytes <= cache.budget_bytes
     assert first_a.batcher.retired is False
     cache.pin(a, False)
@@ -57,4 +57,4 @@ def test_a_model_larger_than_the_whole_budget_is_refused(pool: ThreadPoolExecuto
     key = ModelKey("p", "m", 1)
     with pytest.raises(ResourceExhausted, match="MEMORY_BUDGET_MB"):
         cache.get(key, lambda: _loader(pool, key, []))
-    assert cache.keys() == []
+    assert cache.loaded_keys() == []

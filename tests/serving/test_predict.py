@@ -51,7 +51,7 @@ def test_a_pinned_version_is_served_when_asked(api: TestClient, client: Client,
     cache = api.app.state.platform.serving.cache  # type: ignore[attr-defined]
     v1, v2 = (ModelKey("alpha", "digits", v) for v in (digits_model.v1, digits_model.v2))
     client.serving.create("digits", "digits@production", pinned=True, warm=True)
-    assert v1 in cache.keys() and cache.is_pinned(v1)
+    assert v1 in cache.loaded_keys() and cache.is_pinned(v1)
     pixels = digits().test_x[:50]
     out = client.serving.predict("digits", pixels.tolist(), version=digits_model.v2)
     assert out["model_version"] == digits_model.v2

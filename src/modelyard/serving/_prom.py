@@ -43,7 +43,7 @@ class _CacheCollector(Collector):
                                   "requests waiting in a model's batching queue",
                                   labels=["project", "model", "version"])
         used = 0
-        keys = self.cache.keys()
+        keys = self.cache.loaded_keys()
         for key in keys:
             entry = self.cache.peek_quiet(key)
             if entry is None:

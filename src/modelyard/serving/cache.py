@@ -38,7 +38,7 @@ class ModelCache:
         with self._lock:
             return sum(e.model.size_bytes for e in self._entries.values())
 
-    def keys(self) -> list[ModelKey]:
+    def loaded_keys(self) -> list[ModelKey]:
         with self._lock:
             return list(self._entries)
 
