@@ -38,11 +38,20 @@ def open_storage(database_url: str, home: Path) -> optuna.storages.RDBStorage:
                                      "pool_pre_ping": True})
 
 
+class _GridSampler(optuna.samplers.GridSampler):
+    """A grid sampler that leaves stopping to the controller's budget: Optuna's own calls
+    `study.stop()`, which only works inside `study.optimize`."""
+
+    def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial,
+                    state: optuna.trial.TrialState, values: Any) -> None:
+        return None
+
+
 def sampler(spec: SamplerSpec, study: StudySpec) -> optuna.samplers.BaseSampler:
     if spec.kind == "random":
         return optuna.samplers.RandomSampler(seed=spec.seed)
     if spec.kind == "grid":
-        return optuna.samplers.GridSampler(_space.grid(study.search_space), seed=spec.seed)
+        return _GridSampler(_space.grid(study.search_space), seed=spec.seed)
     startup = spec.n_startup_trials
     if spec.kind == "cmaes":
         return optuna.samplers.CmaEsSampler(
@@ -50,8 +59,7 @@ def sampler(spec: SamplerSpec, study: StudySpec) -> optuna.samplers.BaseSampler:
             warn_independent_sampling=False,
             independent_sampler=optuna.samplers.RandomSampler(seed=spec.seed))
     return optuna.samplers.TPESampler(
-        seed=spec.seed, n_startup_trials=10 if startup is None else startup,
-        warn_independent_sampling=False)
+        seed=spec.seed, n_startup_trials=10 if startup is None else startup)
 
 
 def pruner(spec: PrunerSpec, max_steps: int | None) -> optuna.pruners.BasePruner:

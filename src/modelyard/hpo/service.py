@@ -7,6 +7,7 @@ holds what a request does.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -66,7 +67,10 @@ class HpoService:
             check_name(spec.best_alias, "best_alias")
         self._check_target(project, spec)
         if spec.sampler.kind == "grid":
-            _space.grid(spec.search_space)
+            points = math.prod(len(v) for v in _space.grid(spec.search_space).values())
+            if spec.n_trials > points:
+                raise InvalidArgument(f"the grid has {points} points; give n_trials <= {points} "
+                                      "(each trial runs one point)", {"field": "n_trials"})
         now = utcnow()
         study = Study(id=new_id("study"), project=project, name=spec.name,
                       state=StudyState.running, spec=spec, experiment=experiment,

@@ -1,0 +1,132 @@
+"""A real study on digits-cnn through a live server: trials are jobs, ASHA prunes, the best
+trial is linked to the study, and a restarted server finishes with exactly the budget."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modelyard.core.settings import Settings
+from modelyard.sdk.client import Client
+from tests._servers.live import live_server
+from tests._servers.ports import free_port
+from tests.training._live import serve
+
+pytestmark = pytest.mark.e2e
+
+EPOCHS = 30
+SPACE = {"lr": {"type": "float", "low": 1e-5, "high": 1.0, "log": True}}
+# Bad regions at both ends; the trainer's default lr (0.01) is one of the grid's points.
+GRID = {"lr": {"type": "categorical", "choices": [1e-5, 1e-3, 0.01, 0.05, 1.0]}}
+
+
+def study_spec(snap: str, name: str, n_trials: int, **over: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "name": name, "trainer": "digits-cnn", "dataset_snapshot": snap,
+        "search_space": SPACE, "objective": {"metric": "val_accuracy", "direction": "maximize"},
+        "sampler": {"kind": "tpe", "seed": 7, "n_startup_trials": 3},
+        "pruner": {"kind": "asha", "min_resource": 1, "reduction_factor": 3},
+        "n_trials": n_trials, "max_parallel": 2, "hyperparameters": {"epochs": EPOCHS},
+        "resources": {"cpu": 0.5, "memory_mb": 512}, "best_alias": "tuned",
+    }
+    spec.update(over)
+    return spec
+
+
+def _client(s: Settings) -> Client:
+    token = s.resolved_admin_token_file.read_text().strip()
+    return Client(s.resolved_public_url, token=token, project="alpha")
+
+
+def _snapshot(c: Client) -> str:
+    c.create_project("alpha")
+    c.datasets.import_builtin("digits", "sklearn:digits")
+    return str(c.datasets.snapshot("digits")["id"])
+
+
+def _most_at_once(jobs: list[dict[str, Any]]) -> int:
+    """The most jobs whose [started_at, finished_at] overlap at one instant."""
+    events: list[tuple[datetime, int]] = []
+    for j in jobs:
+        if j["started_at"]:
+            events.append((datetime.fromisoformat(j["started_at"]), 1))
+            events.append((datetime.fromisoformat(j["finished_at"]), -1))
+    most = now = 0
+    for _, delta in sorted(events, key=lambda e: (e[0], e[1])):
+        now += delta
+        most = max(most, now)
+    return most
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    home = tmp_path_factory.mktemp("hpo-e2e") / "home"
+    with live_server(Settings(home=home, background=True)) as s:
+        yield s
+
+
+def test_asha_prunes_bad_trials_respects_parallelism_and_beats_the_defaults(
+        server: Settings) -> None:
+    with _client(server) as c:
+        snap = _snapshot(c)
+        default = c.training.submit("digits-cnn", snap, hyperparameters={"epochs": EPOCHS},
+                                    resources={"cpu": 0.5, "memory_mb": 512})
+        made = c.hpo.create_from_spec(study_spec(
+            snap, "digits-lr", n_trials=5, search_space=GRID, sampler={"kind": "grid", "seed": 7}))
+        assert made["state"] == "running"
+        done = c.hpo.wait("digits-lr", timeout=400)
+        trials = c.hpo.trials("digits-lr")
+        default_acc = c.training.wait(default["id"], timeout=120)["progress"]["val_accuracy"]
+        jobs = [c.training.get(t["job_id"]) for t in trials]
+
+    assert done["state"] == "completed", done
+    assert [t["number"] for t in trials] == list(range(5))
+    states = [t["state"] for t in trials]
+    assert "pruned" in states, trials
+    assert all(s in ("completed", "pruned") for s in states), trials
+    for t, job in zip(trials, jobs, strict=True):
+        if t["state"] == "pruned":  # its job was stopped, which freed its resources
+            assert job["state"] == "cancelled"
+        assert job["experiment"] == "digits-lr"  # the trials' runs are grouped
+    # the pruner's decision reached running trials: some stopped before their last epoch
+    assert any(t["metrics"]["step"] < EPOCHS - 1 for t in trials if t["state"] == "pruned")
+    assert _most_at_once(jobs) <= 2
+    best = done["best"]
+    assert best["value"] == max(t["value"] for t in trials if t["state"] == "completed")
+    assert best["value"] >= default_acc
+    assert best["params"]["lr"] == trials[best["number"]]["params"]["lr"]
+    mv = done["best_model_version"]
+    assert mv["job_id"] == best["job_id"]
+    with _client(server) as c:
+        assert c.registry.resolve("digits-cnn@tuned")["id"] == mv["id"]
+
+
+def test_a_restarted_server_finishes_the_study_with_exactly_the_budget(tmp_path: Path) -> None:
+    port = free_port()
+    s = Settings(home=tmp_path / "home", background=True, port=port,
+                 public_url=f"http://127.0.0.1:{port}")
+    n_trials = 3
+    with serve(s), _client(s) as c:
+        snap = _snapshot(c)
+        c.hpo.create_from_spec(study_spec(snap, "restart", n_trials=n_trials,
+                                          pruner={"kind": "none"}, hyperparameters={"epochs": 5},
+                                          sampler={"kind": "random", "seed": 1}))
+        deadline = time.monotonic() + 120
+        while sum(1 for t in c.hpo.trials("restart") if t["job_id"]) < 2:
+            assert time.monotonic() < deadline, "no trial started"
+            time.sleep(0.2)
+    # the server (and its controller) went away mid-study; a new one picks the study up
+    with serve(s), _client(s) as c:
+        done = c.hpo.wait("restart", timeout=300)
+        trials = c.hpo.trials("restart")
+        jobs = c.training.list(limit=100)["items"]
+    assert done["state"] == "completed", done
+    assert [t["number"] for t in trials] == list(range(n_trials))
+    assert all(t["state"] == "completed" for t in trials), trials
+    trial_jobs = [j for j in jobs if j["name"].startswith("restart-trial-")]
+    assert sorted(j["id"] for j in trial_jobs) == sorted(t["job_id"] for t in trials)
