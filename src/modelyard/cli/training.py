@@ -101,6 +101,7 @@ def list_(ctx: typer.Context,
           state: Annotated[list[str] | None, typer.Option(
               "--state", help="queued, running, succeeded... (repeat it)")] = None,
           limit: int = 50, page_token: str = typer.Option(None)) -> None:
+    """Jobs of the project, newest first, with their queue position and latest metrics."""
     page = client(ctx).training.list(state or None, limit, page_token)
     if wants_json(ctx):
         show(ctx, page)
@@ -123,6 +124,7 @@ def show_job(ctx: typer.Context, job_id: str) -> None:
 
 @app.command("cancel")
 def cancel(ctx: typer.Context, job_id: str) -> None:
+    """Cancel a job; a running one is stopped with every process it started."""
     show(ctx, client(ctx).training.cancel(job_id), title=job_id)
 
 
