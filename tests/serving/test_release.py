@@ -169,7 +169,7 @@ def test_a_healthy_canary_is_kept(api: TestClient, client: Client,
 
 
 def test_shadow_version_gets_copies_without_changing_answers(
-        client: Client, digits_model: DigitsModel) -> None:
+        api: TestClient, client: Client, admin_token: str, digits_model: DigitsModel) -> None:
     client.serving.create("digits", "digits@production", shadow_version=digits_model.v2)
     pixels = digits().test_x[:6]
     for _ in range(5):
@@ -185,9 +185,15 @@ def test_shadow_version_gets_copies_without_changing_answers(
                                    include_shadow=include_shadow)
         return {s["group"]["version"]: s["points"][0]["value"] for s in out["series"]}
 
-    _wait(lambda: counts(True).get(str(digits_model.v2)) == 30)
-    assert counts(True) == {str(digits_model.v1): 30, str(digits_model.v2): 30}
-    assert counts(False) == {str(digits_model.v1): 30}
+    x = (pixels[:2] / 255).astype("float32").reshape(2, 1, 8, 8)
+    r = api.post("/v2/models/digits/infer",
+                 headers={"Authorization": f"Bearer {admin_token}", "X-Modelyard-Project": "alpha"},
+                 json={"inputs": [{"name": "input", "shape": [2, 1, 8, 8], "datatype": "FP32",
+                                   "data": x.reshape(-1).tolist()}]})
+    assert r.status_code == 200 and r.json()["model_version"] == str(digits_model.v1)
+    _wait(lambda: counts(True).get(str(digits_model.v2)) == 32)
+    assert counts(True) == {str(digits_model.v1): 32, str(digits_model.v2): 32}
+    assert counts(False) == {str(digits_model.v1): 32}
 
 
 def _wait(cond: object, limit_s: float = 60) -> None:

@@ -77,7 +77,7 @@ class RequestPath:
         _, res = await self._measured(dep, key, request_id, raw=inputs)
         assert res.predictions is not None
         if dep.shadow_version and dep.shadow_version != key.version:
-            self._spawn(self._shadow(dep, inputs, request_id))
+            self._spawn(self._shadow(dep, request_id, raw=inputs))
         return PredictResponse(predictions=[Prediction(**p) for p in res.predictions],
                                model_version=key.version, request_id=request_id)
 
@@ -96,6 +96,8 @@ class RequestPath:
                 raise InvalidArgument(f"unknown output {o.name!r}: this model serves {out.name!r}",
                                       {"output": o.name})
         _, res = await self._measured(dep, key, request_id, tensor=tensor)
+        if dep.shadow_version and dep.shadow_version != key.version:
+            self._spawn(self._shadow(dep, request_id, tensor=tensor))
         return _v2.Outcome(model_name=name, model_version=str(key.version), id=request_id,
                            outputs=[(out.name, res.logits, out.datatype)])
 
@@ -223,10 +225,13 @@ class RequestPath:
                       for i, p in enumerate(preds)]
         self.metrics.record(events)
 
-    async def _shadow(self, dep: Deployment, inputs: list[Any], request_id: str) -> None:
+    async def _shadow(self, dep: Deployment, request_id: str, raw: list[Any] | None = None,
+                      tensor: np.ndarray | None = None) -> None:
         key = ModelKey(dep.project, dep.model, int(dep.shadow_version or 0))
         try:
-            await self._measured(dep, key, request_id, raw=inputs, shadow=True)
+            if tensor is not None:  # the shadow may take another shape than the main version
+                (await self._load(dep, key)).model.check_shape(tensor)
+            await self._measured(dep, key, request_id, raw=raw, tensor=tensor, shadow=True)
         except Exception:  # noqa: BLE001 - a shadow never affects the caller
             log.debug("shadow request to %s failed", key, exc_info=True)
 
