@@ -12,9 +12,11 @@ from modelyard.core.errors import Unavailable, error_from_dict
 
 
 class Transport:
-    def __init__(self, http: httpx.Client, project: str | None) -> None:
+    def __init__(self, http: httpx.Client, project: str | None,
+                 headers: dict[str, str] | None = None) -> None:
         self.http = http
         self.project = project
+        self.headers = headers or {}
 
     def p(self, path: str, project: str | None = None) -> str:
         """A project-scoped path: `p("/datasets")` → `/api/v1/projects/<project>/datasets`."""
@@ -32,6 +34,7 @@ class Transport:
         return resp.content
 
     def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        kwargs["headers"] = {**self.headers, **(kwargs.get("headers") or {})}
         try:
             resp = self.http.request(method, path, **kwargs)
         except httpx.TransportError as e:
@@ -40,6 +43,7 @@ class Transport:
         return resp
 
     def stream(self, method: str, path: str, **kwargs: Any) -> Iterator[bytes]:
+        kwargs["headers"] = {**self.headers, **(kwargs.get("headers") or {})}
         with self.http.stream(method, path, **kwargs) as resp:
             if resp.status_code >= 400:
                 resp.read()

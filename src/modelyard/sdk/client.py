@@ -43,12 +43,12 @@ class Client:
         token = token if token is not None else _default_token()
         project = project or os.environ.get("MODELYARD_PROJECT")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._owns_http = http is None
         if http is None:
             http = httpx.Client(base_url=url, headers=headers, timeout=timeout)
-        else:
-            http.headers.update(headers)
         self._http = http
-        self._t = Transport(http, project)
+        # Headers go on each request, so clients sharing one httpx.Client keep their own token.
+        self._t = Transport(http, project, headers)
         from modelyard.sdk.datasets import DatasetsAPI
         from modelyard.sdk.hpo import HpoAPI
         from modelyard.sdk.metrics import MetricsAPI
@@ -75,7 +75,8 @@ class Client:
         return self
 
     def close(self) -> None:
-        self._http.close()
+        if self._owns_http:
+            self._http.close()
 
     def __enter__(self) -> Client:
         return self
