@@ -3,6 +3,7 @@ trial is linked to the study, and a restarted server finishes with exactly the b
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -14,6 +15,7 @@ import pytest
 from modelyard.core.settings import Settings
 from modelyard.sdk.client import Client
 from tests._servers.live import live_server
+from tests.cli.test_cli import run
 from tests._servers.ports import free_port
 from tests.training._live import serve
 
@@ -104,6 +106,18 @@ def test_asha_prunes_bad_trials_respects_parallelism_and_beats_the_defaults(
     assert mv["job_id"] == best["job_id"]
     with _client(server) as c:
         assert c.registry.resolve("digits-cnn@tuned")["id"] == mv["id"]
+        lineage = c.registry.lineage(f"study:{made['id']}", direction="downstream")
+    assert f"digits-cnn@{mv['version']}" in json.dumps(lineage)  # study -> best model version
+
+    env: dict[str, str | None] = {
+        "MODELYARD_URL": server.resolved_public_url, "MODELYARD_PROJECT": "alpha",
+        "MODELYARD_TOKEN": server.resolved_admin_token_file.read_text().strip()}
+    shown = run(["hpo", "show", "digits-lr"], env)
+    assert shown.code == 0, shown.stderr
+    assert "pruned" in shown.stdout and "completed" in shown.stdout
+    assert f"best so far: trial {best['number']}" in shown.stdout
+    listed = run(["hpo", "list"], env)
+    assert listed.code == 0 and "digits-lr" in listed.stdout and "5/5" in listed.stdout
 
 
 def test_a_restarted_server_finishes_the_study_with_exactly_the_budget(tmp_path: Path) -> None:

@@ -45,7 +45,7 @@ def create(
     name: Annotated[str | None, typer.Option(help="override the spec's name")] = None,
 ) -> None:
     """Creates a study from a spec file (the body of POST .../hpo/studies)."""
-    import yaml
+    import yaml  # type: ignore[import-untyped]
 
     text = spec_file.read_text()
     spec: dict[str, Any] = (json.loads(text) if spec_file.suffix == ".json"

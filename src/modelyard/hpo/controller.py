@@ -202,8 +202,8 @@ class HpoController:
             self._end(ostudy, t, TrialState.cancelled, None, f"its job was cancelled: "
                                                              f"{job.message}")
         elif prune:
-            value = dict(points).get(last) if last is not None else None
-            if self._end(ostudy, t, TrialState.pruned, value, f"pruned at step {last}"):
+            at = dict(points).get(last) if last is not None else None
+            if self._end(ostudy, t, TrialState.pruned, at, f"pruned at step {last}"):
                 self.svc.cancel_job(study.project, job.id,
                                     f"pruned by study {study.name} at step {last}")
 
