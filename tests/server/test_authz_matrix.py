@@ -34,8 +34,10 @@ KNOWN = {
 }
 
 
-# Routes anyone may call: probes, metrics exposition, the inference server's metadata.
-PUBLIC = {"/healthz", "/readyz", "/metrics", "/v2", "/v2/health/live", "/v2/health/ready"}
+# Routes anyone may call: probes, metrics exposition, the inference server's metadata, and the
+# console's page shell and static assets (it holds no data; every call it makes sends a token).
+PUBLIC = {"/healthz", "/readyz", "/metrics", "/v2", "/v2/health/live", "/v2/health/ready",
+          "/ui", "/ui/", "/ui/static/{path:path}"}
 
 
 @dataclass(frozen=True)
