@@ -240,3 +240,17 @@ def test_a_request_past_its_timeout_gets_503_and_is_recorded(
     out = client.metrics.query("error_rate", now - timedelta(minutes=1),
                                now + timedelta(seconds=5), step_s=65, deployment="hasty")
     assert out["series"][0]["points"][0]["value"] == 1.0
+
+
+def test_warming_a_model_that_cannot_load_changes_nothing(
+        api: TestClient, client: Client, digits_model: DigitsModel) -> None:
+    registry = api.app.state.platform.registry  # type: ignore[attr-defined]
+    broken = register(registry, "alpha", "digits", b"not onnx either")
+    with pytest.raises(ModelyardError, match="cannot be loaded"):
+        client.serving.create("digits", f"digits@{broken}", warm=True)
+    assert client.serving.list() == []
+    client.serving.create("digits", "digits@production", warm=True)
+    with pytest.raises(ModelyardError, match="cannot be loaded"):
+        client.serving.update("digits", traffic={"1": 90, str(broken): 10}, warm=True)
+    assert client.serving.get("digits")["traffic"] is None
+    assert [e["kind"] for e in client.serving.events("digits")] == ["created"]

@@ -114,8 +114,9 @@ class ServingService(RequestPath):
     def create(self, project: str, body: DeploymentCreate, actor: str) -> Deployment:
         check_name(body.name, "deployment name")
         fields = self._validated(project, body.model_dump(exclude={"name", "warm"}))
+        self._load_first(project, body.name, fields, body.warm)
         dep = self.store.create(project, body.name, fields, actor)
-        self._after_change(dep, body.warm)
+        self._after_change(dep)
         return dep
 
     def get(self, project: str, name: str) -> Deployment:
@@ -135,10 +136,11 @@ class ServingService(RequestPath):
         if merged.get("batching") is None:
             merged["batching"] = {}
         fields = self._validated(project, merged)
+        self._load_first(project, name, fields, body.warm)
         before = self._versions_of(current)
         dep = self.store.update(project, name, fields, (
             "updated", f"updated by {actor}", {k: fields[k] for k in changes if k in fields}))
-        self._after_change(dep, body.warm)
+        self._after_change(dep)
         for key in set(before) - set(self._versions_of(dep)):
             self.cache.pin(key, False)  # no longer routed to by this deployment
         return dep
@@ -190,15 +192,28 @@ class ServingService(RequestPath):
                                       f"{project!r}", {"model": model, "version": v}) from None
         return fields
 
-    def _after_change(self, dep: Deployment, warm: bool) -> None:
+    def _load_first(self, project: str, name: str, fields: dict[str, Any], warm: bool) -> None:
+        """Load what a pinned or warmed deployment routes to before storing it, so a model
+        that cannot load leaves nothing changed."""
+        if not (warm or fields.get("pinned")):
+            return
+        now = utcnow()
+        candidate = Deployment(
+            id="", project=project, name=name, model=str(fields["model_ref"]).split("@", 1)[0],
+            model_ref=fields["model_ref"], traffic=fields.get("traffic"),
+            shadow_version=fields.get("shadow_version"),
+            batching=Batching.model_validate(fields.get("batching") or {}),
+            rollback=None, pinned=bool(fields.get("pinned")), created_at=now, updated_at=now,
+            created_by="")
+        self._aliases.pop((project, candidate.model_ref), None)
+        for key in self._versions_of(candidate):
+            self._entry(key, candidate.batching)
+
+    def _after_change(self, dep: Deployment) -> None:
         self._deployments.pop((dep.project, dep.name), None)
         self._aliases.pop((dep.project, dep.model_ref), None)
-        keys = self._versions_of(dep)
-        for key in keys:
+        for key in self._versions_of(dep):
             self.cache.pin(key, dep.pinned)
-        if warm or dep.pinned:
-            for key in keys:
-                self._entry(key, dep.batching)
 
     def _versions_of(self, dep: Deployment) -> list[ModelKey]:
         versions = {int(v) for v, w in (dep.traffic or {}).items() if w > 0}
