@@ -52,13 +52,16 @@ export function projectApi(project) {
   return (path, opts) => call(base + path, opts);
 }
 
-let openapi = null;
-// Which optional routes this server has (HPO studies, alert rules), from its OpenAPI document.
-export async function routes() {
-  if (!openapi) {
-    openapi = call("/openapi.json").then((doc) => Object.keys(doc.paths || {})).catch(() => []);
+// A route another component may not ship yet (HPO studies, alert rules): null when the server
+// has no such route, the answer otherwise; every other error still throws.
+export async function ifRouted(promise) {
+  try {
+    return await promise;
+  } catch (err) {
+    // A missing route answers Starlette's bare "Not Found"; a missing object says which one.
+    if (err instanceof ApiError && err.status === 404 && err.message === "Not Found") return null;
+    throw err;
   }
-  return openapi;
 }
 
 export const enc = encodeURIComponent;

@@ -6,7 +6,7 @@ const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2"
 
 // xs: numbers (seconds since epoch when time=true); series: [{label, values}] aligned with xs.
 export function lineChart({ title, xs, series, time = false, height = 220, bars = false,
-                            yLabel = "", xLabel = time ? "time" : "step" }) {
+                            yLabel = "", xLabel = time ? "time" : "step", zeroBased = false }) {
   const box = h("div", { class: "chart", testid: "chart" }, h("h3", {}, title));
   if (!xs.length || !series.length) {
     box.append(h("p", { class: "muted" }, "No data points yet."));
@@ -18,11 +18,13 @@ export function lineChart({ title, xs, series, time = false, height = 220, bars 
   }
   const opts = {
     width: 560, height,
-    scales: { x: { time } },
-    axes: [{}, { label: yLabel, size: 60 }],
+    scales: { x: { time }, ...(zeroBased ? { y: { range: (u, min, max) => [Math.min(0, min), max > 0 ? max * 1.1 : 1] } } : {}) },
+    // steps and trial numbers are whole: no 0.5 ticks
+    axes: [time ? {} : { incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 1e5] },
+           { label: yLabel, size: 60 }],
     series: [{ label: xLabel }, ...series.map((s, i) => ({
       label: s.label, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: true,
-      points: { show: xs.length < 60 },
+      points: { show: xs.length < 60 || s.values.filter((v) => v !== null).length < 10 },
       ...(bars ? { paths: window.uPlot.paths.bars({ size: [0.6, 40] }),
                    fill: COLORS[i % COLORS.length] + "55" } : {}),
     }))],
@@ -49,7 +51,7 @@ export function seriesChart(title, result, { yLabel = "", scale = 1 } = {}) {
     return { label, values: xs.map((x) => (byTime.get(x) ?? null) === null ? null : byTime.get(x) * scale) };
   });
   const any = series.some((s) => s.values.some((v) => v !== null));
-  return lineChart({ title, xs: any ? xs : [], series, time: true, yLabel });
+  return lineChart({ title, xs: any ? xs : [], series, time: true, yLabel, zeroBased: true });
 }
 
 export function toSec(iso) {

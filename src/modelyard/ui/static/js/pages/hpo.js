@@ -1,28 +1,25 @@
 // HPO studies (when this server has the /hpo routes): trials chart with the best so far.
 
-import { enc, routes } from "../api.js";
+import { enc, ifRouted } from "../api.js";
 import { lineChart } from "../charts.js";
 import { badge, guarded, h, json, kv, link, num, section, table, when } from "../dom.js";
 
-const PREFIX = "/api/v1/projects/{project}/hpo/studies";
-
 export async function render(el, ctx, [study]) {
   el.append(h("h1", {}, link(ctx.href("hpo"), "HPO studies"), study ? ` / ${study}` : ""));
-  const paths = await routes();
-  if (!paths.some((p) => p.startsWith(PREFIX))) {
+  const studies = await ifRouted(ctx.api("/hpo/studies"));
+  if (studies === null) {
     el.append(section("Not available", h("p", { class: "muted", testid: "hpo-missing" },
       "This server has no hyperparameter-tuning routes (/hpo/studies).")));
     return;
   }
-  return study ? detail(el, ctx, study) : list(el, ctx);
+  return study ? detail(el, ctx, study) : list(el, ctx, studies);
 }
 
 function counts(c) {
   return Object.entries(c || {}).filter(([, n]) => n).map(([s, n]) => `${s} ${n}`).join(" · ");
 }
 
-async function list(el, ctx) {
-  const studies = await ctx.api("/hpo/studies");
+function list(el, ctx, studies) {
   el.append(section(`Studies (${studies.length})`, table(
     ["study", "state", "objective", "trials", "best", "created"],
     studies.map((s) => [link(ctx.href("hpo", s.name), s.name), badge(s.state),
@@ -60,6 +57,10 @@ async function detail(el, ctx, name) {
     "best model": study.best_model_version ? link(ctx.href("models", study.best_model_version.model),
       `${study.best_model_version.model}@${study.best_model_version.version}`) : null,
     created: `${when(study.created_at)} by ${study.created_by}`, message: study.message })));
+  if (study.state === "running") ctx.every(5000, async () => {
+    const now = await ctx.api(base);
+    if (now.state !== study.state || JSON.stringify(now.counts) !== JSON.stringify(study.counts)) ctx.reload();
+  });
   el.append(section("Trials",
     h("div", { class: "charts" }, lineChart({ title: `${metric} per trial, and best so far`, xs,
       series: [{ label: metric, values }, { label: "best so far", values: best }], xLabel: "trial" })),

@@ -1,8 +1,8 @@
 // Metrics dashboards: traffic, latency and errors of every deployment; alert rules if present.
 
-import { routes } from "../api.js";
+import { ifRouted } from "../api.js";
 import { seriesChart } from "../charts.js";
-import { h, json, section, table } from "../dom.js";
+import { badge, guarded, h, num, section, table, when } from "../dom.js";
 
 export async function render(el, ctx) {
   el.append(h("h1", {}, "Metrics"));
@@ -26,15 +26,27 @@ export async function render(el, ctx) {
   await draw();
   ctx.every(10000, draw);
 
-  const paths = await routes();
-  const alertPath = paths.find((p) => /^\/api\/v1\/projects\/\{project\}\/(metrics\/)?alerts$/.test(p));
-  if (!alertPath) {
+  const rules = await ifRouted(ctx.api("/metrics/alerts"));
+  if (rules === null) {
     el.append(section("Alerts", h("p", { class: "muted" }, "This server has no alert-rule routes yet.")));
     return;
   }
-  const page = await ctx.api(alertPath.replace("/api/v1/projects/{project}", ""));
-  const rules = Array.isArray(page) ? page : page.items || [];
-  el.append(section("Alerts", table(["rule", "state", "condition"],
-    rules.map((r) => [r.name || r.id, r.state || (r.firing ? "firing" : "ok"), json(r.condition || r)]),
-    "No alert rules.")));
+  const card = section("Alerts");
+  el.append(card);
+  const host = h("div", {});
+  const drawAlerts = (rules) => host.replaceChildren(table(
+    ["rule", "state", "condition", "deployment", "last value", "evaluated"],
+    rules.map((r) => [r.spec.name, badge(r.state),
+      `${r.spec.metric} ${r.spec.op} ${r.spec.threshold} over ${r.spec.window_s} s`,
+      r.spec.deployment || "all", num(r.value), when(r.evaluated_at)]),
+    "No alert rules: create one with the SDK or POST /metrics/alerts."));
+  if (ctx.canWrite) {
+    const form = h("form", { class: "inline" }, h("button", { type: "submit", class: "secondary" }, "Evaluate now"));
+    card.append(guarded(form, async () => {
+      drawAlerts(await ctx.api("/metrics/alerts/evaluate", { method: "POST" }));
+      return "evaluated";
+    }));
+  }
+  card.append(host);
+  drawAlerts(rules);
 }
