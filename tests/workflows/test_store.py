@@ -72,3 +72,26 @@ def test_runs_cache_and_partial_reruns_on_each_backend(db: Database, tmp_path: P
         "a": "succeeded", "b": "succeeded", "c": "cached", "d": "succeeded"}
     assert [pipes.count(work, s) for s in "abcd"] == [2, 2, 1, 2]
     assert [r.id for r in wf.list_runs("p", "cached")] == [again.id, first.id]
+
+
+def test_two_engines_on_one_database_run_each_step_once(db: Database, tmp_path: Path) -> None:
+    import threading
+
+    first, second = _service(db), _service(db)
+    works = [tmp_path / f"w{i}" for i in range(3)]
+    first.register("p", "tests.workflows.pipes:cached", "me")
+    runs = []
+    for w in works:
+        w.mkdir()
+        runs.append(first.run("p", "cached", {"workdir": str(w)}, "me").id)
+    drivers = [threading.Thread(target=svc.wait, args=("p", run_id, 60))
+               for run_id in runs for svc in (first, second)]
+    for t in drivers:
+        t.start()
+    for t in drivers:
+        t.join(90)
+    first.engine.shutdown()
+    second.engine.shutdown()
+    assert [first.get_run("p", r).state for r in runs] == ["succeeded"] * 3
+    for w in works:  # whichever engine drove a run, each of its steps ran once
+        assert [pipes.count(str(w), s) for s in "abcd"] == [1, 1, 1, 1]

@@ -3,7 +3,9 @@
 Every transition is written to the store before it is acted on, so a new engine on the same
 database resumes where a crashed one stopped: finished steps keep their outputs and never run
 again; a step that was running is started again, replaying the side effects it had recorded.
-One engine drives a database at a time (the server process that owns it).
+Several engines (server replicas) may share a database: each run is driven by the one engine
+holding its lease (`owner`, renewed while it runs); a lease whose engine died is taken over,
+at once when that engine was a process of this host, else when the lease expires.
 """
 
 from __future__ import annotations
@@ -11,12 +13,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import pickle
+import secrets
+import socket
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from modelyard.core.ids import utcnow
@@ -36,6 +42,8 @@ from modelyard.workflows.store import WorkflowStore
 log = logging.getLogger("modelyard.workflows")
 MAX_JSON_OUTPUT = 256 * 1024
 _STOPPED = ("failed", "cancelled", "skipped")
+LEASE_S = 30.0
+RENEW_EVERY_S = 5.0
 
 
 @dataclass
@@ -79,14 +87,26 @@ class Engine:
         self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix="modelyard-pipeline")
         self._workers = WorkerPool()
         self._stopping = False
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._renewed = 0.0
 
     # -- driving ----------------------------------------------------------------------------
     def tick(self) -> int:
-        """Advance every active run once; returns how many runs remain active."""
+        """Advance every active run this engine holds (or can claim) once; returns how many
+        runs it drives."""
         with self._lock:
-            active = self.store.active_run_ids()
-            for run_id, cancel in active:
-                ar = self._runs.get(run_id) or self._adopt(run_id)
+            now = utcnow()
+            lease = now + timedelta(seconds=LEASE_S)
+            if self._runs and time.monotonic() - self._renewed > RENEW_EVERY_S:
+                self.store.renew_leases(self.owner, lease)
+                self._renewed = time.monotonic()
+            for run_id, cancel, owner in self.store.active_runs():
+                ar = self._runs.get(run_id)
+                if ar is None:
+                    dead = {owner} if owner and _dead(owner) else set()
+                    if not self.store.claim_run(run_id, self.owner, lease, now, dead):
+                        continue  # another live engine drives it
+                    ar = self._adopt(run_id)
                 if ar is None:
                     continue
                 if cancel or ar.cancelling:
@@ -114,6 +134,10 @@ class Engine:
                     n.cancel.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._workers.close()
+        try:
+            self.store.release_runs(self.owner)  # another engine may take them over at once
+        except Exception:
+            log.warning("could not release the runs of engine %s", self.owner, exc_info=True)
 
     # -- adoption (new runs and runs left by a crashed engine) -----------------------------
     def _adopt(self, run_id: str) -> ActiveRun | None:
@@ -354,6 +378,21 @@ class Engine:
         self.store.update_run(run_id, state=state, error=error, finished_at=utcnow())
         self._runs.pop(run_id, None)
         log.info("pipeline run %s %s", run_id, state)
+
+
+def _dead(owner: str) -> bool:
+    """True when `owner` was an engine process of this host that no longer runs."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _sha(text: str | bytes) -> str:

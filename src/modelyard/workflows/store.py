@@ -118,11 +118,40 @@ class WorkflowStore:
                              .limit(limit)).all()
             return [_run(r, []) for r in rows]
 
-    def active_run_ids(self) -> list[tuple[str, bool]]:
+    def active_runs(self) -> list[tuple[str, bool, str | None]]:
+        """(id, cancel requested, owner) of every queued or running run, oldest first."""
         with self.db.session() as s:
-            q = (sa.select(RunRow.id, RunRow.cancel_requested)
+            q = (sa.select(RunRow.id, RunRow.cancel_requested, RunRow.owner)
                  .where(RunRow.state.in_(ACTIVE)).order_by(RunRow.created_at))
-            return [(i, bool(c)) for i, c in s.execute(q).all()]
+            return [(i, bool(c), o) for i, c, o in s.execute(q).all()]
+
+    def claim_run(self, run_id: str, owner: str, lease_until: datetime, now: datetime,
+                  dead_owners: set[str]) -> bool:
+        """Make `owner` the one engine driving the run: free, already ours, its lease expired,
+        or its owner known dead. False when another live engine holds it."""
+        with self.db.session() as s:
+            free = sa.or_(RunRow.owner.is_(None), RunRow.owner == owner,
+                          RunRow.lease_until < now,
+                          *([RunRow.owner.in_(dead_owners)] if dead_owners else []))
+            res = s.execute(sa.update(RunRow).where(RunRow.id == run_id, free)
+                            .values(owner=owner, lease_until=lease_until))
+            return bool(res.rowcount)  # type: ignore[attr-defined]  # a CursorResult
+
+    def run_owners(self, run_ids: list[str]) -> dict[str, str | None]:
+        with self.db.session() as s:
+            q = sa.select(RunRow.id, RunRow.owner).where(RunRow.id.in_(run_ids))
+            return {i: o for i, o in s.execute(q).all()}
+
+    def renew_leases(self, owner: str, lease_until: datetime) -> None:
+        with self.db.session() as s:
+            s.execute(sa.update(RunRow).where(RunRow.owner == owner,
+                                              RunRow.state.in_(ACTIVE))
+                      .values(lease_until=lease_until))
+
+    def release_runs(self, owner: str) -> None:
+        with self.db.session() as s:
+            s.execute(sa.update(RunRow).where(RunRow.owner == owner)
+                      .values(owner=None, lease_until=None))
 
     def update_run(self, run_id: str, **fields: Any) -> None:
         with self.db.session() as s:

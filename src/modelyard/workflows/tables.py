@@ -53,6 +53,8 @@ class RunRow(Base):
     finished_at: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
     error: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
     cancel_requested: Mapped[bool] = mapped_column(sa.Boolean)
+    owner: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)  # engine driving it
+    lease_until: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
 
 
 class StepRunRow(Base):

@@ -61,6 +61,8 @@ def upgrade() -> None:
         sa.Column("finished_at", sa.DateTime, nullable=True),
         sa.Column("error", sa.Text, nullable=True),
         sa.Column("cancel_requested", sa.Boolean, nullable=False),
+        sa.Column("owner", sa.String(200), nullable=True),
+        sa.Column("lease_until", sa.DateTime, nullable=True),
     )
     op.create_index("ix_pipeline_runs_project", "pipeline_runs", ["project"])
     op.create_index("ix_pipeline_runs_pipeline_id", "pipeline_runs", ["pipeline_id"])
