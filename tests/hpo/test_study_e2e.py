@@ -15,8 +15,8 @@ import pytest
 from modelyard.core.settings import Settings
 from modelyard.sdk.client import Client
 from tests._servers.live import live_server
-from tests.cli.test_cli import run
 from tests._servers.ports import free_port
+from tests.cli.test_cli import run
 from tests.training._live import serve
 
 pytestmark = pytest.mark.e2e
