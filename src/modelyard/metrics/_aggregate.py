@@ -45,6 +45,7 @@ def step_values(cols: EventColumns, metric: str, step_s: float) -> float | None:
 
 
 def select(cols: EventColumns, mask: np.ndarray) -> EventColumns:
+    """The events picked by a boolean mask or an index array."""
     return EventColumns(
         deployment=cols.deployment[mask], model=cols.model[mask], version=cols.version[mask],
         time_s=cols.time_s[mask], latency_ms=cols.latency_ms[mask], outcome=cols.outcome[mask],
@@ -55,18 +56,18 @@ def select(cols: EventColumns, mask: np.ndarray) -> EventColumns:
 def aggregate(cols: EventColumns, metric: str, start_s: float, step_s: float, n_steps: int,
               group_by: str | None) -> dict[str, list[float | None]]:
     """{group key: [value per step]}; a group appears only if it has events in the range."""
+    if len(cols) == 0:
+        return {"": [step_values(cols, metric, step_s) for _ in range(n_steps)]} \
+            if group_by is None else {}
     keys = group_keys(cols, group_by)
-    steps = np.floor((cols.time_s - start_s) / step_s).astype(np.int64) if len(cols) else \
-        np.zeros(0, dtype=np.int64)
+    steps = np.floor((cols.time_s - start_s) / step_s).astype(np.int64)
     out: dict[str, list[float | None]] = {}
-    groups = sorted(set(keys.tolist()), key=_natural) if len(cols) else ([""] if group_by is None
-                                                                        else [])
-    for g in groups:
-        in_group = keys == g
-        values: list[float | None] = []
-        for i in range(n_steps):
-            values.append(step_values(select(cols, in_group & (steps == i)), metric, step_s))
-        out[g] = values
+    for g in sorted(set(keys.tolist()), key=_natural):
+        idx = np.flatnonzero(keys == g)
+        idx = idx[np.argsort(steps[idx], kind="stable")]  # group's events ordered by step
+        bounds = np.searchsorted(steps[idx], np.arange(n_steps + 1))
+        out[g] = [step_values(select(cols, idx[bounds[i]:bounds[i + 1]]), metric, step_s)
+                  for i in range(n_steps)]
     return out
 
 
