@@ -146,3 +146,21 @@ def test_each_new_dataset_commit_starts_one_run_of_a_watching_pipeline(
     assert len(wf.on_event("dataset.commit", {"project": "alpha", "dataset": "flowers",
                                               "version": 2})) == 1
     assert wf.wait("alpha", runs[0].id, 60).state == "succeeded"
+
+
+def test_a_queued_run_can_be_cancelled_but_an_ended_one_cannot(
+        client: Client, wf: WorkflowService) -> None:
+    from modelyard.core.errors import FailedPrecondition
+
+    client.workflows.register("tests.workflows.pipes:fanout")
+    queued = client.workflows.run("fanout")
+    assert client.workflows.cancel(queued["id"])["cancel_requested"] is True
+    assert wf.wait("alpha", queued["id"], 30).state == "cancelled"
+    done = client.workflows.run("fanout", wait=True, timeout_s=60)
+    assert done["state"] == "succeeded"
+    try:
+        client.workflows.cancel(done["id"])
+    except FailedPrecondition as e:
+        assert "already ended" in e.message
+    else:
+        raise AssertionError("cancelling an ended run was accepted")

@@ -226,6 +226,10 @@ class Engine:
                                       row_id=self.store.create_step(ar.run.id, f"{name}[{i}]"))
                                  for i in range(len(items))]
         elems = ar.elements[name]
+        if isinstance(items, list) and len(elems) < len(items):  # a crash cut the expansion
+            elems += [Node(key=f"{name}[{i}]", spec=spec,
+                           row_id=self.store.create_step(ar.run.id, f"{name}[{i}]"))
+                      for i in range(len(elems), len(items))]
         for i, e in enumerate(elems):
             e.item = items[i]
             if e.state == "pending" and not e.inflight and e.not_before <= now:
