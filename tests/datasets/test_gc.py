@@ -85,10 +85,12 @@ def test_gc_needs_admin(api: TestClient, team) -> None:
         editor.datasets.gc()
 
 
-def test_large_snapshots_materialize_in_the_background(api: TestClient, images: Client) -> None:
+def test_large_snapshots_materialize_in_the_background(api: TestClient, images: Client,
+                                                      admin_token: str) -> None:
     api.app.state.platform.datasets.snapshots.inline_rows = 0
     images.datasets.commit_rows("imgs", image_rows(30))
-    r = api.post("/api/v1/projects/alpha/datasets/imgs/snapshots", json={"seed": 2})
+    r = api.post("/api/v1/projects/alpha/datasets/imgs/snapshots", json={"seed": 2},
+                 headers={"Authorization": f"Bearer {admin_token}"})
     assert r.status_code == 202 and r.json()["status"] == "pending"
     snap = images.datasets.wait(r.json(), timeout_s=60)
     assert snap["status"] == "ready" and sum(snap["split_sizes"].values()) == 30

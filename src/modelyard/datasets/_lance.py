@@ -20,17 +20,22 @@ from modelyard.core.errors import InvalidArgument
 from modelyard.datasets.types import DatasetType
 
 
+def _encode(v: Any) -> bytes:
+    if isinstance(v, bytes):
+        return v
+    if isinstance(v, str):
+        return b"s" + v.encode()
+    return json.dumps(v, sort_keys=True).encode()
+
+
 def row_hashes(table: pa.Table) -> list[str]:
     """sha256 of each row's content: every field, length-prefixed, in schema order."""
     cols = [table.column(n).to_pylist() for n in table.column_names]
+    sha = hashlib.sha256
     out = []
-    for i in range(table.num_rows):
-        h = hashlib.sha256()
-        for col in cols:
-            v = col[i]
-            b = v if isinstance(v, bytes) else json.dumps(v, sort_keys=True).encode()
-            h.update(len(b).to_bytes(8, "little"))
-            h.update(b)
+    for values in zip(*cols, strict=True):
+        parts = [_encode(v) for v in values]
+        h = sha(b"".join(len(p).to_bytes(8, "little") + p for p in parts))
         out.append(h.hexdigest())
     return out
 
