@@ -1,0 +1,152 @@
+"""kill -9 of a real server process in the middle of writes; a restart on the same data dir
+shows everything that was acknowledged and nothing half-written.
+
+Covered elsewhere, with their own crash points (see docs/reliability.md): a dataset commit killed
+between the Lance and the metadata commit (tests/datasets/test_crash.py), a training job whose
+server dies (tests/training/test_restart.py), a pipeline engine killed mid-step
+(tests/workflows/test_resume.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.reliability._proc import server_process
+from tests.reliability.conftest import Summary
+
+pytestmark = pytest.mark.integration
+
+P = "/api/v1/projects/alpha"
+
+
+def _project(c: httpx.Client) -> None:
+    r = c.post("/api/v1/projects", json={"name": "alpha"})
+    assert r.status_code in (201, 409), r.text
+
+
+def test_killed_artifact_upload_leaves_no_artifact_and_keeps_every_acknowledged_one(
+        tmp_path: Path, summary: Summary) -> None:
+    home = tmp_path / "home"
+    acknowledged: dict[str, bytes] = {}
+    half = os.urandom(64 * 1024)  # the first chunk of the upload that never finishes
+    half_digest_if_cut = hashlib.sha256(half).hexdigest()
+    sent_half = threading.Event()
+    outcome: list[object] = []
+
+    with server_process(home) as server:
+        port = server.port
+        with server.client() as c:
+            _project(c)
+            for i in range(5):
+                data = os.urandom(100_000 + i)
+                r = c.post(f"{P}/artifacts", params={"name": f"a{i}"}, content=data)
+                assert r.status_code == 201, r.text
+                assert r.json()["digest"] == hashlib.sha256(data).hexdigest()
+                acknowledged[r.json()["digest"]] = data
+
+            def slow_body() -> Iterator[bytes]:
+                yield half
+                sent_half.set()
+                for _ in range(600):  # never finishes before the kill
+                    time.sleep(0.05)
+                    yield b"x" * 1024
+
+            def upload() -> None:
+                try:
+                    with httpx.Client(base_url=server.url, timeout=60,
+                                      headers={"Authorization": f"Bearer {server.token}"}) as u:
+                        outcome.append(u.post(f"{P}/artifacts", params={"name": "cut"},
+                                              content=slow_body()).status_code)
+                except httpx.HTTPError as e:
+                    outcome.append(e)
+
+            t = threading.Thread(target=upload)
+            t.start()
+            assert sent_half.wait(30)
+            time.sleep(0.3)  # the server is now spooling the body
+            server.kill()
+            t.join(60)
+    assert outcome and isinstance(outcome[0], httpx.HTTPError), outcome  # never acknowledged
+
+    with server_process(home, port=port) as server, server.client() as c:
+        listed = c.get(f"{P}/artifacts", params={"limit": 1000}).json()
+        digests = {a["digest"] for a in listed}
+        assert set(acknowledged) <= digests  # nothing acknowledged is lost
+        assert c.head(f"{P}/artifacts/{half_digest_if_cut}").status_code == 404
+        for a in listed:  # every visible artifact has its whole blob
+            body = c.get(f"{P}/artifacts/{a['digest']}").content
+            assert hashlib.sha256(body).hexdigest() == a["digest"]
+            assert len(body) == a["size"]
+        assert digests == set(acknowledged)  # the cut upload left no row
+        # and the server takes the same upload again afterwards
+        again = c.post(f"{P}/artifacts", params={"name": "again"}, content=half)
+        assert again.status_code == 201 and again.json()["digest"] == half_digest_if_cut
+    summary.add("crash", crash_points=["artifact upload (streamed body, kill -9)"],
+                crash_points_survived=1, acknowledged_checked=len(acknowledged), lost=0)
+
+
+def _events(batch: int, n: int, at: datetime) -> list[dict[str, object]]:
+    return [{"deployment": "d", "model": "m", "version": 1, "time": at.isoformat(),
+             "latency_ms": 1.0, "request_id": f"b{batch}-{i}"} for i in range(n)]
+
+
+def test_killed_metric_ingestion_keeps_every_acknowledged_batch_whole(
+        tmp_path: Path, summary: Summary) -> None:
+    home, size = tmp_path / "home", 200
+    at = datetime(2024, 1, 1, 12, 0, 0)
+    acked: list[int] = []
+    sent: list[int] = []
+    stop = threading.Event()
+
+    with server_process(home) as server:
+        port = server.port
+        with server.client() as c:
+            _project(c)
+
+        def ingest(worker: int) -> None:
+            with server.client(timeout=30) as w:
+                batch = worker * 100_000
+                while not stop.is_set():
+                    sent.append(batch)
+                    try:
+                        r = w.post(f"{P}/metrics/events", json={"events": _events(batch, size, at)})
+                    except httpx.HTTPError:
+                        return
+                    assert r.status_code == 201, r.text
+                    assert r.json()["accepted"] == size
+                    acked.append(batch)
+                    batch += 1
+
+        workers = [threading.Thread(target=ingest, args=(i,)) for i in range(2)]
+        for t in workers:
+            t.start()
+        deadline = time.monotonic() + 60
+        while len(acked) < 10 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        server.kill()  # while both workers are sending
+        stop.set()
+        for t in workers:
+            t.join(60)
+    assert len(acked) >= 10
+
+    with server_process(home, port=port) as server, server.client() as c:
+        r = c.get(f"{P}/metrics/query", params={
+            "metric": "count", "start": (at - timedelta(hours=1)).isoformat(),
+            "end": (at + timedelta(hours=1)).isoformat(), "step_s": 7200})
+        assert r.status_code == 200, r.text
+        stored = int(sum(p["value"] or 0 for s in r.json()["series"] for p in s["points"]))
+    assert stored >= len(acked) * size  # every acknowledged event is there
+    assert stored <= len(sent) * size
+    assert stored % size == 0  # batches are stored whole or not at all
+    summary.add("crash", crash_points=["metric ingestion (2 writers, kill -9)"],
+                crash_points_survived=1, acknowledged_checked=len(acked) * size,
+                lost=len(acked) * size - min(stored, len(acked) * size))
