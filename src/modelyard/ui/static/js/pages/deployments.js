@@ -77,9 +77,15 @@ function canaryForm(ctx, base, dep) {
   const form = h("form", { class: "canary", testid: "canary-form" }, h("h3", {}, "Change the split"), rows,
     h("button", { type: "button", class: "secondary", onclick: () => addRow() }, "+ version"), " ",
     h("button", { type: "submit", testid: "apply-split" }, "Apply split"), " ",
-    h("button", { type: "button", class: "secondary", testid: "reset-split", onclick: async () => {
-      await ctx.api(`${base}/traffic`, { method: "PUT", body: { traffic: null } });
-      ctx.reload();
+    h("button", { type: "button", class: "secondary", testid: "reset-split", onclick: async (ev) => {
+      try {
+        await ctx.api(`${base}/traffic`, { method: "PUT", body: { traffic: null } });
+        ctx.reload();
+      } catch (err) {
+        const out = ev.target.closest("form").querySelector(".result");
+        out.className = "result error";
+        out.textContent = err.message;
+      }
     } }, `All to ${dep.model_ref}`));
   guarded(form, async () => {
     const traffic = {};
