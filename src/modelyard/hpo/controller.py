@@ -37,10 +37,12 @@ def job_name(study: Study, number: int) -> str:
 
 
 class HpoController:
-    def __init__(self, svc: HpoService, interval_s: float | None = None) -> None:
+    def __init__(self, svc: HpoService, busy_s: float = 0.1, idle_s: float = 2.0) -> None:
         self.svc = svc
         self.store = svc.store
-        self.interval_s = interval_s or max(0.25, svc.settings.training.poll_interval_s)
+        # Quick rounds while a study runs (the gap between one trial's end and the next's
+        # start is the controller's overhead); slow ones when idle (a create wakes it).
+        self.busy_s, self.idle_s = busy_s, idle_s
         self._storage: optuna.storages.RDBStorage | None = None
         self._studies: dict[str, optuna.Study] = {}
         self._wake = threading.Event()
@@ -66,11 +68,12 @@ class HpoController:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            busy = True
             try:
-                self.tick()
+                busy = self.tick()
             except Exception:
                 log.exception("hpo controller round failed")
-            self._wake.wait(self.interval_s)
+            self._wake.wait(self.busy_s if busy else self.idle_s)
             self._wake.clear()
 
     @property
@@ -87,13 +90,16 @@ class HpoController:
         return self._studies[study.id]
 
     # rounds ------------------------------------------------------------------------------
-    def tick(self) -> None:
-        for study in self.store.list_studies(None, [StudyState.running]):
+    def tick(self) -> bool:
+        """One round over the running studies; False when there was none."""
+        studies = self.store.list_studies(None, [StudyState.running])
+        for study in studies:
             with self.svc.lock:
                 try:
                     self._advance(self.store.get_study(None, study.id))
                 except ModelyardError:
                     log.warning("study %s: round failed; retrying", study.id, exc_info=True)
+        return bool(studies)
 
     def reconcile(self) -> None:
         """After a restart: settle what a crash may have left half done, for every study."""
