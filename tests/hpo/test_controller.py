@@ -85,8 +85,11 @@ def test_a_restart_reattaches_unrecorded_jobs_and_drops_unrecorded_asks(
 def test_stop_cancels_the_active_trials_jobs(
         client: Client, platform: Platform, study: dict[str, Any]) -> None:
     platform.hpo.tick()
+    job_id = client.hpo.trials("durable")[0]["job_id"]
+    assert client.hpo.should_prune(job_id) is False  # what a trainer may ask between epochs
     stopped = client.hpo.stop("durable")
     assert stopped["state"] == "stopped"
+    assert client.hpo.should_prune(job_id) is True
     assert {j["state"] for j in _trial_jobs(client)} == {"cancelled"}
     platform.hpo.tick()  # a stopped study starts nothing more
     assert [t["state"] for t in client.hpo.trials("durable")] == ["cancelled", "cancelled"]
