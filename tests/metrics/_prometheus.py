@@ -11,15 +11,14 @@ from pathlib import Path
 
 import httpx
 
+from tests._servers.apt import ensure_binary
 from tests._servers.ports import free_port, wait_for_port
 
 
 @contextmanager
 def prometheus_server(targets: list[str]) -> Iterator[str]:
     """Yields the base URL of a Prometheus scraping `targets` (host:port, path /metrics)."""
-    binary = shutil.which("prometheus")
-    if binary is None:
-        raise RuntimeError("prometheus not found (apt-get install prometheus)")
+    binary = ensure_binary("prometheus", "prometheus")
     tmp = Path(tempfile.mkdtemp(prefix="modelyard-prom-"))
     config = tmp / "prometheus.yml"
     config.write_text(
