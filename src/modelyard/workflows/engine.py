@@ -332,7 +332,7 @@ class Engine:
             delay = spec.backoff_s * (2 ** (node.attempts - 1))
             node.not_before = time.time() + delay
             self._set(node, "pending", error=f"{msg}; retrying in {delay:g}s",
-                      next_attempt_at=utcnow())
+                      next_attempt_at=utcnow() + timedelta(seconds=delay))
         else:
             self._set(node, "failed", error=msg, finished_at=utcnow())
 
