@@ -64,3 +64,9 @@ def test_definition_hash_changes_with_parameters_and_code_but_not_otherwise() ->
 def test_map_step_output_is_typed_as_a_list_for_its_consumers() -> None:
     assert pipes.fanout.output_type("square") == list[int]
     assert pipes.fanout.order == ["numbers", "square", "total"]
+
+
+def test_the_public_surface_is_what_pipeline_authors_need() -> None:
+    import modelyard.workflows as wf
+
+    assert sorted(wf.__all__) == ["Pipeline", "StepContext", "StepSpec", "step"]

@@ -139,7 +139,8 @@ def dag_tree(pipeline: dict[str, Any], run: dict[str, Any] | None) -> Tree:
         extra = f" ×{len([k for k in states if k.startswith(name + '[')])}" \
             if steps[name].get("map_over") else ""
         attempts = f" attempts={st['attempts']}" if st.get("attempts", 0) > 1 else ""
-        err = f" — {st['error'][:60]}" if st.get("error") and state == "failed" else ""
+        err = f" — {st['error'][:60]}" if st.get("error") and state in ("failed", "skipped") \
+            else ""
         return (f"{name} [{STYLE.get(state, '')}]{state}[/]{extra}"
                 f" [dim]{steps[name]['kind']}[/dim]{attempts}{err}")
 
