@@ -11,7 +11,7 @@ from fastapi import FastAPI
 import modelyard
 from modelyard.core.settings import Settings
 from modelyard.server.errors import install_error_handlers
-from modelyard.server.limits import BodyLimit
+from modelyard.server.limits import BodyLimit, JsonGuard
 from modelyard.server.platform import Platform
 
 # Every router of the platform, as (module, attribute): the one table to extend.
@@ -54,5 +54,6 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         router = getattr(import_module(module), attr, None)
         if router is not None:
             app.include_router(router)
+    app.add_middleware(JsonGuard)
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from modelyard.core.errors import PayloadTooLarge
+from modelyard.core.errors import InvalidArgument, PayloadTooLarge
 
 
 class BodyLimit:
@@ -61,6 +61,95 @@ async def _reject(send: Send, limit: int) -> None:
     )
     body = json.dumps(err.to_dict()).encode()
     await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+# Deeper than this is no document a route here takes; pydantic cannot serialize much deeper
+# (a stored 900-level value made every later read of it fail), and json recursion ends at ~1000.
+MAX_JSON_DEPTH = 64
+
+
+def json_depth(body: bytes) -> int:
+    """The deepest nesting of arrays/objects in a JSON text (brackets inside strings ignored)."""
+    if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH:
+        return body.count(b"[") + body.count(b"{")
+    import re
+
+    depth = deepest = 0
+    for m in re.finditer(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', body):
+        c = m.group()
+        if c in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in (b"]", b"}"):
+            depth -= 1
+    return deepest
+
+
+class JsonGuard:
+    """Refuses a JSON body that is not UTF-8 or nests deeper than MAX_JSON_DEPTH (400).
+
+    Runs inside BodyLimit, so the body it buffers is already bounded.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _is_json(scope):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        while True:
+            msg = await receive()
+            if msg["type"] != "http.request":
+                await self.app(scope, _replay([msg]), send)
+                return
+            chunks.append(msg.get("body", b""))
+            if not msg.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        problem = None
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as e:
+            problem = f"the JSON body is not valid UTF-8 (byte {e.start}); send UTF-8 text"
+        if problem is None and json_depth(body) > MAX_JSON_DEPTH:
+            problem = (f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels; flatten it")
+        if problem is not None:
+            await _send_error(send, 400, InvalidArgument(problem).to_dict())
+            return
+        await self.app(scope, _replay([{"type": "http.request", "body": body,
+                                        "more_body": False}], receive), send)
+
+
+def _is_json(scope: Scope) -> bool:
+    for name, value in scope.get("headers", []):
+        if name == b"content-type":
+            return value.split(b";")[0].strip().lower().endswith(b"json")
+    return False
+
+
+def _replay(messages: list[Message], then: Receive | None = None) -> Receive:
+    queue = list(messages)
+
+    async def receive() -> Message:
+        if queue:
+            return queue.pop(0)
+        if then is not None:
+            return await then()
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+async def _send_error(send: Send, status: int, payload: dict[str, object]) -> None:
+    import json
+
+    body = json.dumps(payload).encode()
+    await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})

@@ -308,11 +308,23 @@ def _dump(obj: Any) -> dict[str, Any]:
 def _check_archive(data: bytes) -> None:
     buf = io.BytesIO(data)
     if zipfile.is_zipfile(buf):
+        with zipfile.ZipFile(buf) as z:
+            _check_members(z.namelist())
         return
     try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*"):
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as t:
+            _check_members(t.getnames())
             return
     except tarfile.TarError:
         raise InvalidArgument("a code package must be a .zip or .tar.gz archive") from None
+
+
+def _check_members(names: list[str]) -> None:
+    """A package whose member would unpack outside its folder is refused at upload."""
+    for name in names:
+        parts = name.replace("\\", "/").split("/")
+        if name.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
+            raise InvalidArgument(f"code package member {name!r} escapes the package; use "
+                                  "relative paths inside it", {"member": name})
 
 
