@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 EXECUTORS = {
     "local": "modelyard.training.executors.local:LocalExecutor",
+    "ray": "modelyard.training.executors.ray:RayExecutor",
 }
 
 

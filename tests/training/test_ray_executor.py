@@ -1,0 +1,122 @@
+"""The ray executor against a real local Ray cluster: digits-cnn on 1 worker (a Ray job) and on
+2 workers (Ray Train's TorchTrainer), and cancel stopping the Ray job."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modelyard.core.settings import Settings, TrainingSettings
+from modelyard.sdk.client import Client
+from tests._servers.live import live_server
+from tests._servers.ports import free_port, wait_for_port
+
+pytest.importorskip("ray.job_submission")
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[str]:
+    """A 2-CPU Ray head on 127.0.0.1 whose jobs run this interpreter's `python`."""
+    tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's unix sockets live here
+    bindir = str(Path(sys.executable).parent)
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled",
+           "RAY_TMPDIR": tmp, "RAY_USAGE_STATS_ENABLED": "0",
+           "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {k: v for k, v in env.items() if not k.startswith("MODELYARD_")}
+    ray = [sys.executable, "-m", "ray.scripts.scripts"]
+    dash = free_port()
+    subprocess.run([*ray, "start", "--head", "--num-cpus=2", "--num-gpus=0",
+                    "--node-ip-address=127.0.0.1", f"--port={free_port()}",
+                    "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
+                    "--include-dashboard=true", "--disable-usage-stats", f"--temp-dir={tmp}"],
+                   env=env, check=True, capture_output=True, timeout=120)
+    try:
+        wait_for_port(dash, timeout=60)
+        yield f"http://127.0.0.1:{dash}"
+    finally:
+        subprocess.run([*ray, "stop", "--force"], env=env, capture_output=True, timeout=60)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def server(ray_cluster: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    home = tmp_path_factory.mktemp("ray-executor") / "home"
+    base = Settings(home=home)
+    settings = base.model_copy(update={"background": True, "training": TrainingSettings(
+        executor="ray", ray_address=ray_cluster, poll_interval_s=0.5)})
+    with live_server(settings) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def client(server: Settings) -> Iterator[Client]:
+    token = server.resolved_admin_token_file.read_text().strip()
+    with Client(server.resolved_public_url, token=token, project="alpha") as c:
+        c.create_project("alpha")
+        yield c
+
+
+@pytest.fixture(scope="module")
+def snap(client: Client) -> dict[str, Any]:
+    client.datasets.import_builtin("digits", "sklearn:digits")
+    return client.datasets.snapshot("digits")
+
+
+def ray_job(address: str, job_id: str) -> Any:
+    from ray.job_submission import JobSubmissionClient
+
+    jobs = [j for j in JobSubmissionClient(address).list_jobs()
+            if (j.metadata or {}).get("modelyard_job_id") == job_id]
+    return jobs[-1] if jobs else None
+
+
+def test_one_worker_and_two_ray_train_workers_train_registered_models(
+        ray_cluster: str, client: Client, snap: dict[str, Any]) -> None:
+    # Half a CPU per worker, so both jobs fit the 2-CPU cluster side by side.
+    jobs = [client.training.submit("digits-cnn", snap["id"], hyperparameters={"epochs": 5},
+                                   resources={"cpu": 1 / w, "workers": w, "memory_mb": 256})
+            for w in (1, 2)]
+    single, ddp = (client.training.wait(j["id"], timeout=150) for j in jobs)
+    single_logs = "".join(client.training.logs(single["id"]))
+    ddp_logs = "".join(client.training.logs(ddp["id"]))
+    assert single["state"] == "succeeded", single_logs
+    assert ddp["state"] == "succeeded", ddp_logs
+    for done in (single, ddp):
+        assert done["progress"]["val_accuracy"] > 0.85
+        version = done["model_version"]
+        assert version["job_id"] == done["id"]
+        assert version["metrics"]["val_accuracy"] > 0.85
+        assert ray_job(ray_cluster, done["id"]).status == "SUCCEEDED"
+    # The Ray jobs' output is the jobs' logs, as with the local executor.
+    assert "epoch 5/5" in single_logs
+    assert "rank 1/2" in ddp_logs and "epoch 5/5" in ddp_logs
+
+
+def test_cancel_stops_the_ray_job(ray_cluster: str, client: Client,
+                                  snap: dict[str, Any]) -> None:
+    job = client.training.submit("digits-cnn", snap["id"], hyperparameters={"epochs": 200},
+                                 resources={"cpu": 1, "memory_mb": 256})
+    deadline = time.monotonic() + 60
+    while True:
+        found = ray_job(ray_cluster, job["id"])
+        if found is not None and found.status == "RUNNING" \
+                and "epoch 1/" in "".join(client.training.logs(job["id"])):
+            break
+        assert time.monotonic() < deadline, client.training.get(job["id"])
+        time.sleep(0.5)
+    assert client.training.cancel(job["id"])["state"] == "cancelled"
+    deadline = time.monotonic() + 30
+    while ray_job(ray_cluster, job["id"]).status != "STOPPED":
+        assert time.monotonic() < deadline, ray_job(ray_cluster, job["id"]).status
+        time.sleep(0.5)
+    assert client.training.get(job["id"])["state"] == "cancelled"
