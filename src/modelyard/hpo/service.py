@@ -201,8 +201,7 @@ class HpoService:
         except NotFound:
             raise InvalidArgument(f"no dataset snapshot {snapshot_id!r} in project "
                                   f"{project!r}", {"field": "dataset_snapshot"}) from None
-        status = str(getattr(snap, "status", "ready"))
-        status = getattr(getattr(snap, "status", None), "value", status)
+        status = str(getattr(snap.status, "value", snap.status))
         if status != "ready":
             raise InvalidArgument(f"dataset snapshot {snapshot_id} is {status}, not ready: wait "
                                   "for it", {"field": "dataset_snapshot", "status": status})
