@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,15 @@ from tests._servers.ports import free_port, wait_for_port
 
 pytest.importorskip("ray.job_submission")
 pytestmark = pytest.mark.integration
+
+FAIL = """
+from modelyard import runtime
+
+ctx = runtime.context()
+print(f"user code on rank {ctx.rank}/{ctx.world_size}", flush=True)
+if ctx.rank == ctx.world_size - 1:
+    raise SystemExit(7) if ctx.world_size == 1 else RuntimeError("boom on the last rank")
+"""
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +55,7 @@ def ray_cluster() -> Iterator[str]:
         wait_for_port(dash, timeout=60)
         yield f"http://127.0.0.1:{dash}"
     finally:
-        subprocess.run([*ray, "stop", "--force"], env=env, capture_output=True, timeout=60)
+        subprocess.run([*ray, "stop", "--force"], check=False, env=env, capture_output=True, timeout=60)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -120,3 +131,21 @@ def test_cancel_stops_the_ray_job(ray_cluster: str, client: Client,
         assert time.monotonic() < deadline, ray_job(ray_cluster, job["id"]).status
         time.sleep(0.5)
     assert client.training.get(job["id"])["state"] == "cancelled"
+
+
+def test_a_failing_trainer_fails_the_job_with_its_exit_code_and_logs(
+        client: Client) -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("fail.py", FAIL)
+    code = client.training.upload_code(buf.getvalue())
+    jobs = [client.training.submit(code={"digest": code["digest"], "entrypoint": "fail.py"},
+                                   resources={"cpu": 1 / w, "workers": w, "memory_mb": 256})
+            for w in (1, 2)]
+    single, multi = (client.training.wait(j["id"], timeout=90) for j in jobs)
+    single_logs = "".join(client.training.logs(single["id"]))
+    multi_logs = "".join(client.training.logs(multi["id"]))
+    assert single["state"] == "failed" and single["exit_code"] == 7, single_logs
+    assert "user code on rank 0/1" in single_logs
+    assert multi["state"] == "failed" and multi["exit_code"] != 0, multi_logs
+    assert "boom on the last rank" in multi_logs

@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import requests
+
 from modelyard.core.errors import InvalidArgument, Unavailable
 from modelyard.core.settings import Settings
 from modelyard.training.executors.base import Executor, Launch, Status
@@ -35,6 +37,9 @@ LOG_SYNC_EVERY_S = 1.0
 STOP_WAIT_S = 15.0
 _RUNNING = {"PENDING", "RUNNING"}
 _META_KEY = "modelyard_job_id"
+# Unavailable when the client cannot be made; then the Ray Jobs client's own: RuntimeError for
+# an HTTP error, ConnectionError (an OSError) when the dashboard is unreachable, requests' own.
+RAY_ERRORS = (Unavailable, RuntimeError, OSError, ValueError, requests.RequestException)
 
 
 def dashboard_address(address: str | None) -> str:
@@ -107,7 +112,7 @@ class RayExecutor(Executor):
             pass
         try:  # submitted, but the server died before it wrote the handle down
             jobs = self.client().list_jobs()
-        except Exception:
+        except RAY_ERRORS:
             return None
         for job in jobs:
             if (job.metadata or {}).get(_META_KEY) == launch.job_id and job.submission_id \
@@ -121,16 +126,12 @@ class RayExecutor(Executor):
         h = json.loads(handle)
         try:
             info = self.client().get_job_info(h["ray_job"])
-        except Unavailable:
-            log.warning("Ray cluster at %s unreachable; job %s counted as running",
-                        self.address, h["ray_job"])
+        except RAY_ERRORS as e:
+            if _gone(e):
+                return Status(running=False)  # the cluster no longer knows the job
+            # An outage is not an ending: the job's own timeout ends a job lost with its cluster.
+            log.warning("Ray job %s not polled (%s); counted as running", h["ray_job"], e)
             return Status(running=True)
-        except Exception as e:
-            if _unreachable(e):
-                log.warning("Ray cluster at %s unreachable; job %s counted as running",
-                            self.address, h["ray_job"])
-                return Status(running=True)
-            return Status(running=False)  # the cluster no longer knows the job
         status = _status_name(info.status)
         if status in _RUNNING:
             self._sync_logs(h, force=False)
@@ -148,7 +149,7 @@ class RayExecutor(Executor):
         h = json.loads(handle)
         try:
             self.client().stop_job(h["ray_job"])
-        except Exception as e:
+        except RAY_ERRORS as e:
             log.warning("could not stop Ray job %s: %s", h["ray_job"], e)
             return
         threading.Thread(target=self._final_logs, args=(h,), daemon=True,
@@ -162,7 +163,7 @@ class RayExecutor(Executor):
             try:
                 if _status_name(self.client().get_job_status(h["ray_job"])) not in _RUNNING:
                     break
-            except Exception:
+            except RAY_ERRORS:
                 return
             time.sleep(0.5)
         self._sync_logs(h, force=True)
@@ -177,7 +178,7 @@ class RayExecutor(Executor):
             self._synced[sid] = now
         try:
             text = self.client().get_job_logs(sid)
-        except Exception as e:
+        except RAY_ERRORS as e:
             log.debug("no logs for Ray job %s: %s", sid, e)
             return
         data = text.encode()
@@ -197,10 +198,10 @@ def _status_name(status: Any) -> str:
     return str(getattr(status, "value", status)).upper()
 
 
-def _unreachable(e: Exception) -> bool:
-    import requests
-
-    return isinstance(e, (requests.ConnectionError, requests.Timeout, ConnectionError))
+def _gone(e: Exception) -> bool:
+    """Whether a Ray Jobs API error says the job does not exist (rather than an outage)."""
+    text = str(e)
+    return isinstance(e, RuntimeError) and ("404" in text or "does not exist" in text)
 
 
 # The multi-worker driver (runs inside the Ray job) ------------------------------------------
@@ -239,11 +240,7 @@ def drive() -> int:
                                      use_gpu=bool(scale["gpu"]), resources_per_worker=per_worker),
         run_config=RunConfig(name=f"{job_id}-{secrets.token_hex(4)}", storage_path=str(storage)),
     )
-    try:
-        trainer.fit()
-    except Exception as e:
-        print(f"modelyard: Ray Train fit failed: {e}", file=sys.stderr, flush=True)
-        return 1
+    trainer.fit()  # raises (the driver exits 1, its traceback in the logs) when a worker failed
     return 0
 
 
