@@ -47,7 +47,7 @@ def import_builtin(body: ImportRequest, access: Editor, platform: PlatformDep) -
 
 @router.post("/datasets/gc")
 def collect_garbage(access: Admin, platform: PlatformDep,
-                    retention_days: float = Query(7.0, ge=0)) -> GcReport:
+                    retention_days: float = Query(7.0, ge=0, le=36_500)) -> GcReport:
     """Removes rows of old, unreferenced versions and purges soft-deleted datasets."""
     return platform.datasets.collect_garbage(access.project, retention_days * 86400)
 

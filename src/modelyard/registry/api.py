@@ -112,7 +112,7 @@ async def upload_artifact(request: Request, access: Editor, platform: PlatformDe
 @router.get("/artifacts")
 def list_artifacts(access: Viewer, platform: PlatformDep,
                    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                   offset: Annotated[int, Query(ge=0)] = 0) -> list[Artifact]:
+                   offset: Annotated[int, Query(ge=0, le=2**53)] = 0) -> list[Artifact]:
     return platform.registry.list_artifacts(access.project, limit, offset)
 
 
@@ -136,7 +136,7 @@ def download_artifact(digest: str, access: Viewer, platform: PlatformDep) -> Str
 
 @router.post("/artifacts:gc")
 def gc_artifacts(access: Admin, platform: PlatformDep,
-                 retention_s: Annotated[float, Query(ge=0)] = 7 * 86400) -> GcReport:
+                 retention_s: Annotated[float, Query(ge=0, le=100 * 365 * 86400)] = 7 * 86400) -> GcReport:
     """Forget the project's artifacts no model version holds, older than `retention_s`."""
     return platform.registry.gc_artifacts(retention_s, access.project)
 

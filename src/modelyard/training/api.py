@@ -62,7 +62,7 @@ def cancel_job(job_id: str, access: Editor, platform: PlatformDep) -> Job:
 @router.get("/jobs/{job_id}/logs", response_model=None)
 def job_logs(
     job_id: str, access: Viewer, platform: PlatformDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**53)] = 0,
     follow: bool = False,
 ) -> Response:
     """The job's output from byte `offset`; with `follow=true`, streamed until the job ends.
