@@ -175,3 +175,15 @@ def test_project_admin_collects_unheld_artifacts_of_the_project_only(api: TestCl
     left = api.get(f"{P}/artifacts", headers=bearer(team.viewer)).json()
     assert [a["digest"] for a in left] == [held["digest"]]
     assert len(blob_files(settings.resolved_blob_root)) == 1
+
+
+def test_out_of_range_numbers_are_4xx_not_500(api: TestClient, team: Team) -> None:
+    _register(api, team.editor)
+    h = bearer(team.viewer)
+    huge = str(10**30)
+    assert api.get(f"{P}/models/digits/versions/{huge}", headers=h).status_code in (400, 404)
+    assert api.get(f"{P}/models/digits/resolve", params={"ref": huge}, headers=h).status_code == 400
+    assert api.put(f"{P}/models/digits/aliases/production", json={"version": 10**30},
+                   headers=bearer(team.editor)).status_code == 400
+    assert api.post(f"{P}/runs:search", json={"page_token": "eyJvIjogMWUzMDB9"},
+                    headers=h).status_code == 400

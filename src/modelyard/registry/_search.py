@@ -129,7 +129,7 @@ def decode_token(token: str | None) -> int:
     try:
         padded = token + "=" * (-len(token) % 4)
         offset = json.loads(base64.urlsafe_b64decode(padded.encode()))["o"]
-        if not isinstance(offset, int) or offset < 0:
+        if not isinstance(offset, int) or not 0 <= offset <= 2**53:
             raise ValueError
         return offset
     except (ValueError, KeyError, TypeError):

@@ -41,6 +41,7 @@ from modelyard.registry.store import RegistryStore, SqlRegistryStore
 
 _REF = re.compile(r"^(?P<name>[a-z0-9][a-z0-9._-]{0,99})(?:@(?P<tag>[A-Za-z0-9._-]{1,100}))?$")
 MAX_LINEAGE_NODES = 5000
+MAX_RETENTION_S = 100 * 365 * 86400
 
 
 def parse_ref(ref: str) -> tuple[str, int | None, str | None]:
@@ -54,8 +55,8 @@ def parse_ref(ref: str) -> tuple[str, int | None, str | None]:
     if tag is None or tag == "latest":
         return m["name"], None, None
     if tag.isdigit():
-        if int(tag) < 1:
-            raise InvalidArgument(f"model versions start at 1, not {tag}", {"ref": ref})
+        if not 1 <= int(tag) <= 2**31 - 1:
+            raise InvalidArgument(f"model versions run from 1 to 2**31-1, not {tag}", {"ref": ref})
         return m["name"], int(tag), None
     return m["name"], None, tag
 
@@ -148,6 +149,8 @@ class RegistryService:
             return f.read()
 
     def list_artifacts(self, project: str, limit: int = 100, offset: int = 0) -> list[Artifact]:
+        if not 0 <= offset <= 2**53:
+            raise InvalidArgument(f"offset must be between 0 and 2**53, not {offset}")
         return self.store.list_artifacts(project, offset, min(max(limit, 1), 1000))
 
     def gc_artifacts(self, retention_s: float = 7 * 86400, project: str | None = None) -> GcReport:
@@ -155,8 +158,9 @@ class RegistryService:
         (in `project`, or everywhere), then deletes the bytes no project references any more.
         Blobs that other components keep in the content store without an artifact row (code
         packages, checkpoints) are never touched."""
-        if retention_s < 0:
-            raise InvalidArgument(f"retention_s must be 0 or more, not {retention_s}")
+        if not 0 <= retention_s <= MAX_RETENTION_S:
+            raise InvalidArgument(f"retention_s must be between 0 and {MAX_RETENTION_S} "
+                                  f"(100 years), not {retention_s}")
         gone, rows = self.store.collect_artifacts(utcnow() - timedelta(seconds=retention_s), project)
         blobs = freed = 0
         for digest, size in gone:
@@ -218,6 +222,8 @@ class RegistryService:
         return self.store.add_version(project, model, fields, user, edges)
 
     def get_version(self, project: str, model: str, version: int) -> ModelVersion:
+        if not 1 <= version <= 2**31 - 1:
+            raise NotFound(f"model {model!r} has no version {version}", {"model": model})
         return self.store.get_version(project, model, version)
 
     def list_versions(self, project: str, model: str) -> list[ModelVersion]:
@@ -231,7 +237,7 @@ class RegistryService:
     def set_alias(self, project: str, model: str, alias: str, version: int,
                   actor: str = "system") -> AliasMove:
         """Points `alias` at `version` and records who moved it, from where, in one transaction."""
-        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version < 2**31:
             raise InvalidArgument(f"version must be a positive integer, not {version!r}")
         return self.store.set_alias(project, model, _checks.alias(alias), version, actor)
 
