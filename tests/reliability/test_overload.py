@@ -1,0 +1,148 @@
+"""The API at twice its capacity sheds load cleanly and serves normally right after.
+
+Capacity is measured first (a closed loop of a few clients on a mixed read/write workload);
+then twice that rate is offered for a few seconds by an open loop (requests sent on a fixed
+schedule whatever the answers). Every request must get an answer that is a success or a 429
+(never a 5xx, never a dropped connection), the server must stay up, every acknowledged write
+must be stored, and the first requests after the burst must succeed. Serving's own overload
+(a full batch queue answers 429 with Retry-After) is tested in tests/serving/test_release.py.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bench._harness import percentile
+from tests.reliability._proc import ServerProcess, server_process
+from tests.reliability.conftest import Summary
+
+pytestmark = pytest.mark.integration
+
+P = "/api/v1/projects/alpha"
+AT = datetime(2024, 6, 1, 12, 0, 0)
+BATCH = 20
+
+
+class Load:
+    """One request of the mix: a list read, or a small metric batch (an acknowledged write)."""
+
+    def __init__(self, server: ServerProcess) -> None:
+        self.server = server
+        self.lock = threading.Lock()
+        self.codes: Counter[str] = Counter()
+        self.latencies: list[float] = []
+        self.acked_events = 0
+        self.n = 0
+        self.local = threading.local()
+
+    def _client(self) -> httpx.Client:
+        c = getattr(self.local, "c", None)
+        if c is None:
+            c = self.local.c = self.server.client(timeout=30)
+        return c
+
+    def one(self) -> None:
+        with self.lock:
+            self.n += 1
+            i = self.n
+        c = self._client()
+        start = time.perf_counter()
+        try:
+            if i % 2:
+                r = c.get(f"{P}/runs", params={"limit": 20})
+            else:
+                r = c.post(f"{P}/metrics/events", json={"events": [
+                    {"deployment": "d", "model": "m", "version": 1, "time": AT.isoformat(),
+                     "latency_ms": 1.0, "request_id": f"r{i}-{k}"} for k in range(BATCH)]})
+            code = str(r.status_code)
+        except httpx.HTTPError as e:
+            code, r = type(e).__name__, None
+        with self.lock:
+            self.codes[code] += 1
+            self.latencies.append(time.perf_counter() - start)
+            if r is not None and r.status_code == 201:
+                self.acked_events += BATCH
+
+
+def _closed_loop(load: Load, clients: int, seconds: float) -> float:
+    """Requests per second the server completes with `clients` always waiting on it."""
+    end = time.monotonic() + seconds
+    before = load.n
+
+    def worker() -> None:
+        while time.monotonic() < end:
+            load.one()
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return (load.n - before) / seconds
+
+
+def _open_loop(load: Load, rate: float, seconds: float, max_requests: int) -> int:
+    """Sends `rate` requests per second on a fixed schedule, whether or not answers came."""
+    total = min(int(rate * seconds), max_requests)
+    with ThreadPoolExecutor(max_workers=64) as pool:
+        start = time.monotonic()
+        for k in range(total):
+            delay = start + k / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            pool.submit(load.one)
+    return total
+
+
+def test_api_at_twice_capacity_sheds_cleanly_and_recovers(tmp_path: Path,
+                                                           summary: Summary) -> None:
+    with server_process(tmp_path / "home") as server:
+        with server.client() as c:
+            assert c.post("/api/v1/projects", json={"name": "alpha"}).status_code == 201
+            for k in range(20):
+                c.post(f"{P}/runs", json={"experiment": "e", "params": {"k": k}})
+
+        warm = Load(server)
+        capacity = _closed_loop(warm, clients=4, seconds=3)
+        assert capacity > 0
+
+        burst = Load(server)
+        offered = _open_loop(burst, rate=2 * capacity, seconds=4, max_requests=3000)
+        assert server.alive()
+
+        after = Load(server)
+        for _ in range(20):
+            after.one()
+
+        with server.client() as c:
+            r = c.get(f"{P}/metrics/query", params={
+                "metric": "count", "start": (AT - timedelta(hours=1)).isoformat(),
+                "end": (AT + timedelta(hours=1)).isoformat(), "step_s": 7200})
+            assert r.status_code == 200, r.text
+            stored = int(sum(p["value"] or 0 for s in r.json()["series"] for p in s["points"]))
+        log = server.log.read_text(errors="replace")
+
+    acked = warm.acked_events + burst.acked_events + after.acked_events
+    bad = {k: v for k, v in burst.codes.items() if k not in ("200", "201", "429")}
+    summary.add("overload", api_capacity_rps=round(capacity, 1),
+                offered_rps=round(2 * capacity, 1), requests_offered=offered,
+                requests_answered=sum(burst.codes.values()), requests_shed=burst.codes["429"],
+                requests_failed=sum(bad.values()), server_errors=sum(
+                    v for k, v in burst.codes.items() if k.isdigit() and int(k) >= 500),
+                lost=max(0, acked - stored),
+                burst_latency_p50_ms=round(1000 * percentile(burst.latencies, 50), 1),
+                burst_latency_p99_ms=round(1000 * percentile(burst.latencies, 99), 1),
+                recovery_requests_ok=after.codes["200"] + after.codes["201"])
+    assert sum(burst.codes.values()) == offered  # every request got an answer
+    assert bad == {}, burst.codes  # successes or 429 only: no 5xx, no dropped connection
+    assert set(after.codes) <= {"200", "201"}, after.codes  # serves normally right after
+    assert stored >= acked  # every acknowledged write is stored
+    assert "Traceback" not in log
