@@ -17,8 +17,10 @@ from typing import Any
 
 import pytest
 
+from modelyard.core.errors import InvalidArgument
 from modelyard.core.settings import Settings, TrainingSettings
 from modelyard.sdk.client import Client
+from modelyard.training.executors import open_executor
 from tests._servers.live import live_server
 from tests._servers.ports import free_port, wait_for_port
 
@@ -149,3 +151,12 @@ def test_a_failing_trainer_fails_the_job_with_its_exit_code_and_logs(
     assert "user code on rank 0/1" in single_logs
     assert multi["state"] == "failed" and multi["exit_code"] != 0, multi_logs
     assert "boom on the last rank" in multi_logs
+
+
+@pytest.mark.parametrize("address", [None, "ray://127.0.0.1:10001"])
+def test_the_ray_executor_says_which_address_it_needs(settings: Settings,
+                                                      address: str | None) -> None:
+    bad = settings.model_copy(update={"training": TrainingSettings(executor="ray",
+                                                                   ray_address=address)})
+    with pytest.raises(InvalidArgument, match="dashboard address"):
+        open_executor(bad)

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import sys
 import threading
 import time
@@ -233,14 +234,19 @@ def drive() -> int:
     if scale["gpu"]:
         per_worker["GPU"] = float(scale["gpu"])
     job_id = os.environ.get("MODELYARD_JOB_ID", "job")
-    storage = Path(tempfile.gettempdir()) / "modelyard-ray-train"
-    trainer = TorchTrainer(
-        train_worker,
-        scaling_config=ScalingConfig(num_workers=int(scale["workers"]),
-                                     use_gpu=bool(scale["gpu"]), resources_per_worker=per_worker),
-        run_config=RunConfig(name=f"{job_id}-{secrets.token_hex(4)}", storage_path=str(storage)),
-    )
-    trainer.fit()  # raises (the driver exits 1, its traceback in the logs) when a worker failed
+    # Ray Train's run folder holds nothing of ours (checkpoints go to modelyard): a scratch one.
+    storage = tempfile.mkdtemp(prefix="modelyard-ray-train-")
+    try:
+        trainer = TorchTrainer(
+            train_worker,
+            scaling_config=ScalingConfig(num_workers=int(scale["workers"]),
+                                         use_gpu=bool(scale["gpu"]),
+                                         resources_per_worker=per_worker),
+            run_config=RunConfig(name=job_id, storage_path=storage),
+        )
+        trainer.fit()  # raises (the driver exits 1, its traceback in the logs) when a worker fails
+    finally:
+        shutil.rmtree(storage, ignore_errors=True)
     return 0
 
 
