@@ -186,7 +186,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--max-trials", type=int, default=20)
     ap.add_argument("--overhead-trials", type=int, default=10)
-    ap.add_argument("--min-resource", type=int, default=1, help="ASHA's first rung (epochs)")
+    ap.add_argument("--min-resource", type=int, default=3, help="ASHA's first rung (epochs)")
     ap.add_argument("--skip-overhead", action="store_true")
     args = ap.parse_args()
     epochs = bench_epochs(args.seeds, args.target, args.epochs, args.max_trials,
