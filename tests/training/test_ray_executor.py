@@ -20,7 +20,7 @@ import pytest
 from modelyard.core.errors import InvalidArgument
 from modelyard.core.settings import Settings, TrainingSettings
 from modelyard.sdk.client import Client
-from modelyard.training.executors import open_executor
+from modelyard.training.executors import Launch, open_executor
 from tests._servers.live import live_server
 from tests._servers.ports import free_port, wait_for_port
 
@@ -115,8 +115,8 @@ def test_one_worker_and_two_ray_train_workers_train_registered_models(
     assert "rank 1/2" in ddp_logs and "epoch 5/5" in ddp_logs
 
 
-def test_cancel_stops_the_ray_job(ray_cluster: str, client: Client,
-                                  snap: dict[str, Any]) -> None:
+def test_cancel_stops_the_ray_job(ray_cluster: str, server: Settings, client: Client,
+                                  snap: dict[str, Any], tmp_path: Path) -> None:
     job = client.training.submit("digits-cnn", snap["id"], hyperparameters={"epochs": 200},
                                  resources={"cpu": 1, "memory_mb": 256})
     deadline = time.monotonic() + 60
@@ -127,6 +127,11 @@ def test_cancel_stops_the_ray_job(ray_cluster: str, client: Client,
             break
         assert time.monotonic() < deadline, client.training.get(job["id"])
         time.sleep(0.5)
+    # A restarted server that never recorded the handle still finds the running Ray job.
+    fresh = open_executor(server)
+    handle = fresh.find(Launch(job_id=job["id"], workers=1, env={},
+                               log_path=tmp_path / "nowhere.log"))
+    assert handle is not None and fresh.poll(handle).running
     assert client.training.cancel(job["id"])["state"] == "cancelled"
     deadline = time.monotonic() + 30
     while ray_job(ray_cluster, job["id"]).status != "STOPPED":

@@ -117,7 +117,7 @@ class RayExecutor(Executor):
             return None
         for job in jobs:
             if (job.metadata or {}).get(_META_KEY) == launch.job_id and job.submission_id \
-                    and str(job.status) in _RUNNING:
+                    and _status_name(job.status) in _RUNNING:
                 base = launch.log_path.stat().st_size if launch.log_path.exists() else 0
                 return json.dumps({"ray_job": job.submission_id, "log": str(launch.log_path),
                                    "log_base": base})
