@@ -150,3 +150,68 @@ def test_killed_metric_ingestion_keeps_every_acknowledged_batch_whole(
     summary.add("crash", crash_points=["metric ingestion (2 writers, kill -9)"],
                 crash_points_survived=1, acknowledged_checked=len(acked) * size,
                 lost=len(acked) * size - min(stored, len(acked) * size))
+
+
+def _csv(start: int, n: int) -> bytes:
+    return b"x,y\n" + b"".join(f"{i},{i * 0.5}\n".encode() for i in range(start, start + n))
+
+
+@pytest.mark.parametrize("when", ["while the file streams in", "while the commit is written"])
+def test_killed_dataset_upload_leaves_the_last_acknowledged_version_or_a_whole_new_one(
+        tmp_path: Path, summary: Summary, when: str) -> None:
+    """Seen over HTTP, the crash-point test of tests/datasets/test_crash.py: a version is
+    there with all its rows, or not there at all."""
+    home, n = tmp_path / "home", 50_000
+    streamed, killed = threading.Event(), threading.Event()
+    outcome: list[object] = []
+    with server_process(home) as server:
+        port = server.port
+        with server.client() as c:
+            _project(c)
+            assert c.post(f"{P}/datasets", json={
+                "name": "t", "type": "tabular",
+                "config": {"columns": {"x": "int", "y": "float"}, "target": "y"}}).status_code == 201
+            r = c.post(f"{P}/datasets/t/upload", params={"format": "csv"}, content=_csv(0, 100))
+            assert r.status_code == 201, r.text
+
+        big = _csv(1000, n)
+
+        def body() -> Iterator[bytes]:
+            step = len(big) // 8
+            for k in range(0, len(big), step):
+                yield big[k:k + step]
+                if when == "while the file streams in" and k >= 4 * step:
+                    streamed.set()
+                    killed.wait(30)
+            streamed.set()
+
+        def upload() -> None:
+            try:
+                with server.client(timeout=60) as u:
+                    outcome.append(u.post(f"{P}/datasets/t/upload", params={"format": "csv"},
+                                          content=body()).status_code)
+            except httpx.HTTPError as e:
+                outcome.append(e)
+
+        t = threading.Thread(target=upload)
+        t.start()
+        assert streamed.wait(30)
+        time.sleep(0.2 if when == "while the file streams in" else 0.3)
+        server.kill()
+        killed.set()
+        t.join(60)
+
+    with server_process(home, port=port) as server, server.client() as c:
+        versions = c.get(f"{P}/datasets/t/versions").json()
+        items = versions["items"] if isinstance(versions, dict) else versions
+        rows = c.get(f"{P}/datasets/t/stats").json()["row_count"]
+        acknowledged = outcome == [201]
+        assert [v["version"] for v in items] in ([1], [1, 2])
+        if len(items) == 1:
+            assert not acknowledged and rows == 100
+        else:  # the commit made it before the kill: whole
+            assert rows == 100 + n
+        again = c.post(f"{P}/datasets/t/upload", params={"format": "csv"}, content=_csv(5, 5))
+        assert again.status_code == 201, again.text
+    summary.add("crash", crash_points=[f"dataset upload over HTTP ({when}, kill -9)"],
+                crash_points_survived=1, lost=0)
