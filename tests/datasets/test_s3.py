@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
@@ -15,7 +16,8 @@ from tests.datasets.conftest import image_rows
 
 
 @pytest.mark.integration
-def test_commit_snapshot_and_load_on_s3(s3_endpoint: str, tmp_path: Path) -> None:
+def test_commit_snapshot_and_load_on_s3(s3_endpoint: str, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
     import boto3
 
     from modelyard.core.blobs.s3 import S3BlobStore
@@ -35,6 +37,10 @@ def test_commit_snapshot_and_load_on_s3(s3_endpoint: str, tmp_path: Path) -> Non
     snap = svc.create_snapshot("p", "imgs", SnapshotRequest(version=1), "me")
     assert snap.status == "ready", snap.error
     assert snap.uri.startswith("s3://") and snap.storage_options["endpoint"] == s3_endpoint
+    # Any viewer reads snapshots: the credentials are not in them, jobs get them from env.
+    assert "secret_access_key" not in snap.storage_options
+    assert "access_key_id" not in snap.storage_options
+    monkeypatch.setenv("MODELYARD_STORAGE_OPTIONS", json.dumps(blobs.storage_options))
     rows = load_split_arrays(snap.model_dump(mode="json"), "train")[0]
     assert len(rows) == 16 and all(r["image"][:4] == b"\x89PNG" for r in rows)
     assert svc.diff("p", "imgs", 1, 2).rows_added == 5

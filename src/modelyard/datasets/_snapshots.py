@@ -140,11 +140,21 @@ class SnapshotManager:
             id=rec.id, project=ds.project, dataset=ds.name, dataset_id=ds.id, type=ds.type,
             config=ds.config, version=commit.version, commit_id=commit.id, hash=rec.hash,
             status=rec.status, error=rec.error, uri=data.uri, lance_version=commit.lance_version,
-            storage_options=data.storage_options,
+            storage_options=public_storage_options(data.storage_options),
             splits_uri=self.blobs.uri(rec.splits_key) if rec.splits_key else None,
             seed=rec.seed, fractions=rec.fractions, label_names=rec.label_names,
             split_sizes=rec.split_sizes, created_at=rec.created_at, created_by=rec.created_by,
             reused=reused)
+
+
+SECRET_OPTIONS = ("access_key_id", "secret_access_key", "session_token",
+                  "aws_access_key_id", "aws_secret_access_key", "aws_session_token")
+
+
+def public_storage_options(options: dict[str, str]) -> dict[str, str]:
+    """Storage options without credentials: any viewer may read a snapshot; jobs get the
+    credentials from their environment (MODELYARD_STORAGE_OPTIONS)."""
+    return {k: v for k, v in options.items() if k not in SECRET_OPTIONS}
 
 
 def _choose(commits: list[Commit], req: SnapshotRequest) -> Commit:

@@ -7,6 +7,8 @@ is fast; an epoch's order is a seeded permutation, and each rank gets a disjoint
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +57,7 @@ class SplitDataset(Dataset[dict[str, Any]]):
         self.shuffle = shuffle
         self.label_names: list[str] = list(snapshot.get("label_names") or [])
         self._kind = get_type(snapshot["type"], snapshot.get("config") or {})
-        opts = dict(snapshot.get("storage_options") or {})
+        opts = storage_options(snapshot)
         self.positions = np.asarray(_splits.read_split(snapshot["splits_uri"], opts, split),
                                     dtype=np.int64)
         self._ds: Any = None
@@ -75,7 +77,7 @@ class SplitDataset(Dataset[dict[str, Any]]):
             import lance
 
             self._ds = lance.dataset(self.snapshot["uri"], version=int(self.snapshot["lance_version"]),
-                                     storage_options=dict(self.snapshot.get("storage_options") or {}))
+                                     storage_options=storage_options(self.snapshot))
             if hasattr(self._ds, "_take_rows"):
                 # Taking by position is slow on a version with deleted rows (Lance maps every
                 # offset through the deletion files); row addresses of the pinned version are
@@ -124,3 +126,12 @@ def load_split_arrays(snapshot: dict[str, Any], split: str) -> tuple[list[dict[s
     ds = open_split(snapshot, split, shuffle=False)
     rows = ds.__getitems__(list(range(len(ds)))) if len(ds) else []
     return rows, ds.label_names
+
+
+def storage_options(snapshot: dict[str, Any]) -> dict[str, str]:
+    """The snapshot's public storage options plus the credentials the job was given."""
+    opts = dict(snapshot.get("storage_options") or {})
+    secret = os.environ.get("MODELYARD_STORAGE_OPTIONS")
+    if secret:
+        opts.update(json.loads(secret))
+    return opts

@@ -266,6 +266,8 @@ class SchedulerLoop:
             "MODELYARD_HYPERPARAMETERS": json.dumps(job.hyperparameters),
             "MODELYARD_CODE_HASH": job.code_hash,
             "MODELYARD_TRAINER": job.trainer or "",
+            # Blob-store credentials reach the job here, never through API responses.
+            "MODELYARD_STORAGE_OPTIONS": json.dumps(self.svc.cas.blobs.storage_options),
         }
         if job.trainer:
             env["MODELYARD_ENTRYPOINT"] = f"{BUILTINS[job.trainer].module}:main"
