@@ -3,6 +3,7 @@ trial is linked to the study, and a restarted server finishes with exactly the b
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from modelyard.core.errors import AlreadyExists
 from modelyard.core.settings import Settings
 from modelyard.sdk.client import Client
 from tests._servers.live import live_server
@@ -46,7 +48,8 @@ def _client(s: Settings) -> Client:
 
 
 def _snapshot(c: Client) -> str:
-    c.create_project("alpha")
+    with contextlib.suppress(AlreadyExists):  # the module's server is shared by its tests
+        c.create_project("alpha")
     c.datasets.import_builtin("digits", "sklearn:digits")
     return str(c.datasets.snapshot("digits")["id"])
 
@@ -144,3 +147,28 @@ def test_a_restarted_server_finishes_the_study_with_exactly_the_budget(tmp_path:
     assert all(t["state"] == "completed" for t in trials), trials
     trial_jobs = [j for j in jobs if j["name"].startswith("restart-trial-")]
     assert sorted(j["id"] for j in trial_jobs) == sorted(t["job_id"] for t in trials)
+
+
+def test_the_cli_creates_refuses_and_stops_studies(server: Settings, tmp_path: Path) -> None:
+    import yaml
+
+    env: dict[str, str | None] = {
+        "MODELYARD_URL": server.resolved_public_url, "MODELYARD_PROJECT": "alpha",
+        "MODELYARD_TOKEN": server.resolved_admin_token_file.read_text().strip()}
+    with _client(server) as c:
+        snap = _snapshot(c)
+    spec_file = tmp_path / "study.yaml"
+    bad = study_spec(snap, "cli-study", n_trials=0)
+    spec_file.write_text(yaml.safe_dump(bad))
+    refused = run(["hpo", "create", str(spec_file)], env)
+    assert refused.code == 1 and "n_trials" in refused.err_text
+    spec_file.write_text(yaml.safe_dump(study_spec(snap, "cli-study", n_trials=2)))
+    made = run(["hpo", "create", str(spec_file)], env)
+    assert made.code == 0, made.stderr
+    assert "created study cli-study" in made.stdout
+    stopped = run(["hpo", "stop", "cli-study"], env)
+    assert stopped.code == 0 and "stopped" in stopped.stdout
+    shown = run(["--json", "hpo", "show", "cli-study"], env)
+    got = json.loads(shown.stdout)
+    assert got["study"]["state"] == "stopped"
+    assert all(t["state"] == "cancelled" for t in got["trials"])
