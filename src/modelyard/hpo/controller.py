@@ -97,8 +97,8 @@ class HpoController:
             with self.svc.lock:
                 try:
                     self._advance(self.store.get_study(None, study.id))
-                except ModelyardError:
-                    log.warning("study %s: round failed; retrying", study.id, exc_info=True)
+                except Exception:  # noqa: BLE001 - one study's trouble must not stall the others
+                    log.exception("study %s: round failed; retrying next round", study.id)
         return bool(studies)
 
     def reconcile(self) -> None:
