@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelyard.core.db import Database
 from modelyard.core.errors import FailedPrecondition, InvalidArgument, NotFound
+from modelyard.core.events import EventBus
 from modelyard.core.ids import check_name, new_id, utcnow
 from modelyard.datasets import _lance, sources
 from modelyard.datasets._gc import GarbageCollector, readable
@@ -51,6 +52,7 @@ class DatasetService:
         self.blobs = blobs
         self.registry = registry
         self.store = store or SqlDatasetStore(db)
+        self.events = EventBus()  # the platform shares one bus between components
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self.snapshots = SnapshotManager(self.store, blobs, self.data)
@@ -200,7 +202,10 @@ class DatasetService:
             created_at=utcnow(), tags=tags, row_count=after.count, rows_added=rows_added,
             rows_removed=rows_removed, content_hash=_lance.content_hash(after.total, after.count),
             stats=stats)
-        return self.store.add_commit(commit)
+        stored = self.store.add_commit(commit)
+        self.events.publish("dataset.commit", {"project": ds.project, "dataset": ds.name,
+                                               "version": stored.version})
+        return stored
 
     # ---- snapshots and garbage collection (see _snapshots.py, _gc.py) ----------------------
 

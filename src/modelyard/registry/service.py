@@ -14,6 +14,7 @@ from typing import Any, BinaryIO
 from modelyard.core.blobs import ContentStore
 from modelyard.core.db import Database
 from modelyard.core.errors import InvalidArgument, NotFound
+from modelyard.core.events import EventBus
 from modelyard.core.ids import check_name, utcnow
 from modelyard.registry import _checks
 from modelyard.registry._search import (
@@ -77,6 +78,7 @@ class RegistryService:
         self.db = db
         self.cas = cas
         self.store: RegistryStore = store or SqlRegistryStore(db)
+        self.events = EventBus()  # the platform shares one bus between components
 
     # experiments and runs
     def create_run(self, project: str, experiment: str = "default",
@@ -239,7 +241,10 @@ class RegistryService:
         """Points `alias` at `version` and records who moved it, from where, in one transaction."""
         if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version < 2**31:
             raise InvalidArgument(f"version must be a positive integer, not {version!r}")
-        return self.store.set_alias(project, model, _checks.alias(alias), version, actor)
+        move = self.store.set_alias(project, model, _checks.alias(alias), version, actor)
+        self.events.publish("alias.moved", {"project": project, "model": model,
+                                            "alias": move.alias, "version": version})
+        return move
 
     def delete_alias(self, project: str, model: str, alias: str, actor: str = "system") -> AliasMove:
         return self.store.set_alias(project, model, _checks.alias(alias), None, actor)

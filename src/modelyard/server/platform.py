@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry
 
 from modelyard.core.blobs import ContentStore, open_blob_store
 from modelyard.core.db import Database
+from modelyard.core.events import EventBus
 from modelyard.core.settings import Settings
 from modelyard.server.service import AuthService
 from modelyard.server.store import SqlAuthStore
@@ -46,6 +47,12 @@ class Platform:
             self.db, settings.serving, self.registry, self.metrics, self.prometheus
         )
         self.workflows = WorkflowService(self.db, self)
+        # Components announce commits and alias moves; triggers react at once (the workflow
+        # engine's own polling of watched datasets stays as the safety net).
+        self.events = EventBus()
+        self.datasets.events = self.events
+        self.registry.events = self.events
+        self.events.subscribe(self.workflows.on_event)
         self._loops: list[Any] = [self.metrics, self.training, self.hpo, self.serving,
                                   self.workflows]
 
