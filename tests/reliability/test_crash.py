@@ -215,3 +215,62 @@ def test_killed_dataset_upload_leaves_the_last_acknowledged_version_or_a_whole_n
         assert again.status_code == 201, again.text
     summary.add("crash", crash_points=[f"dataset upload over HTTP ({when}, kill -9)"],
                 crash_points_survived=1, lost=0)
+
+
+JOB = '''
+import os, time
+from pathlib import Path
+from modelyard import runtime
+ctx = runtime.context()
+runtime.log_metrics(0, loss=1.0)
+runtime.flush_metrics()  # acknowledged by the server from here on
+release = Path(ctx.hyperparameters["release"])
+while not release.exists():
+    time.sleep(0.05)
+runtime.log_metrics(1, loss=0.5)
+'''
+
+
+def _zip(text: str) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("train.py", text)
+    return buf.getvalue()
+
+
+def test_server_killed_while_a_job_runs_finishes_the_job_and_keeps_its_metrics(
+        tmp_path: Path, summary: Summary) -> None:
+    """tests/training/test_restart.py stops the server gracefully; this one kills it -9."""
+    home, release = tmp_path / "home", tmp_path / "release"
+    with server_process(home, background=True, capacity_cpus=1) as server:
+        port = server.port
+        with server.client() as c:
+            _project(c)
+            code = c.post(f"{P}/training/code", content=_zip(JOB)).json()
+            job = c.post(f"{P}/jobs", json={
+                "code": {"digest": code["digest"], "entrypoint": "train.py"},
+                "hyperparameters": {"release": str(release)}, "max_retries": 1}).json()
+            deadline = time.monotonic() + 60
+            run_id = job["run_id"] or c.get(f"{P}/jobs/{job['id']}").json()["run_id"]
+            while not c.get(f"{P}/runs/{run_id}/metrics", params={"key": "loss"}).json():
+                assert time.monotonic() < deadline, "the job never reported its first step"
+                time.sleep(0.1)
+        server.kill()
+
+    with server_process(home, port=port, background=True, capacity_cpus=1) as server, \
+            server.client() as c:
+        release.touch()
+        deadline = time.monotonic() + 90
+        while (done := c.get(f"{P}/jobs/{job['id']}").json())["state"] not in (
+                "succeeded", "failed", "cancelled"):
+            assert time.monotonic() < deadline, done
+            time.sleep(0.2)
+        logs = c.get(f"{P}/jobs/{job['id']}/logs").text
+        assert done["state"] == "succeeded", (done, logs)
+        series = c.get(f"{P}/runs/{done['run_id']}/metrics", params={"key": "loss"}).json()
+    assert {p["step"] for p in series} == {0, 1}  # the step acknowledged before the kill is kept
+    summary.add("crash", crash_points=["training job running (server kill -9)"],
+                crash_points_survived=1, acknowledged_checked=1, lost=0)
