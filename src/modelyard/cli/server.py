@@ -28,6 +28,29 @@ def register(app: typer.Typer) -> None:
         settings = Settings(**overrides)  # type: ignore[arg-type]
         uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
 
+    @app.command("serve")
+    def serve(
+        host: str = typer.Option("127.0.0.1", help="bind address"),
+        port: int = typer.Option(8601, help="port"),
+        workers: int = typer.Option(1, help="worker processes (each loads its own models)"),
+        home: str = typer.Option(None, envvar="MODELYARD_HOME", help="data dir"),
+    ) -> None:
+        """Run a model-server replica: deployments, /predict and the Open Inference Protocol.
+
+        Replicas share the main server's database and blob store (MODELYARD_DATABASE_URL,
+        MODELYARD_BLOBS__*) and keep no state of their own: put any number behind a load
+        balancer.
+        """
+        import os
+
+        import uvicorn
+
+        os.environ["MODELYARD_ROLE"] = "serving"
+        if home:
+            os.environ["MODELYARD_HOME"] = home
+        uvicorn.run("modelyard.server.app:create_app", factory=True, host=host, port=port,
+                    workers=workers, log_level="info")
+
     @app.command("demo")
     def demo(
         home: str = typer.Option(None, help="data dir (default: a fresh temporary one)"),

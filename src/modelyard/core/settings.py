@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -69,6 +70,9 @@ class Settings(BaseSettings):
     serving: ServingSettings = Field(default_factory=ServingSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     background: bool = True  # run the scheduler, pipeline engine and other loops
+    # `all`: every component (`modelyard server`). `serving`: a stateless model-server replica
+    # (`modelyard serve`): health, serving and /v2 routes, no scheduler or pipeline engine.
+    role: Literal["all", "serving"] = "all"
 
     @property
     def resolved_database_url(self) -> str:

@@ -29,6 +29,13 @@ ROUTERS = (
     ("modelyard.ui.api", "router"),
 )
 
+# What a serving replica (`modelyard serve`, settings.role == "serving") exposes.
+SERVING_ROUTERS = (
+    ("modelyard.server.health", "router"),
+    ("modelyard.serving.api", "router"),
+    ("modelyard.serving.api", "v2_router"),
+)
+
 
 def create_app(settings: Settings | None = None, platform: Platform | None = None) -> FastAPI:
     settings = settings or (platform.settings if platform else Settings())
@@ -50,7 +57,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     )
     app.state.platform = platform
     install_error_handlers(app)
-    for module, attr in ROUTERS:
+    for module, attr in SERVING_ROUTERS if settings.role == "serving" else ROUTERS:
         router = getattr(import_module(module), attr, None)
         if router is not None:
             app.include_router(router)

@@ -55,6 +55,8 @@ class Platform:
         self.events.subscribe(self.workflows.on_event)
         self._loops: list[Any] = [self.metrics, self.training, self.hpo, self.serving,
                                   self.workflows]
+        if settings.role == "serving":  # a replica serves; the main server schedules and runs
+            self._loops = [self.metrics, self.serving]
 
     def start(self) -> None:
         self.settings.home.mkdir(parents=True, exist_ok=True)
