@@ -47,7 +47,7 @@ NAMED_BODIES = [
 ]
 # Routes whose path carries a name or key: (template with {x}, methods).
 NAMED_PATHS = [
-    (f"/api/v1/projects/{{x}}", ["GET"]),
+    ("/api/v1/projects/{x}", ["GET"]),
     (f"{P}/datasets/{{x}}", ["GET", "DELETE"]),
     (f"{P}/datasets/{{x}}/upload?format=csv", ["POST"]),
     (f"{P}/models/{{x}}", ["GET"]),
@@ -61,8 +61,8 @@ NAMED_PATHS = [
     (f"{P}/jobs/{{x}}/checkpoint", ["GET", "PUT"]),
     (f"{P}/dataset-snapshots/{{x}}", ["GET"]),
     (f"{P}/metrics/alerts/{{x}}", ["GET"]),
-    (f"/v2/models/{{x}}", ["GET"]),
-    (f"/v2/models/{{x}}/infer", ["POST"]),
+    ("/v2/models/{x}", ["GET"]),
+    ("/v2/models/{x}/infer", ["POST"]),
 ]
 
 
