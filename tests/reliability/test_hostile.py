@@ -288,3 +288,16 @@ def test_out_of_range_numbers_are_400(api: TestClient, client: object, url: str)
     method = "POST" if "gc" in url else "GET"
     r = api.request(method, url, headers=h)
     assert r.status_code == 400, r.text
+
+
+@pytest.mark.parametrize(("body", "deep"), [
+    (b"[[[]]]", False),
+    (b"[[[[]]]]", True),
+    (b'{"a": "[[[[[[[[", "b": [1]}', False),  # brackets inside strings do not count
+    (b'{"a": "\\\\\\"[[[[[", "b": "]]]]\\\\"}', False),  # nor behind escaped quotes
+    (b'{"a": "\\\\", "b": [[[[1]]]]}', True),
+])
+def test_json_depth_counts_only_structure(body: bytes, deep: bool) -> None:
+    from modelyard.server.limits import json_too_deep
+
+    assert json_too_deep(body, limit=3) is deep
