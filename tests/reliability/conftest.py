@@ -47,6 +47,9 @@ COVERED_ELSEWHERE = {
                                     "and the metadata row; previous version intact",
     "tests/training/test_restart.py": "server stopped while a job runs: job adopted, or retried "
                                       "from its checkpoint when lost with the server",
+    "tests/hpo/test_study_e2e.py, tests/hpo/test_controller.py": "HPO study: server gone "
+                                   "mid-study finishes with exactly the budget; crash between "
+                                   "a job submit / an Optuna ask and its record is reconciled",
     "tests/workflows/test_resume.py": "pipeline engine process killed -9 mid-step: resumed, "
                                       "finished steps never repeated",
     "tests/serving/test_release.py": "serving overload: full batch queue answers 429 with "
