@@ -179,3 +179,18 @@ def test_a_queued_run_can_be_cancelled_but_an_ended_one_cannot(
         assert "already ended" in e.message
     else:
         raise AssertionError("cancelling an ended run was accepted")
+
+
+def test_moving_an_alias_starts_one_run_of_a_pipeline_watching_it(
+        api: TestClient, client: Client) -> None:
+    from tests.serving._digits import onnx_model, register
+
+    version = register(api.app.state.platform.registry, "alpha", "digits",  # type: ignore[attr-defined]
+                       onnx_model(1.0))
+    client.workflows.register("tests.workflows.pipes:fanout")
+    client.workflows.schedule("fanout", event="alias.moved",
+                              match={"model": "digits", "alias": "production"})
+    client.registry.set_alias("digits", "staging", version)  # not watched
+    assert client.workflows.list_runs("fanout") == []
+    client.registry.set_alias("digits", "production", version)
+    assert [r["trigger"] for r in client.workflows.list_runs("fanout")] == ["event:alias.moved"]

@@ -68,14 +68,18 @@ def test_a_dataset_commit_retrains_and_promotes_only_a_better_model(live: Client
     out = _outputs(first)
     assert out["evaluate"]["better"] is True and out["evaluate"]["baseline"] is None
     good = out["candidate"]["version"]
+    study = live.hpo.get(out["tune"]["study_id"])  # the candidate is the study's best trial
+    assert study["state"] == "completed" and len(live.hpo.trials(study["id"])) == 3
+    assert out["tune"]["version"] == good
     assert out["release"]["promoted"] is True
     assert live.registry.resolve("digits-cnn@production")["version"] == good
     assert live.serving.get("digits")["model_ref"] == "digits-cnn@production"
 
-    # commit 2 with a training budget far too small: the worse model is not promoted
+    # commit 2 searching only learning rates far too small: the worse model is not promoted
+    tiny_lr = {"lr": {"type": "float", "low": 0.00001, "high": 0.0001, "log": True}}
     live.workflows.update_schedule(trigger["id"],
-                                   params={"hyperparameters": {"epochs": 1, "lr": 0.0001},
-                                           "canary_observe_s": 1})
+                                   params={"hyperparameters": {"epochs": 1},
+                                           "search_space": tiny_lr, "canary_observe_s": 1})
     live.datasets.import_builtin("digits", "sklearn:digits")
     second = _next_run(live, seen)
     assert second["state"] == "succeeded", second["error"]

@@ -45,20 +45,28 @@ def _predicted() -> Any:
 
 
 def continuous_training() -> Pipeline:
-    """On a new commit of `digits`: snapshot → train → evaluate against `production` → gate
-    (only a better model goes on) → canary on deployment `digits` → promote to `production`
-    or roll back on live metrics (`canary_observe_s`, default 300 s).
+    """On a new commit of `digits`: snapshot → a small HPO study (ASHA over the learning rate)
+    → its best model version → evaluate against `production` → gate (only a better model goes
+    on) → canary on deployment `digits` → promote to `production` or roll back on live metrics
+    (`canary_observe_s`, default 300 s).
 
     Register with an event trigger: `schedule("continuous-training", event="dataset.commit",
-    match={"dataset": "digits"})`. An HPO step waits for the hpo component's service.
+    match={"dataset": "digits"})`. Pipeline parameters `search_space` and `hyperparameters`
+    override the study's.
     """
     return Pipeline("continuous-training", [
         kinds.dataset_snapshot("snapshot", "digits", seed=0),
-        kinds.training_job("train", "snapshot", "digits-cnn", {"epochs": 3}),
-        kinds.model_version("candidate", "train"),
+        kinds.hpo_study("tune", "snapshot", "digits-cnn", CT_SEARCH_SPACE,
+                        metric="val_accuracy", n_trials=3, max_parallel=2,
+                        hyperparameters={"epochs": 3}),
+        kinds.model_version("candidate", "tune"),
         kinds.evaluate("evaluate", "candidate", against="production", metric="val_accuracy"),
         kinds.gate("better", "evaluate", "better", "==", 1),
         kinds.canary("release", "candidate", "digits", alias="production", percent=10,
                      after="better"),
-    ], params={"hyperparameters": {"epochs": 3}, "canary_observe_s": 300.0},
+    ], params={"hyperparameters": {"epochs": 3}, "search_space": CT_SEARCH_SPACE,
+               "canary_observe_s": 300.0},
         description=continuous_training.__doc__ or "")
+
+
+CT_SEARCH_SPACE = {"lr": {"type": "float", "low": 0.003, "high": 0.05, "log": True}}

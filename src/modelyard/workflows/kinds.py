@@ -145,14 +145,22 @@ def hpo_study(name: str, snapshot: str, trainer: str, search_space: Json, metric
 
     The study id is recorded before waiting: a resumed step re-attaches to the same study.
     """
-    return _kind("hpo_study", name, _hpo, {snapshot: Json}, Json,
+    return _kind("hpo_study", name, _hpo,
+                 {snapshot: Json, "hyperparameters": Json, "search_space": Json}, Json,
                  {"snapshot_from": snapshot, "trainer": trainer, "search_space": search_space,
                   "metric": metric, "direction": direction, "n_trials": n_trials,
                   "max_parallel": max_parallel, "hyperparameters": hyperparameters or {},
-                  "timeout_s": timeout_s})
+                  "timeout_s": timeout_s},
+                 defaults={"hyperparameters": {}, "search_space": {}})
 
 
-def _hpo(ctx: StepContext, cfg: Json, **ups: Any) -> Json:
+def _hpo(ctx: StepContext, cfg: Json, hyperparameters: Json | None = None,
+         search_space: Json | None = None, **ups: Any) -> Json:
+    # Pipeline parameters `search_space` and `hyperparameters` (if the pipeline has them)
+    # override the step's own; a searched parameter is never also fixed.
+    space = search_space or cfg["search_space"]
+    fixed = {k: v for k, v in {**cfg["hyperparameters"], **(hyperparameters or {})}.items()
+             if k not in space}
     hpo = getattr(ctx.platform, "hpo", None)
     if hpo is None:
         raise FailedPrecondition("HPO studies need the hpo component, which this server does not "
@@ -162,10 +170,10 @@ def _hpo(ctx: StepContext, cfg: Json, **ups: Any) -> Json:
     spec = StudySpec.model_validate({
         "name": f"{ctx.step}-{ctx.run_id[-10:]}".replace("_", "-"),
         "trainer": cfg["trainer"], "dataset_snapshot": ups[cfg["snapshot_from"]]["snapshot"],
-        "search_space": cfg["search_space"],
+        "search_space": space,
         "objective": {"metric": cfg["metric"], "direction": cfg["direction"]},
         "n_trials": cfg["n_trials"], "max_parallel": cfg["max_parallel"],
-        "hyperparameters": cfg["hyperparameters"], "timeout_s": cfg["timeout_s"]})
+        "hyperparameters": fixed, "timeout_s": cfg["timeout_s"]})
     study_id = ctx.effect("study_id", lambda: hpo.create(ctx.project, _actor(ctx), spec).id)
     _edge(ctx, "pipeline_run", ctx.run_id, "study", study_id, "started")
     while True:
@@ -213,8 +221,6 @@ def _move_alias(ctx: StepContext, cfg: Json, **ups: Any) -> Json:
     mv = ups[cfg["version_from"]]
     ctx.platform.registry.set_alias(ctx.project, mv["model"], cfg["alias"], int(mv["version"]),
                                     _actor(ctx))
-    _emit(ctx, "alias.moved", {"model": mv["model"], "alias": cfg["alias"],
-                               "version": mv["version"]})
     return {"model": mv["model"], "alias": cfg["alias"], "version": mv["version"]}
 
 
@@ -304,7 +310,6 @@ def _canary(ctx: StepContext, cfg: Json, canary_observe_s: float = 300.0, **ups:
                            _actor(ctx))
         except NotFound:
             serving.create(ctx.project, DeploymentCreate(name=name, model_ref=ref), _actor(ctx))
-        _emit(ctx, "alias.moved", {"model": model, "alias": alias, "version": version})
         return {"promoted": True, "model": model, "version": version, "reason": reason}
 
     try:
@@ -386,12 +391,6 @@ def _gate(ctx: StepContext, cfg: Json, **ups: Any) -> bool:
         raise GateClosed(f"gate {ctx.step!r}: {cfg['key']}={value!r} is not "
                                  f"{cfg['op']} {cfg['threshold']}")
     return True
-
-
-def _emit(ctx: StepContext, kind: str, payload: Json) -> None:
-    workflows = getattr(ctx.platform, "workflows", None)
-    if workflows is not None:
-        workflows.on_event(kind, {"project": ctx.project, **payload})
 
 
 def _edge(ctx: StepContext, src_kind: str, src_id: str, dst_kind: str, dst_id: str,
