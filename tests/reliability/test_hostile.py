@@ -98,7 +98,7 @@ def test_traversal_in_names_is_refused_and_writes_nothing_outside(
 
 def test_artifact_and_run_names_with_traversal_stay_labels(
         api: TestClient, client: object, tmp_path: Path, summary: Summary) -> None:
-    """An artifact's name and a run's experiment are labels: stored as given, never a path."""
+    """Artifact names, model file names and experiments are labels: stored, never a path."""
     platform = api.app.state.platform  # type: ignore[attr-defined]
     home = platform.settings.home
     h = bearer(platform.settings.resolved_admin_token_file.read_text().strip())
@@ -109,9 +109,15 @@ def test_artifact_and_run_names_with_traversal_stay_labels(
         assert r.status_code == 201 or 400 <= r.status_code < 500, r.text
         r = api.post(f"{P}/runs", json={"experiment": name}, headers=h)  # a label too
         assert r.status_code == 201 or 400 <= r.status_code < 500, r.text
+    # a model version's file names (the names of a job's uploaded model files) are labels too
+    digest = api.post(f"{P}/artifacts", content=b"weights", headers=h).json()["digest"]
+    assert api.post(f"{P}/models", json={"name": "m"}, headers=h).status_code == 201
+    r = api.post(f"{P}/models/m/versions", json={"artifacts": {n: digest for n in EVIL}},
+                 headers=h)
+    assert r.status_code == 201 or 400 <= r.status_code < 500, r.text
     assert _snapshot(tmp_path, home) == outside
     assert not list(home.rglob("escape*")) and not list(home.rglob("passwd"))
-    summary.add("hostile", traversal_requests=2 * len(EVIL))
+    summary.add("hostile", traversal_requests=2 * len(EVIL) + 1)
 
 
 def _zip(members: dict[str, str]) -> bytes:
