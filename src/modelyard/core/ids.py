@@ -4,17 +4,28 @@ from __future__ import annotations
 
 import re
 import secrets
+import threading
 import time
 from datetime import UTC, datetime
 
 from modelyard.core.errors import InvalidArgument
 
+_id_lock = threading.Lock()
+_last_us = 0
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
 
 
 def new_id(prefix: str) -> str:
-    """A sortable, unique id: prefix, millisecond time, randomness (e.g. `job_0193ab..`)."""
-    return f"{prefix}_{int(time.time() * 1000):012x}{secrets.token_hex(6)}"
+    """A unique id that sorts by creation time: prefix, microseconds, randomness.
+
+    Within one process ids are strictly increasing (two ids in the same microsecond still
+    sort in creation order), so "newest first" lists can order by id.
+    """
+    global _last_us
+    with _id_lock:
+        _last_us = max(time.time_ns() // 1000, _last_us + 1)
+        stamp = _last_us
+    return f"{prefix}_{stamp:014x}{secrets.token_hex(5)}"
 
 
 def utcnow() -> datetime:
