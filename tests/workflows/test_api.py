@@ -194,3 +194,16 @@ def test_moving_an_alias_starts_one_run_of_a_pipeline_watching_it(
     assert client.workflows.list_runs("fanout") == []
     client.registry.set_alias("digits", "production", version)
     assert [r["trigger"] for r in client.workflows.list_runs("fanout")] == ["event:alias.moved"]
+
+
+def test_an_alert_that_starts_firing_starts_one_run_of_a_pipeline_watching_it(
+        api: TestClient, client: Client) -> None:
+    from tests.metrics.test_alerts import _errors
+
+    client.workflows.register("tests.workflows.pipes:fanout")
+    client.workflows.schedule("fanout", event="alert.firing", match={"alert": "errors"})
+    client.metrics.create_alert("errors", "error_rate", 0.1, deployment="web", window_s=60)
+    api.app.state.platform.metrics.record(_errors(20, 5))  # type: ignore[attr-defined]
+    assert client.metrics.evaluate_alerts()[0]["state"] == "firing"
+    assert client.metrics.evaluate_alerts()[0]["state"] == "firing"  # still firing: no new run
+    assert [r["trigger"] for r in client.workflows.list_runs("fanout")] == ["event:alert.firing"]

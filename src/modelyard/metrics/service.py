@@ -15,6 +15,7 @@ from prometheus_client import Counter, Gauge
 
 from modelyard.core.db import Database
 from modelyard.core.errors import InvalidArgument, Unavailable
+from modelyard.core.events import EventBus
 from modelyard.core.ids import check_name, utcnow
 from modelyard.metrics import alerts
 from modelyard.metrics._aggregate import aggregate
@@ -64,6 +65,7 @@ class MetricsService:
         self.db = db
         self.store = store or SqlMetricsStore(db)
         self.alert_store = alert_store or SqlAlertStore(db)
+        self.events = EventBus()  # the platform shares one bus between components
         self._next_alerts = 0.0
         self._buffer: list[PredictionEvent] = []
         self._lock = threading.Lock()
@@ -269,6 +271,10 @@ class MetricsService:
         for rule in self.alert_store.rules(project):
             state, value, message = alerts.evaluate(self, rule, now)
             out.append(self.alert_store.set_state(rule.id, state, value, now, message))
+            if state == "firing" and rule.state != "firing":  # announced once per firing
+                self.events.publish("alert.firing", {
+                    "project": rule.project, "alert": rule.spec.name,
+                    "deployment": rule.spec.deployment, "value": value})
         return out
 
 

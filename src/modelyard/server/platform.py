@@ -52,6 +52,7 @@ class Platform:
         self.events = EventBus()
         self.datasets.events = self.events
         self.registry.events = self.events
+        self.metrics.events = self.events
         self.events.subscribe(self.workflows.on_event)
         self._loops: list[Any] = [self.metrics, self.training, self.hpo, self.serving,
                                   self.workflows]
