@@ -109,8 +109,8 @@ def run_lifecycle(client: Client) -> dict[str, Any]:
                                                            strict=True))
     summary["a prediction"] = f"{out['predictions'][0]['label']} " \
                               f"(confidence {out['predictions'][0]['confidence']:.2f}, truth {truth[-10]})"
-    summary["served accuracy (200 images)"] = f"{correct / len(images):.3f}"
-    console.print(f"  served {len(images)} images: accuracy {summary['served accuracy (200 images)']}")
+    summary["served accuracy (200 dataset images)"] = f"{correct / len(images):.3f}"
+    console.print(f"  served {len(images)} images: accuracy {summary['served accuracy (200 dataset images)']}")
 
     end = datetime.now(UTC) + timedelta(seconds=1)
     q = client.metrics.query("latency_p50", end - timedelta(minutes=30), end, step_s=1800,
