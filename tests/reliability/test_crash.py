@@ -274,3 +274,37 @@ def test_server_killed_while_a_job_runs_finishes_the_job_and_keeps_its_metrics(
     assert {p["step"] for p in series} == {0, 1}  # the step acknowledged before the kill is kept
     summary.add("crash", crash_points=["training job running (server kill -9)"],
                 crash_points_survived=1, acknowledged_checked=1, lost=0)
+
+
+def test_killed_server_mid_study_finishes_with_exactly_the_trial_budget(
+        tmp_path: Path, summary: Summary) -> None:
+    from modelyard.sdk.client import Client
+    from tests.hpo.test_study_e2e import study_spec
+
+    home, n_trials = tmp_path / "home", 3
+    spec = study_spec("", "crash", n_trials=n_trials, pruner={"kind": "none"},
+                      sampler={"kind": "random", "seed": 1}, hyperparameters={"epochs": 5})
+    with server_process(home, background=True) as server:
+        port = server.port
+        with Client(server.url, server.token, project="alpha") as c:
+            c.create_project("alpha")
+            c.datasets.import_builtin("digits", "sklearn:digits")
+            spec["dataset_snapshot"] = c.datasets.snapshot("digits", seed=0)["id"]
+            c.hpo.create_from_spec(spec)
+            deadline = time.monotonic() + 120
+            while sum(1 for t in c.hpo.trials("crash") if t["job_id"]) < 2:
+                assert time.monotonic() < deadline, "no trial started"
+                time.sleep(0.2)
+        server.kill()  # the controller dies with two trials in flight
+    with server_process(home, port=port, background=True) as server, \
+            Client(server.url, server.token, project="alpha") as c:
+        done = c.hpo.wait("crash", timeout=300)
+        trials = c.hpo.trials("crash")
+        jobs = [j for j in c.training.list(limit=100)["items"]
+                if j["name"].startswith("crash-trial-")]
+    assert done["state"] == "completed", done
+    assert [t["number"] for t in trials] == list(range(n_trials))  # none lost, none twice
+    assert all(t["state"] == "completed" for t in trials), trials
+    assert sorted(j["id"] for j in jobs) == sorted(t["job_id"] for t in trials)
+    summary.add("crash", crash_points=["HPO study (controller killed mid-trials, kill -9)"],
+                crash_points_survived=1, lost=0)
