@@ -72,11 +72,15 @@ def postgres_server() -> Iterator[str]:
 
 
 def reset_database(url: str) -> None:
-    """Drop every table, so each test starts from an empty schema."""
+    """Drop every schema a test made (Optuna keeps its own), leaving an empty `public`."""
     import sqlalchemy as sa
 
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        conn.execute(sa.text("DROP SCHEMA public CASCADE"))
+        schemas = conn.execute(sa.text(
+            "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg_%' "
+            "AND nspname <> 'information_schema'")).scalars().all()
+        for schema in schemas:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         conn.execute(sa.text("CREATE SCHEMA public"))
     engine.dispose()

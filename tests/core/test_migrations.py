@@ -17,6 +17,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from modelyard.core.db import MIGRATING_PACKAGES, Base, Database
+from tests._servers.databases import BACKENDS, fresh_database
 
 
 def _import_all_tables() -> list[str]:
@@ -29,19 +30,10 @@ def _import_all_tables() -> list[str]:
     return found
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+@pytest.fixture(params=BACKENDS)
 def migrated(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'm.db'}"
-    else:
-        from tests._servers.postgres import reset_database
-
-        url = request.getfixturevalue("postgres_url")
-        reset_database(url)
-    db = Database(url)
-    db.migrate()
-    yield db
-    db.dispose()
+    with fresh_database(request, tmp_path) as db:
+        yield db
 
 
 def test_migrations_match_the_orm_tables(migrated: Database) -> None:

@@ -7,26 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from modelyard.core.db import Database
 from modelyard.core.errors import AlreadyExists, Conflict, NotFound
 from modelyard.core.ids import new_id, utcnow
 from modelyard.datasets.models import Commit, Dataset, SnapshotRecord
 from modelyard.datasets.store import DatasetStore, SqlDatasetStore
+from tests._servers.databases import BACKENDS, fresh_database
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+@pytest.fixture(params=BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DatasetStore]:
-    if request.param == "sqlite":
-        db = Database(f"sqlite:///{tmp_path / 'meta.db'}")
-    else:
-        from tests._servers.postgres import reset_database
-
-        url = request.getfixturevalue("postgres_url")
-        reset_database(url)
-        db = Database(url)
-    db.migrate()
-    yield SqlDatasetStore(db)
-    db.dispose()
+    with fresh_database(request, tmp_path) as db:
+        yield SqlDatasetStore(db)
 
 
 def _ds(name: str, project: str = "p") -> Dataset:

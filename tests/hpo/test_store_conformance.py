@@ -15,6 +15,7 @@ from modelyard.core.ids import new_id, utcnow
 from modelyard.hpo import _optuna
 from modelyard.hpo.models import Study, StudySpec, StudyState, Trial, TrialState
 from modelyard.hpo.store import SqlHpoStore
+from tests._servers.databases import BACKENDS, fresh_database
 
 SPEC = StudySpec.model_validate({
     "name": "s1", "trainer": "digits-cnn", "dataset_snapshot": "snap_x",
@@ -22,25 +23,10 @@ SPEC = StudySpec.model_validate({
     "objective": {"metric": "val_accuracy"}, "n_trials": 2})
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+@pytest.fixture(params=BACKENDS)
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'hpo.db'}"
-    else:
-        from tests._servers.postgres import reset_database
-
-        url = request.getfixturevalue("postgres_url")
-        reset_database(url)
-        engine = sa.create_engine(url)
-        with engine.begin() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {_optuna.SCHEMA} CASCADE"))
-        engine.dispose()
-    database = Database(url)
-    database.migrate()
-    try:
+    with fresh_database(request, tmp_path) as database:
         yield database
-    finally:
-        database.dispose()
 
 
 def _study(name: str = "s1") -> Study:

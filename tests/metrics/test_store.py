@@ -7,31 +7,19 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from alembic import command
 
 from modelyard.core.db import Database
 from modelyard.metrics.models import Feedback, PredictionEvent
 from modelyard.metrics.store import MetricsStore, SqlMetricsStore
+from tests._servers.databases import BACKENDS, fresh_database
 
 T0 = datetime(2026, 3, 1, 8, 0, 0)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+@pytest.fixture(params=BACKENDS)
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'store.db'}"
-    else:
-        from tests._servers.postgres import reset_database
-
-        url = request.getfixturevalue("postgres_url")
-        reset_database(url)
-    database = Database(url)
-    cfg = database.alembic_config()
-    with database.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "metrics@head")
-    yield database
-    database.dispose()
+    with fresh_database(request, tmp_path, "metrics@head") as database:
+        yield database
 
 
 @pytest.fixture

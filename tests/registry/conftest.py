@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from modelyard.core.blobs import ContentStore, LocalBlobStore
-from modelyard.core.db import Database
 from modelyard.registry.service import RegistryService
+from tests._servers.databases import BACKENDS, fresh_database
 
 
 def blob_files(root: Path) -> list[Path]:
@@ -18,22 +18,10 @@ def blob_files(root: Path) -> list[Path]:
     return [p for p in cas.rglob("*") if p.is_file()] if cas.exists() else []
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+@pytest.fixture(params=BACKENDS)
 def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RegistryService]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'registry.db'}"
-    else:
-        from tests._servers.postgres import reset_database
-
-        url = request.getfixturevalue("postgres_url")
-        reset_database(url)
-    db = Database(url)
-    db.migrate()
-    svc = RegistryService(db, ContentStore(LocalBlobStore(tmp_path / "blobs")))
-    try:
-        yield svc
-    finally:
-        db.dispose()
+    with fresh_database(request, tmp_path) as db:
+        yield RegistryService(db, ContentStore(LocalBlobStore(tmp_path / "blobs")))
 
 
 @pytest.fixture

@@ -7,33 +7,21 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from alembic import command
 
 from modelyard.core.auth import Role, hash_token, new_token
 from modelyard.core.db import Database
 from modelyard.core.errors import AlreadyExists, NotFound
 from modelyard.core.ids import utcnow
 from modelyard.server.store import AuthStore, SqlAuthStore
+from tests._servers.databases import BACKENDS, fresh_database
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+@pytest.fixture(params=BACKENDS)
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'store.db'}"
-    else:
-        from tests._servers.postgres import reset_database
-
-        url = request.getfixturevalue("postgres_url")
-        reset_database(url)
-    database = Database(url)
     # Only the server's branch: this suite tests the AuthStore, not other components'
     # migrations (tests/core/test_migrations.py applies every branch together).
-    cfg = database.alembic_config()
-    with database.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "server@head")
-    yield database
-    database.dispose()
+    with fresh_database(request, tmp_path, "server@head") as database:
+        yield database
 
 
 @pytest.fixture

@@ -6,29 +6,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from alembic import command
 
 from modelyard.core.db import Database
 from modelyard.core.errors import AlreadyExists, NotFound
 from modelyard.serving.store import DeploymentStore, SqlDeploymentStore
+from tests._servers.databases import BACKENDS, fresh_database
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+@pytest.fixture(params=BACKENDS)
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'store.db'}"
-    else:
-        from tests._servers.postgres import reset_database
-
-        url = request.getfixturevalue("postgres_url")
-        reset_database(url)
-    database = Database(url)
-    cfg = database.alembic_config()
-    with database.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "serving@head")
-    yield database
-    database.dispose()
+    with fresh_database(request, tmp_path, "serving@head") as database:
+        yield database
 
 
 @pytest.fixture

@@ -7,31 +7,18 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from alembic import command
 
-from modelyard.core.db import Database
 from modelyard.core.errors import NotFound
 from modelyard.core.ids import new_id, utcnow
 from modelyard.training.models import Job, JobState, Quota, Resources
 from modelyard.training.store import JobStore, SqlJobStore
+from tests._servers.databases import BACKENDS, fresh_database
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+@pytest.fixture(params=BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobStore]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'store.db'}"
-    else:
-        from tests._servers.postgres import reset_database
-
-        url = request.getfixturevalue("postgres_url")
-        reset_database(url)
-    database = Database(url)
-    cfg = database.alembic_config()
-    with database.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "training@head")
-    yield SqlJobStore(database)
-    database.dispose()
+    with fresh_database(request, tmp_path, "training@head") as database:
+        yield SqlJobStore(database)
 
 
 def _job(project: str = "alpha", priority: int = 0, seconds: int = 0, **res: float) -> Job:

@@ -13,22 +13,14 @@ from modelyard.core.db import Database
 from modelyard.core.errors import NotFound
 from modelyard.workflows.service import WorkflowService
 from modelyard.workflows.store import WorkflowStore
+from tests._servers.databases import BACKENDS, fresh_database
 from tests.workflows import pipes
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+@pytest.fixture(params=BACKENDS)
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        database = Database(f"sqlite:///{tmp_path / 'meta.db'}")
-    else:
-        from tests._servers.postgres import reset_database
-
-        url = request.getfixturevalue("postgres_url")
-        reset_database(url)
-        database = Database(url)
-    database.migrate()
-    yield database
-    database.dispose()
+    with fresh_database(request, tmp_path) as database:
+        yield database
 
 
 def _service(db: Database) -> WorkflowService:

@@ -112,12 +112,13 @@ class Database:
         cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
         return cfg
 
-    def migrate(self) -> None:
-        """Bring every component's schema to its newest revision."""
+    def migrate(self, target: str = "heads") -> None:
+        """Bring every component's schema to its newest revision (or only `target`, e.g.
+        `"training@head"` for one component's branch)."""
         cfg = self.alembic_config()
         with self.engine.begin() as conn:
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "heads")
+            command.upgrade(cfg, target)
 
     def dispose(self) -> None:
         self.engine.dispose()
