@@ -2,36 +2,20 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import uvicorn
-
 from modelyard.core.settings import Settings
-from modelyard.server.app import create_app
+from modelyard.server.embedded import embedded_server
 
 
 @contextmanager
 def serve(settings: Settings) -> Iterator[Settings]:
-    """Runs the app on `settings.port` until the block ends (jobs it started keep running)."""
-    app = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=settings.port,
-                                           log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the modelyard server did not start")
-        time.sleep(0.05)
-    try:
-        yield settings
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    """The embedded server on `settings.port`, so a restarted one keeps its address (jobs it
+    started keep running when the block ends)."""
+    with embedded_server(settings, port=settings.port) as live:
+        yield live
 
 
 def job_pids(job_id: str) -> list[int]:

@@ -48,8 +48,19 @@ class Executor(abc.ABC):
 
     def find(self, launch: Launch) -> str | None:
         """The handle of `launch` if it was submitted but its handle may not have been recorded
-        (a server that died between the two); None when the executor cannot tell."""
-        return None
+        (a server that died between the two); None when the executor cannot tell.
 
-    def close(self) -> None:
+        The default reads the handle `remember` wrote beside the job's log."""
+        try:
+            return launch.log_path.with_suffix(".handle").read_text() or None
+        except OSError:
+            return None
+
+    @staticmethod
+    def remember(launch: Launch, handle: str) -> str:
+        """Write the handle beside the job's log (for `find`) and return it."""
+        launch.log_path.with_suffix(".handle").write_text(handle)
+        return handle
+
+    def close(self) -> None:  # noqa: B027 - an optional hook, not abstract
         """Release what the executor holds (not the jobs: they keep running)."""

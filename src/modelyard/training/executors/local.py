@@ -74,14 +74,7 @@ class LocalExecutor(Executor):
             self._procs[proc.pid] = proc
         handle = json.dumps({"pid": proc.pid, "start": _start_time(proc.pid),
                              "exit_file": str(exit_file)})
-        launch.log_path.with_suffix(".handle").write_text(handle)
-        return handle
-
-    def find(self, launch: Launch) -> str | None:
-        try:
-            return launch.log_path.with_suffix(".handle").read_text() or None
-        except OSError:
-            return None
+        return self.remember(launch, handle)
 
     def poll(self, handle: str) -> Status:
         h = json.loads(handle)

@@ -103,14 +103,11 @@ class RayExecutor(Executor):
             metadata={_META_KEY: launch.job_id}, **resources)
         handle = json.dumps({"ray_job": sid, "log": str(launch.log_path),
                              "log_base": launch.log_path.stat().st_size})
-        launch.log_path.with_suffix(".handle").write_text(handle)
-        return handle
+        return self.remember(launch, handle)
 
     def find(self, launch: Launch) -> str | None:
-        try:
-            return launch.log_path.with_suffix(".handle").read_text() or None
-        except OSError:
-            pass
+        if saved := super().find(launch):
+            return saved
         try:  # submitted, but the server died before it wrote the handle down
             jobs = self.client().list_jobs()
         except RAY_ERRORS:
