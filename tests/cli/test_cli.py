@@ -3,44 +3,14 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
-from typer.testing import CliRunner
 
-from modelyard.cli.main import main
 from modelyard.core.settings import Settings
 from tests._servers.live import live_server
 from tests._servers.ports import free_port
-
-
-@dataclass
-class Outcome:
-    code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def err_text(self) -> str:
-        return " ".join(self.stderr.split())  # rich wraps long lines
-
-
-def run(args: list[str], env: dict[str, str | None]) -> Outcome:
-    """Runs `modelyard ARGS` through its real entry point, `modelyard.cli.main:main`."""
-    runner = CliRunner()
-    argv = sys.argv
-    with runner.isolation(env={"COLUMNS": "200", **env}) as (out, err, *_):
-        sys.argv = ["modelyard", *args]
-        try:
-            main()
-            code = 0
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-        finally:
-            sys.argv = argv
-        return Outcome(code, out.getvalue().decode(), err.getvalue().decode())
+from tests.cli.runner import run
 
 
 @pytest.fixture(scope="module")

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import io
-import sys
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
 from modelyard.sdk.client import Client
 
@@ -39,29 +36,3 @@ def images(client: Client) -> Client:
     return client
 
 
-@dataclass
-class Outcome:
-    code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def err_text(self) -> str:
-        return " ".join(self.stderr.split())  # rich wraps long lines
-
-
-def run(args: list[str], env: dict[str, str | None]) -> Outcome:
-    """Runs `modelyard ARGS` through its real entry point."""
-    from modelyard.cli.main import main
-
-    argv = sys.argv
-    with CliRunner().isolation(env={"COLUMNS": "200", **env}) as (out, err, *_):
-        sys.argv = ["modelyard", *args]
-        try:
-            main()
-            code = 0
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-        finally:
-            sys.argv = argv
-        return Outcome(code, out.getvalue().decode(), err.getvalue().decode())

@@ -10,7 +10,8 @@ import pytest
 
 from modelyard.core.settings import Settings
 from tests._servers.live import live_server
-from tests.datasets.conftest import png, run
+from tests.cli.runner import run
+from tests.datasets.conftest import png
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from modelyard.core.settings import Settings
 from modelyard.sdk.client import Client
 from tests._servers.live import live_server
 from tests._servers.ports import free_port
-from tests.cli.test_cli import run
+from tests.cli.runner import run
 from tests.training._live import serve
 
 pytestmark = pytest.mark.e2e
