@@ -7,10 +7,11 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from tests._servers.ports import free_port, wait_for_port
+from tests._servers.ports import free_port, listening
 
 
 def _bindir() -> str | None:
@@ -42,32 +43,22 @@ def postgres_server() -> Iterator[str]:
                       "--no-sync", "-E", "UTF8"]),
         check=True, capture_output=True,
     )
-    proc = subprocess.Popen(
-        _as_postgres([f"{bindir}/postgres", "-D", data, "-h", "127.0.0.1", "-p", str(port),
-                      "-k", tmp, "-c", "fsync=off", "-c", "max_connections=200"]),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    server = _as_postgres([f"{bindir}/postgres", "-D", data, "-h", "127.0.0.1", "-p", str(port),
+                           "-k", tmp, "-c", "fsync=off", "-c", "max_connections=200"])
     try:
-        wait_for_port(port)
-        import psycopg
+        with listening(server, port):
+            import psycopg
 
-        for _ in range(50):
-            try:
-                with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres",
-                                     autocommit=True) as conn:
-                    conn.execute("CREATE DATABASE modelyard")
-                break
-            except psycopg.OperationalError:
-                import time
-
-                time.sleep(0.1)
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/modelyard"
+            for _ in range(50):
+                try:
+                    with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres "
+                                         "dbname=postgres", autocommit=True) as conn:
+                        conn.execute("CREATE DATABASE modelyard")
+                    break
+                except psycopg.OperationalError:
+                    time.sleep(0.1)
+            yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/modelyard"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

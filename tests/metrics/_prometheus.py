@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from tests._servers.apt import ensure_binary
-from tests._servers.ports import free_port, wait_for_port
+from tests._servers.ports import free_port, listening
 
 
 @contextmanager
@@ -27,21 +26,11 @@ def prometheus_server(targets: list[str]) -> Iterator[str]:
         f"    static_configs:\n      - targets: [{', '.join(repr(t) for t in targets)}]\n"
     )
     port = free_port()
-    proc = subprocess.Popen(
-        [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
     try:
-        wait_for_port(port)
-        yield f"http://127.0.0.1:{port}"
+        with listening([binary, f"--config.file={config}", f"--storage.tsdb.path={tmp / 'data'}",
+                        f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"], port):
+            yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
