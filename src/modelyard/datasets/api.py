@@ -25,6 +25,7 @@ from modelyard.datasets.models import (
     check_tags,
 )
 from modelyard.server.deps import Admin, Editor, PlatformDep, Viewer
+from modelyard.server.uploads import receive_into
 
 router = APIRouter(prefix="/api/v1/projects/{project}", tags=["datasets"])
 
@@ -81,8 +82,7 @@ async def upload(name: str, request: Request, access: Editor, platform: Platform
     fd, tmp = tempfile.mkstemp(prefix="modelyard-upload-", suffix=f".{format}")
     try:
         with os.fdopen(fd, "wb") as f:
-            async for chunk in request.stream():
-                f.write(chunk)
+            await receive_into(request, f)
         return await run_in_threadpool(
             platform.datasets.commit_file, access.project, name, Path(tmp), format, access.user,
             mode, message, tag_list)

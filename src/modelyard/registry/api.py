@@ -9,7 +9,6 @@ from typing import Annotated, Any, BinaryIO, cast
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
-from starlette.requests import ClientDisconnect
 
 from modelyard.core.errors import InvalidArgument
 from modelyard.registry.models import (
@@ -34,6 +33,7 @@ from modelyard.registry.models import (
 )
 from modelyard.registry.service import parse_node
 from modelyard.server.deps import Admin, Editor, PlatformDep, Viewer
+from modelyard.server.uploads import receive_into
 
 router = APIRouter(prefix="/api/v1/projects/{project}", tags=["registry"])
 CHUNK = 1024 * 1024
@@ -91,18 +91,8 @@ async def upload_artifact(request: Request, access: Editor, platform: PlatformDe
     A body cut short (fewer bytes than Content-Length, a dropped connection, or a digest other
     than `sha256`) stores nothing."""
     media_type = request.headers.get("content-type") or "application/octet-stream"
-    declared = request.headers.get("content-length")
     with tempfile.SpooledTemporaryFile(max_size=8 * CHUNK) as spool:
-        size = 0
-        try:
-            async for chunk in request.stream():
-                size += len(chunk)
-                spool.write(chunk)
-        except (ClientDisconnect, OSError):  # the client went away or its stream broke
-            raise InvalidArgument("the upload was interrupted; nothing was stored, send it again") from None
-        if declared is not None and declared.isdigit() and int(declared) != size:
-            raise InvalidArgument(f"the upload ended after {size} of {declared} bytes; nothing was "
-                                  "stored, send it again")
+        await receive_into(request, cast(BinaryIO, spool))
         spool.seek(0)
         return await run_in_threadpool(platform.registry.put_artifact, access.project,
                                        cast(BinaryIO, spool),
