@@ -82,6 +82,16 @@ def test_jsonl_upload_is_streamed_into_one_commit(api: TestClient, team: Team) -
     assert len(api.get(f"{BASE}/talk/versions", headers=h).json()) == 1
 
 
+def test_a_cut_short_upload_is_refused_and_commits_nothing(api: TestClient, team: Team) -> None:
+    h = bearer(team.editor)
+    api.post(BASE, json={"name": "talk", "type": "text_intent"}, headers=h)
+    whole = b'{"text": "hello", "labels": ["greet"]}\n' * 10
+    r = api.post(f"{BASE}/talk/upload", params={"format": "jsonl"}, content=iter([whole]),
+                 headers={**h, "Content-Length": str(len(whole) * 2)})
+    assert r.status_code == 400 and "nothing was stored" in r.json()["error"]["message"]
+    assert api.get(f"{BASE}/talk/versions", headers=h).json() == []
+
+
 def test_generic_rows_refuse_dotdot_paths(api: TestClient, team: Team) -> None:
     h = bearer(team.editor)
     api.post(BASE, json={"name": "files", "type": "generic"}, headers=h)
