@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -74,3 +75,18 @@ def raise_for_error(resp: httpx.Response) -> None:
     except ValueError:
         body = resp.text
     raise error_from_dict(resp.status_code, body)
+
+
+def poll_until(get: Callable[[], dict[str, Any]], terminal: tuple[str, ...], timeout: float,
+               poll_s: float, what: str, details: Callable[[dict[str, Any]], dict[str, Any]]
+               ) -> dict[str, Any]:
+    """Calls `get` until its `state` is terminal; raises Unavailable (with the last state and
+    `details`) after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = get()
+        if got["state"] in terminal:
+            return got
+        if time.monotonic() > deadline:
+            raise Unavailable(f"{what} is still {got['state']} after {timeout:g} s", details(got))
+        time.sleep(poll_s)

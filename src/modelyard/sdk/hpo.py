@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import builtins
-import time
 from typing import Any
 
-from modelyard.core.errors import Unavailable
-from modelyard.sdk._http import Transport
+from modelyard.sdk._http import Transport, poll_until
 
 TERMINAL = ("completed", "stopped")
 
@@ -64,12 +62,5 @@ class HpoAPI:
 
     def wait(self, study: str, timeout: float = 600.0, poll_s: float = 1.0) -> dict[str, Any]:
         """Polls until the study ends; raises Unavailable (with its state) on timeout."""
-        deadline = time.monotonic() + timeout
-        while True:
-            got = self.get(study)
-            if got["state"] in TERMINAL:
-                return got
-            if time.monotonic() > deadline:
-                raise Unavailable(f"study {study} is still {got['state']} after {timeout:g} s",
-                                  {"study": study, "counts": got.get("counts")})
-            time.sleep(poll_s)
+        return poll_until(lambda: self.get(study), TERMINAL, timeout, poll_s, f"study {study}",
+                          lambda got: {"study": study, "counts": got.get("counts")})

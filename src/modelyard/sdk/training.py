@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import builtins
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
-from modelyard.core.errors import NotFound, Unavailable
-from modelyard.sdk._http import Transport
+from modelyard.core.errors import NotFound
+from modelyard.sdk._http import Transport, poll_until
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 
@@ -60,15 +59,8 @@ class TrainingAPI:
 
     def wait(self, job_id: str, timeout: float = 600.0, poll_s: float = 0.5) -> dict[str, Any]:
         """Polls until the job ends; raises Unavailable (with the last state) on timeout."""
-        deadline = time.monotonic() + timeout
-        while True:
-            job = self.get(job_id)
-            if job["state"] in TERMINAL:
-                return job
-            if time.monotonic() > deadline:
-                raise Unavailable(f"job {job_id} is still {job['state']} after {timeout:g} s",
-                                  {"job": job_id, "state": job["state"]})
-            time.sleep(poll_s)
+        return poll_until(lambda: self.get(job_id), TERMINAL, timeout, poll_s, f"job {job_id}",
+                          lambda job: {"job": job_id, "state": job["state"]})
 
     def logs(self, job_id: str, follow: bool = False, offset: int = 0) -> Iterator[str]:
         """The job's output as text chunks; with follow, until the job ends."""
