@@ -89,12 +89,16 @@ def test_schedules_crud_and_bad_cron(client: Client) -> None:
 
 def test_a_due_cron_schedule_starts_a_run(client: Client, wf: WorkflowService) -> None:
     client.workflows.register("tests.workflows.pipes:fanout")
+    # One clock for the whole test: reading utcnow() twice can straddle a minute
+    # boundary, and then the schedule is rightly due again.
+    now = utcnow()
     t = client.workflows.schedule("fanout", "* * * * *", params={"n": 2})
-    assert wf.fire_due_schedules(utcnow()) == []  # not due yet
-    runs = wf.fire_due_schedules(utcnow() + timedelta(minutes=2))
+    assert wf.fire_due_schedules(now) == []  # next firing is after creation
+    later = now + timedelta(minutes=2)
+    runs = wf.fire_due_schedules(later)
     assert [r.trigger for r in runs] == [f"cron:{t['id']}"]
     assert wf.wait("alpha", runs[0].id, 60).state == "succeeded"
-    assert wf.fire_due_schedules(utcnow() + timedelta(minutes=2)) == []  # moved on
+    assert wf.fire_due_schedules(later) == []  # moved on past `later`
 
 
 def test_an_event_trigger_starts_a_run_when_its_match_holds(
