@@ -47,9 +47,17 @@ def test_recorded_events_give_exact_counts_and_percentiles(api: TestClient, clie
     assert counts == {"3": c3, "4": [50, 0]}
 
     for metric, q in [("latency_p50", 50), ("latency_p95", 95), ("latency_p99", 99)]:
+        # minute-aligned: answered by the 1-minute rollups, within one latency bucket (5%)
         out = client.metrics.query(metric, T0, T0 + timedelta(minutes=2), step_s=120,
                                    group_by="version")
+        assert out["resolution"] == "1m"
         got = {s["group"]["version"]: s["points"][0]["value"] for s in out["series"]}
+        assert got["3"] == pytest.approx(float(np.percentile(lat3, q)), rel=0.05)
+        assert got["4"] == pytest.approx(float(np.percentile(lat4, q)), rel=0.05)
+        # from raw events: exact
+        raw = svc.query("alpha", metric, T0, T0 + timedelta(minutes=2), step_s=120,
+                        group_by="version", resolution="raw")
+        got = {s.group["version"]: s.points[0].value for s in raw.series}
         assert got["3"] == pytest.approx(float(np.percentile(lat3, q)))
         assert got["4"] == pytest.approx(float(np.percentile(lat4, q)))
 

@@ -48,6 +48,22 @@ class ServingSettings(BaseModel):
     request_timeout_s: float = 10.0
 
 
+class MetricsSettings(BaseModel):
+    """The prediction-event store (modelyard.metrics): engine, place, rollups and retention.
+
+    `embedded` keeps events and their 1-minute/1-hour rollups in a DuckDB file owned by this
+    server (`path`, default <home>/metrics/events.duckdb); `database` keeps raw events in the
+    metadata database (no rollups), as replicas do. Retention is in days per resolution.
+    """
+
+    store: Literal["embedded", "database"] = "embedded"
+    path: Path | None = None
+    raw_retention_days: float = Field(default=7, gt=0)
+    rollup_1m_retention_days: float = Field(default=30, gt=0)
+    rollup_1h_retention_days: float = Field(default=365, gt=0)
+    maintenance_interval_s: float = Field(default=10, gt=0)  # rollup + prune pass
+
+
 class ApiSettings(BaseModel):
     max_body_bytes: int = 64 * 1024 * 1024
     default_page_size: int = 50
@@ -69,6 +85,7 @@ class Settings(BaseSettings):
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     background: bool = True  # run the scheduler, pipeline engine and other loops
     # `all`: every component (`modelyard server`). `serving`: a stateless model-server replica
     # (`modelyard serve`): health, serving and /v2 routes, no scheduler or pipeline engine.

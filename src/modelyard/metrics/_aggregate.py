@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from modelyard.metrics.models import EventColumns
+from modelyard.metrics import _hist
+from modelyard.metrics.models import Cells, EventColumns
 
 _PERCENTILES = {"latency_p50": 50.0, "latency_p95": 95.0, "latency_p99": 99.0}
 
@@ -72,6 +73,44 @@ def aggregate(cols: EventColumns, metric: str, start_s: float, step_s: float, n_
         out[name] = [step_values(cols, order[bounds[i]:bounds[i + 1]], metric, step_s)
                      for i in range(n_steps)]
     return out
+
+
+ROLLUP_METRICS = ("count", "rate", "latency_mean", *_PERCENTILES, "error_rate")
+
+
+def aggregate_cells(cells: Cells, metric: str, step_s: float, n_steps: int,
+                    group_by: str | None) -> dict[str, list[float | None]]:
+    """`aggregate` over rollup cells (sorted by group, step, bucket) instead of raw events."""
+    groups = sorted(set(cells.group.tolist()), key=_natural) if len(cells) else []
+    if group_by is None:
+        groups = [""]
+    out: dict[str, list[float | None]] = {}
+    for name in groups:
+        mine = np.flatnonzero(cells.group == name) if len(cells) else np.zeros(0, np.int64)
+        bounds = np.searchsorted(cells.step[mine], np.arange(n_steps + 1))
+        vals: list[float | None] = []
+        for i in range(n_steps):
+            idx = mine[bounds[i]:bounds[i + 1]]
+            vals.append(_cell_value(cells, idx, metric, step_s))
+        out[name] = vals
+    return out
+
+
+def _cell_value(cells: Cells, idx: np.ndarray, metric: str, step_s: float) -> float | None:
+    n = int(cells.n[idx].sum())
+    if metric == "count":
+        return float(n)
+    if metric == "rate":
+        return n / step_s
+    if n == 0:
+        return None
+    if metric == "latency_mean":
+        return float(cells.latency_sum[idx].sum()) / n
+    if metric == "error_rate":
+        return float(cells.errors[idx].sum()) / n
+    if metric in _PERCENTILES:
+        return _hist.percentile(cells.n[idx], cells.latency_sum[idx], _PERCENTILES[metric])
+    raise ValueError(metric)
 
 
 def _natural(key: str) -> tuple[int, int | str]:

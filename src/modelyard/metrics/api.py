@@ -20,6 +20,7 @@ from modelyard.metrics.models import (
     InputDrift,
     Metric,
     QueryResult,
+    Resolution,
 )
 from modelyard.server.deps import Editor, PlatformDep, Viewer
 
@@ -49,9 +50,10 @@ def query(
     group_by: GroupBy | None = None,
     deployment: str | None = None,
     include_shadow: bool = False,
+    resolution: Resolution = "auto",
 ) -> QueryResult:
     return platform.metrics.query(access.project, metric, start, end, step_s, group_by,
-                                  deployment, include_shadow)
+                                  deployment, include_shadow, resolution)
 
 
 class DriftRequest(BaseModel):

@@ -16,6 +16,7 @@ Metric = Literal[
     "error_rate", "accuracy",
 ]
 GroupBy = Literal["deployment", "model", "version"]
+Resolution = Literal["auto", "raw", "1m", "1h"]  # what answers a query (see MetricsService)
 METRICS: tuple[str, ...] = Metric.__args__  # type: ignore[attr-defined]
 OUTCOMES = ("ok", "error", "timeout", "rejected")
 
@@ -77,6 +78,8 @@ class QueryResult(BaseModel):
     step_s: float
     group_by: str | None
     series: list[Series]
+    resolution: str = Field(default="raw",
+                            description="what answered: raw events, 1m or 1h rollups")
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,20 @@ class EventColumns:
 
     def __len__(self) -> int:
         return len(self.time_s)
+
+
+@dataclass(frozen=True)
+class Cells:
+    """Rollup rows of a query, merged: one row per (group, step, latency bucket)."""
+
+    group: np.ndarray  # object array of str ("" without group_by)
+    step: np.ndarray  # int64 step index from the query's start
+    n: np.ndarray  # int64 events
+    latency_sum: np.ndarray  # float64 ms
+    errors: np.ndarray  # int64 error + timeout outcomes
+
+    def __len__(self) -> int:
+        return len(self.n)
 
 
 class Drift(BaseModel):

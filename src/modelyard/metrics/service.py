@@ -8,6 +8,7 @@ import threading
 import time
 from collections import Counter as _Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,8 +18,9 @@ from modelyard.core.db import Database
 from modelyard.core.errors import InvalidArgument, Unavailable
 from modelyard.core.events import EventBus
 from modelyard.core.ids import check_name, utcnow
+from modelyard.core.settings import MetricsSettings
 from modelyard.metrics import alerts
-from modelyard.metrics._aggregate import aggregate
+from modelyard.metrics._aggregate import ROLLUP_METRICS, aggregate, aggregate_cells
 from modelyard.metrics.models import (
     METRICS,
     AlertEvent,
@@ -30,11 +32,13 @@ from modelyard.metrics.models import (
     Point,
     PredictionEvent,
     QueryResult,
+    Resolution,
     Series,
 )
 from modelyard.metrics.store import (
     AlertStore,
     MetricsStore,
+    Retention,
     SqlAlertStore,
     SqlMetricsStore,
     to_epoch,
@@ -50,6 +54,34 @@ FLUSH_INTERVAL_S = 0.5
 FLUSH_AT = 5_000  # buffered events that wake the flusher early
 ALERT_INTERVAL_S = 15.0  # how often the background loop evaluates alert rules
 MAX_BUFFER = 1_000_000  # beyond this `record` drops (and counts) events rather than grow
+_RESOLUTION_S = {"1m": 60, "1h": 3600}
+
+
+def open_event_store(db: Database, settings: MetricsSettings, home: Path | None,
+                     role: str) -> MetricsStore:
+    """The event store a process uses.
+
+    The main server owns an embedded DuckDB file under its data dir (`settings.path`, default
+    <home>/metrics/events.duckdb) and imports what replicas leave in the metadata DB. A serving
+    replica keeps no state of its own, so it writes to the shared metadata DB. Without a data
+    dir, the directory of a SQLite metadata DB is used; with neither (PostgreSQL and no home),
+    and with `store = "database"`, events stay in the metadata DB.
+    """
+    sql = SqlMetricsStore(db)
+    if role == "serving" or settings.store == "database":
+        return sql
+    path = settings.path
+    if path is None:
+        if home is None:
+            url = db.engine.url
+            if url.get_backend_name() != "sqlite" or not url.database \
+                    or url.database == ":memory:":
+                return sql
+            home = Path(url.database).resolve().parent
+        path = home / "metrics" / "events.duckdb"
+    from modelyard.metrics._duck import DuckDbMetricsStore
+
+    return DuckDbMetricsStore(path, outbox=sql)
 
 
 class MetricsService:
@@ -57,13 +89,22 @@ class MetricsService:
 
     `record()` never blocks the caller on storage: events go to an in-memory buffer that a
     background thread writes in bulk (every `FLUSH_INTERVAL_S`, and on `stop()`/`flush()`).
+    The same thread runs the store's maintenance (rollups, replica import, retention) every
+    `settings.maintenance_interval_s`.
     """
 
     def __init__(self, db: Database, prometheus: CollectorRegistry,
                  store: MetricsStore | None = None,
-                 alert_store: AlertStore | None = None) -> None:
+                 alert_store: AlertStore | None = None,
+                 settings: MetricsSettings | None = None, home: Path | None = None,
+                 role: str = "all") -> None:
         self.db = db
-        self.store = store or SqlMetricsStore(db)
+        self.settings = settings or MetricsSettings()
+        self.retention = Retention(self.settings.raw_retention_days,
+                                   self.settings.rollup_1m_retention_days,
+                                   self.settings.rollup_1h_retention_days)
+        self.store = store or open_event_store(db, self.settings, home, role)
+        self._next_maintenance = 0.0
         self.alert_store = alert_store or SqlAlertStore(db)
         self.events = EventBus()  # the platform shares one bus between components
         self._next_alerts = 0.0
@@ -97,6 +138,7 @@ class MetricsService:
             self._thread.join(timeout=30)
             self._thread = None
         self.flush()
+        self.store.close()
 
     def _run(self) -> None:
         while not self._stopping.is_set():
@@ -106,6 +148,12 @@ class MetricsService:
                 self.flush()
             except Exception:  # noqa: BLE001 - keep the loop alive; events stay buffered
                 log.exception("storing prediction events failed; retrying")
+            if time.monotonic() >= self._next_maintenance:
+                self._next_maintenance = time.monotonic() + self.settings.maintenance_interval_s
+                try:
+                    self.maintain()
+                except Exception:  # noqa: BLE001 - keep the loop alive
+                    log.exception("metrics store maintenance failed; retrying")
             if time.monotonic() >= self._next_alerts:
                 self._next_alerts = time.monotonic() + ALERT_INTERVAL_S
                 try:
@@ -151,18 +199,30 @@ class MetricsService:
         self._stored.inc(n)
         return n
 
+    def maintain(self, now: datetime | None = None) -> dict[str, int]:
+        """Roll up new events, import replicas' events and prune past retention, now."""
+        self.flush()
+        return self.store.maintain(_naive(now or utcnow()), self.retention)
+
     def add_feedback(self, project: str, feedback: list[Feedback]) -> int:
         return self.store.upsert_feedback(project, feedback)
 
     # -- queries --------------------------------------------------------------------------------
     def query(self, project: str, metric: str, start: datetime, end: datetime,
               step_s: float = 60.0, group_by: str | None = None,
-              deployment: str | None = None, include_shadow: bool = False) -> QueryResult:
+              deployment: str | None = None, include_shadow: bool = False,
+              resolution: Resolution = "auto") -> QueryResult:
         """One series per group of `metric` over `[start, end)` in steps of `step_s` seconds.
 
         Latencies are in milliseconds; percentiles interpolate linearly between closest ranks;
         `error_rate` is the share of `error` and `timeout` outcomes (requests shed with 429
         count in the total only); `accuracy` uses the ok events that have feedback.
+
+        `auto` answers from the coarsest rollup (1h, then 1m) that `start`, `end` and `step_s`
+        are all multiples of, plus the raw events not rolled up yet, and from raw events
+        otherwise (and always for `accuracy`, whose labels arrive later). From rollups, counts,
+        rates, means and error rates are exact and percentiles within one latency bucket (5%).
+        Raw events are kept `raw_retention_days`, so older windows need aligned queries.
         """
         if metric not in METRICS:
             raise InvalidArgument(f"unknown metric {metric!r}: use one of {', '.join(METRICS)}",
@@ -188,8 +248,14 @@ class MetricsService:
             self.flush()  # a query sees every event recorded before it
         except Exception as e:
             raise Unavailable("the metrics store cannot store buffered events; retry") from e
-        cols = self.store.events(project, start, end, deployment, include_shadow)
-        values = aggregate(cols, metric, to_epoch(start), step_s, n_steps, group_by)
+        res = self._resolution(resolution, metric, start, end, step_s)
+        if res:
+            cells = self.store.cells(project, res, start, end, step_s, deployment,
+                                     include_shadow, group_by)
+            values = aggregate_cells(cells, metric, step_s, n_steps, group_by)
+        else:
+            cols = self.store.events(project, start, end, deployment, include_shadow)
+            values = aggregate(cols, metric, to_epoch(start), step_s, n_steps, group_by)
         times = [start + timedelta(seconds=i * step_s) for i in range(n_steps)]
         series = [
             Series(group={group_by: key} if group_by else {},
@@ -197,7 +263,27 @@ class MetricsService:
             for key, vals in values.items()
         ]
         return QueryResult(metric=metric, start=start, end=end, step_s=step_s,
-                           group_by=group_by, series=series)
+                           group_by=group_by, series=series,
+                           resolution={60: "1m", 3600: "1h"}.get(res, "raw"))
+
+    def _resolution(self, wanted: Resolution, metric: str, start: datetime, end: datetime,
+                    step_s: float) -> int:
+        """The rollup step (seconds) that answers the query, or 0 for raw events."""
+        def fits(r: int) -> bool:
+            return (r in self.store.resolutions and metric in ROLLUP_METRICS
+                    and step_s % r == 0 and to_epoch(start) % r == 0 and to_epoch(end) % r == 0)
+
+        if wanted == "raw":
+            return 0
+        if wanted != "auto":
+            r = _RESOLUTION_S[wanted]
+            if not fits(r):
+                raise InvalidArgument(
+                    f"{wanted} rollups cannot answer this query: start, end and step_s must be "
+                    f"multiples of {r} s, the metric one of {', '.join(ROLLUP_METRICS)}",
+                    {"field": "resolution"})
+            return r
+        return next((r for r in sorted(self.store.resolutions, reverse=True) if fits(r)), 0)
 
     def drift(self, project: str, deployment: str, reference: dict[str, float], start: datetime,
               end: datetime, threshold: float = 0.2) -> Drift:

@@ -1,13 +1,19 @@
-"""Persistence of prediction events and feedback.
+"""Persistence of prediction events, feedback and alert rules.
 
-Events live in one table of the metadata database, written by SQLAlchemy bulk inserts. Issue 9
-may move raw events and rollups to an embedded columnar engine (DuckDB) once measured; the
-`MetricsStore` contract below is what such a backend has to satisfy.
+`MetricsStore` is the event-store contract. Two implementations:
+  * `DuckDbMetricsStore` (`_duck.py`): the default, embedded per server, with 1-minute and
+    1-hour rollups and retention (chosen by bench/metrics_bench.py);
+  * `SqlMetricsStore` (here): raw events in a metadata-DB table, no rollups. Serving replicas
+    write there (they share the metadata DB and own no file), and the owning server imports
+    those rows into its DuckDB file; `settings.metrics.store = "database"` keeps every event
+    there instead.
+Alert rules always live in the metadata database (`SqlAlertStore`).
 """
 
 from __future__ import annotations
 
 import abc
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +27,7 @@ from modelyard.metrics.models import (
     AlertEvent,
     AlertRule,
     AlertRuleSpec,
+    Cells,
     EventColumns,
     Feedback,
     PredictionEvent,
@@ -35,8 +42,23 @@ from modelyard.metrics.tables import (
 _EPOCH = datetime(1970, 1, 1)
 
 
+@dataclass(frozen=True)
+class Retention:
+    """How long each resolution is kept, in days."""
+
+    raw_days: float = 7
+    rollup_1m_days: float = 30
+    rollup_1h_days: float = 365
+
+
 class MetricsStore(abc.ABC):
-    """Append-only events plus feedback keyed by request id. Thread safe."""
+    """Append-only events plus feedback keyed by request id. Thread safe.
+
+    A store that keeps rollups lists their step sizes (seconds) in `resolutions` and answers
+    `cells`; the others answer every query from raw `events`.
+    """
+
+    resolutions: tuple[int, ...] = ()
 
     @abc.abstractmethod
     def insert_events(self, events: list[PredictionEvent]) -> int:
@@ -57,6 +79,20 @@ class MetricsStore(abc.ABC):
                     end: datetime) -> np.ndarray:
         """The `mean` of each ok, non-shadow event's input summary in `[start, end)`."""
 
+    def cells(self, project: str, resolution: int, start: datetime, end: datetime,
+              step_s: float, deployment: str | None, include_shadow: bool,
+              group_by: str | None) -> Cells:
+        """Rollups of `resolution` seconds in `[start, end)` (both aligned to it) merged with
+        the raw events not rolled up yet, by (group, step, latency bucket)."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no rollups")
+
+    def maintain(self, now: datetime, retention: Retention) -> dict[str, int]:
+        """Roll up new events and drop what is past `retention`; returns counts by kind."""
+        return {}
+
+    def close(self) -> None:
+        """Release files and connections; idempotent, and a later call opens them again."""
+        return None
 
 class SqlMetricsStore(MetricsStore):
     def __init__(self, db: Database) -> None:
@@ -139,6 +175,34 @@ class SqlMetricsStore(MetricsStore):
         values = [x["mean"] for x in summaries
                   if isinstance(x, dict) and isinstance(x.get("mean"), (int, float))]
         return np.asarray(values, dtype=np.float64)
+
+
+    def take_after(self, after_id: int, limit: int) -> tuple[int, list[PredictionEvent]] | None:
+        """Up to `limit` events with row id > `after_id` and the last id; None when none."""
+        e = MetricEventRow
+        with self.db.session() as s:
+            rows = list(s.scalars(sa.select(e).where(e.id > after_id).order_by(e.id)
+                                  .limit(limit)))
+            if not rows:
+                return None
+            return rows[-1].id, [
+                PredictionEvent(project=r.project, deployment=r.deployment, model=r.model,
+                                version=r.version, time=r.time, latency_ms=r.latency_ms,
+                                outcome=r.outcome, label=r.label,  # type: ignore[arg-type]
+                                confidence=r.confidence, request_id=r.request_id,
+                                shadow=r.shadow, input_summary=r.input_summary)
+                for r in rows]
+
+    def delete_through(self, last_id: int) -> None:
+        """Drop events with row id <= `last_id` (after another store took them)."""
+        with self.db.session() as s:
+            s.execute(sa.delete(MetricEventRow).where(MetricEventRow.id <= last_id))
+
+
+def naive_utc(t: datetime) -> datetime:
+    if t.tzinfo is not None:
+        return t.astimezone(UTC).replace(tzinfo=None)
+    return t
 
 
 def to_epoch(t: datetime) -> float:
