@@ -24,7 +24,7 @@ import statistics
 import tempfile
 import time
 import zipfile
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -164,19 +164,24 @@ def bench_overhead(n: int) -> dict[str, Any]:
             "n_trials": n, "max_parallel": 1})
         done = c.hpo.wait("overhead", timeout=600, poll_s=0.05)
         wall = time.perf_counter() - t0
+        began = datetime.now(UTC).replace(tzinfo=None) - timedelta(seconds=wall)
         jobs = [c.training.get(t["job_id"]) for t in c.hpo.trials("overhead")]
     ts = [{k: datetime.fromisoformat(j[k]) for k in ("created_at", "started_at", "finished_at")}
           for j in jobs]
     run_s = [(t["finished_at"] - t["started_at"]).total_seconds() for t in ts]
     start_s = [(t["started_at"] - t["created_at"]).total_seconds() for t in ts]
     gap_s = [(b["created_at"] - a["finished_at"]).total_seconds() for a, b in pairwise(ts)]
+    ended = datetime.fromisoformat(done["finished_at"])
     return {"trials": n, "state": done["state"], "platform_wall_s": wall,
             "in_process_wall_s": inproc, "per_trial_overhead_s": (wall - inproc) / n,
             "job_process_run_s_median": statistics.median(run_s),
             "submit_to_start_s_median": statistics.median(start_s),
             "controller_gap_s_median": statistics.median(gap_s) if gap_s else None,
             "orchestration_s_per_trial": statistics.median(start_s) + (
-                statistics.median(gap_s) if gap_s else 0.0)}
+                statistics.median(gap_s) if gap_s else 0.0),
+            "job_process_run_s": run_s, "submit_to_start_s": start_s, "controller_gap_s": gap_s,
+            "create_to_first_trial_s": (ts[0]["created_at"] - began).total_seconds(),
+            "last_trial_to_study_done_s": (ended - ts[-1]["finished_at"]).total_seconds()}
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ rebuilt from the study spec whenever a study is loaded.
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,18 @@ def open_storage(database_url: str, home: Path) -> optuna.storages.RDBStorage:
     if database_url.startswith("sqlite"):
         path = home / "hpo" / "optuna.db"
         path.parent.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.RDBStorage(
-            f"sqlite:///{path}", engine_kwargs={"connect_args": {"timeout": 30}})
+
+        def connect() -> sqlite3.Connection:
+            # As modelyard's own SQLite database: WAL, and a sync per checkpoint rather than
+            # per commit (still safe when the server is killed; a trial's asks and tells are
+            # several commits each).
+            conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            return conn
+
+        return optuna.storages.RDBStorage(f"sqlite:///{path}",
+                                          engine_kwargs={"creator": connect})
     engine = sa.create_engine(database_url)
     try:
         with engine.begin() as conn:

@@ -1,10 +1,13 @@
 """What trainer code may call inside a trial job to stop early and cleanly.
 
-The controller cancels a pruned trial's job (which frees its resources) whatever the trainer
-does; a trainer that calls `should_prune()` between epochs can instead save what it has and
-exit 0 before the cancel reaches it.
+`should_prune()` sends the metrics logged so far and asks the server, which runs the study's
+pruner on them right away: a trainer that asks after every epoch stops at the first epoch
+boundary after the decision. The server also cancels a pruned trial's job (which frees its
+resources) whatever the trainer does; the built-in trainers ask after every epoch.
 
+>>> from modelyard import runtime
 >>> from modelyard.hpo.client_hooks import should_prune
+>>> runtime.log_metrics(epoch, val_accuracy=acc)
 >>> if should_prune():
 ...     return 0
 """
@@ -21,10 +24,11 @@ def should_prune() -> bool:
     job_id = os.environ.get("MODELYARD_JOB_ID")
     if not job_id:
         return False
-    from modelyard.sdk.client import Client
+    from modelyard.runtime._context import client
+    from modelyard.runtime._io import flush_metrics
 
     try:
-        with Client() as c:
-            return bool(c.hpo.should_prune(job_id))
+        flush_metrics()  # the pruner decides on this epoch's values, not the last flush's
+        return bool(client().hpo.should_prune(job_id))
     except ModelyardError:
         return False

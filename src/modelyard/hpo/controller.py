@@ -67,6 +67,10 @@ class HpoController:
         self._wake.set()
 
     def _run(self) -> None:
+        try:  # opened now, not when the first study waits on it (creating it takes a while)
+            _ = self.storage
+        except Exception:
+            log.exception("could not open the Optuna storage; retrying when a study needs it")
         while not self._stop.is_set():
             busy = True
             try:
@@ -134,6 +138,18 @@ class HpoController:
             active += 1
         if len(trials) >= spec.n_trials and all(t.state.terminal for t in trials):
             self._finish(study, self.store.trials(study.id))
+
+    def decide(self, study: Study, job_id: str) -> Trial | None:
+        """Feeds the latest values of the trial `job_id` runs to the pruner now (the trial asks
+        between epochs); the trial after (pruned, its job cancelled, when the pruner says so)."""
+        t = self.store.trial_of_job(job_id)
+        if t is not None and t.state is TrialState.running:
+            try:
+                self._watch(study, self.optuna_study(study), t)
+            except Exception:  # noqa: BLE001 - the next round decides instead
+                log.exception("study %s: deciding on trial %s failed", study.id, t.number)
+            t = self.store.trial_of_job(job_id)
+        return t
 
     # one trial -----------------------------------------------------------------------------
     def _ask(self, study: Study, ostudy: optuna.Study, number: int) -> Trial:

@@ -46,6 +46,8 @@ class HpoService:
         self.store = SqlHpoStore(db)
         self.lock = threading.RLock()  # one writer of trials at a time: controller or a stop
         self.controller = HpoController(self)
+        # A trial's job ending frees a slot: the controller starts the next trial right away.
+        training.on_job_end(lambda job: self.controller.wake())
 
     # background loop -------------------------------------------------------------------
     def start(self) -> None:
@@ -128,11 +130,18 @@ class HpoService:
             log.warning("trial job %s is gone", job_id)
 
     def is_pruned(self, project: str, job_id: str) -> bool:
-        """Whether `job_id` runs a trial that was pruned (or whose study was stopped)."""
+        """Whether `job_id` runs a trial that was pruned (or whose study was stopped).
+
+        A trial asks between epochs, after flushing the epoch's metrics: the pruner decides
+        on them now (not at the controller's next round), so a pruned trial stops at this
+        epoch boundary and its job is cancelled, which frees its resources at once."""
         trial = self.store.trial_of_job(job_id)
         if trial is None:
             return False
-        self.store.get_study(project, trial.study_id)  # NotFound outside the project
+        study = self.store.get_study(project, trial.study_id)  # NotFound outside the project
+        if trial.state is TrialState.running and study.state is StudyState.running:
+            with self.lock:
+                trial = self.controller.decide(study, job_id) or trial
         return trial.state in (TrialState.pruned, TrialState.cancelled)
 
     # helpers ---------------------------------------------------------------------------

@@ -17,6 +17,10 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+# httpx imports its command-line tool (click and rich, ~35 ms of a job's start) whenever those
+# are installed; a job never runs it, so httpx falls back to its stub.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
 
 def _unpack(data: bytes, dest: Path) -> None:
     if zipfile.is_zipfile(io.BytesIO(data)):

@@ -182,14 +182,20 @@ class SchedulerLoop:
         return True
 
     def ended(self, job: Job) -> None:
-        """After a job reached its final state: close its run, revoke its token."""
+        """After a job reached its final state: close its run, revoke its token, tell whoever
+        listens (`TrainingService.on_job_end`)."""
         self.revoke_token(job)
-        if not job.run_id:
-            return
-        try:
-            self.svc.registry.finish_run(job.project, job.run_id, RUN_STATUS[job.state])
-        except ModelyardError:
-            log.warning("could not finish run %s of job %s", job.run_id, job.id, exc_info=True)
+        if job.run_id:
+            try:
+                self.svc.registry.finish_run(job.project, job.run_id, RUN_STATUS[job.state])
+            except ModelyardError:
+                log.warning("could not finish run %s of job %s", job.run_id, job.id,
+                            exc_info=True)
+        for listener in self.svc.job_end_listeners:
+            try:
+                listener(job)
+            except Exception:  # noqa: BLE001 - a listener's trouble must not stall scheduling
+                log.exception("a job-end listener failed for job %s", job.id)
 
     def revoke_token(self, job: Job) -> None:
         ref = self.store.token_ref(job.id)

@@ -6,7 +6,7 @@ import io
 import logging
 import tarfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -60,6 +60,13 @@ class TrainingService:
         self.capacity: Capacity = job_capacity(settings)
         self.executor = open_executor(settings)
         self.loop = SchedulerLoop(self)
+        self.executor.on_exit = self.loop.wake  # a job's exit is seen at once, not next poll
+        self.job_end_listeners: list[Callable[[Job], None]] = []
+
+    def on_job_end(self, listener: Callable[[Job], None]) -> None:
+        """Calls `listener(job)` (on the scheduler's thread) whenever a job reaches its final
+        state, so a component waiting on jobs (HPO's controller) reacts now instead of polling."""
+        self.job_end_listeners.append(listener)
 
     # background loop -------------------------------------------------------------------
     def start(self) -> None:

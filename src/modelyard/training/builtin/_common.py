@@ -37,10 +37,36 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return float((pred == y).float().mean().item()) if len(y) else 0.0
 
 
+class TrialPruned(Exception):  # noqa: N818 - Optuna's name for the same thing
+    """The job is a trial its study pruned: stop training, register nothing."""
+
+    def __init__(self, epoch: int) -> None:
+        super().__init__(f"pruned after epoch {epoch}")
+        self.epoch = epoch
+
+
+def pruned(distributed: bool, device: torch.device) -> bool:
+    """Whether the study pruned this trial, on the epoch just logged (False for other jobs).
+
+    Rank 0 asks (its metrics are the ones logged) and every rank gets its answer, so all
+    ranks stop at the same epoch."""
+    from modelyard.hpo.client_hooks import should_prune
+
+    answer = should_prune() if runtime.context().is_main else False
+    if distributed:
+        flag = torch.tensor([int(answer)], device=device)
+        dist.broadcast(flag, src=0)
+        answer = bool(flag.item())
+    return answer
+
+
 def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, xv: torch.Tensor, yv: torch.Tensor,
         *, lr: float, epochs: int, batch_size: int, seed: int,
         on_epoch: Callable[[int, float, float], None] | None = None) -> tuple[nn.Module, float]:
-    """Trains with Adam, resuming from the job's checkpoint; returns (model, val accuracy)."""
+    """Trains with Adam, resuming from the job's checkpoint; returns (model, val accuracy).
+
+    After every epoch the metrics are sent and, when the job is a study's trial, the pruner
+    asked: a pruned trial raises `TrialPruned` at that epoch boundary."""
     ctx = runtime.context()
     distributed = runtime.init_distributed()
     # The executor shows a job only the GPUs it was given; none means CPU.
@@ -84,6 +110,9 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, xv: torch.Tensor, yv
         print(f"epoch {epoch + 1}/{epochs} train_loss={train_loss:.4f} "
               f"val_accuracy={val_acc:.4f}", flush=True)
         runtime.log_metrics(epoch, train_loss=train_loss, val_accuracy=val_acc)
+        if pruned(distributed, device):
+            print(f"pruned by its study after epoch {epoch + 1}; stopping", flush=True)
+            raise TrialPruned(epoch)
         runtime.save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(),
                                  "epoch": epoch})
         if on_epoch:

@@ -7,7 +7,14 @@ from torch import nn
 
 from modelyard import runtime
 from modelyard.preprocessing import ImagePreprocessor
-from modelyard.training.builtin._common import finish, fit, label_index, label_names, rows_of
+from modelyard.training.builtin._common import (
+    TrialPruned,
+    finish,
+    fit,
+    label_index,
+    label_names,
+    rows_of,
+)
 from modelyard.training.trainers import DigitsCnnParams
 
 SIZE = 8
@@ -44,8 +51,12 @@ def main() -> int:
     print(f"digits-cnn: rank {ctx.rank}/{ctx.world_size}, {len(x)} train rows, "
           f"{len(xv)} validation rows, {len(names)} classes", flush=True)
     model = network(hp.channels, len(names))
-    model, val_acc = fit(model, x, y, xv, yv, lr=hp.lr, epochs=hp.epochs,
-                         batch_size=hp.batch_size, seed=hp.seed)
+    try:
+        model, val_acc = fit(model, x, y, xv, yv, lr=hp.lr, epochs=hp.epochs,
+                             batch_size=hp.batch_size, seed=hp.seed)
+    except TrialPruned:
+        finish()
+        return 0
     version = runtime.save_model(model, xv[:2], preprocessing=pre.spec(), name="digits-cnn",
                                  metrics={"val_accuracy": val_acc})
     if version:

@@ -7,7 +7,7 @@ from torch import nn
 
 from modelyard import runtime
 from modelyard.preprocessing import TextPreprocessor, build_vocab
-from modelyard.training.builtin._common import finish, fit, label_names, rows_of
+from modelyard.training.builtin._common import TrialPruned, finish, fit, label_names, rows_of
 from modelyard.training.trainers import IntentClassifierParams
 
 
@@ -47,8 +47,12 @@ def main() -> int:
     print(f"intent-classifier: {len(x)} train rows, {len(xv)} validation rows, "
           f"{len(names)} intents, vocabulary of {pre.size}", flush=True)
     model = network(pre.size, hp.embedding_dim, len(names))
-    model, val_acc = fit(model, x, y, xv, yv, lr=hp.lr, epochs=hp.epochs,
-                         batch_size=hp.batch_size, seed=hp.seed)
+    try:
+        model, val_acc = fit(model, x, y, xv, yv, lr=hp.lr, epochs=hp.epochs,
+                             batch_size=hp.batch_size, seed=hp.seed)
+    except TrialPruned:
+        finish()
+        return 0
     runtime.save_model(model, xv[:2], preprocessing=pre.spec(), name="intent-classifier",
                        metrics={"val_accuracy": val_acc})
     finish()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,7 +36,11 @@ class Executor(abc.ABC):
     it, also in a later server process, so a restarted server adopts jobs still running.
     `poll` never raises for a job that is gone: it answers `Status(running=False)`.
     `cancel` stops the job and everything it started; cancelling a finished job is a no-op.
+    An executor that learns of a job's exit as it happens calls `on_exit` (the scheduler's
+    wake-up, set by the service), so the scheduler does not wait for its next poll.
     """
+
+    on_exit: Callable[[], None] | None = None
 
     @abc.abstractmethod
     def submit(self, launch: Launch) -> str: ...

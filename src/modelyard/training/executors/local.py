@@ -72,9 +72,16 @@ class LocalExecutor(Executor):
             )
         with self._lock:
             self._procs[proc.pid] = proc
+        threading.Thread(target=self._await, args=(proc,), daemon=True,
+                         name=f"wait-{proc.pid}").start()
         handle = json.dumps({"pid": proc.pid, "start": _start_time(proc.pid),
                              "exit_file": str(exit_file)})
         return self.remember(launch, handle)
+
+    def _await(self, proc: subprocess.Popen[bytes]) -> None:
+        proc.wait()
+        if self.on_exit is not None:
+            self.on_exit()
 
     def poll(self, handle: str) -> Status:
         h = json.loads(handle)
