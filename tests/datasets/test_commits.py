@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from modelyard.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
@@ -132,3 +134,21 @@ def test_streamed_file_names_bad_rows_across_batches_and_stores_nothing(client: 
     path.write_text("\n".join(json.dumps(r) for r in rows))
     commit = client.datasets.upload_file("talk", path)
     assert commit["row_count"] == 12_000 and commit["stats"]["label_counts"] == {"a": 6000, "b": 6000}
+
+
+def test_a_folder_upload_spans_several_row_groups_and_keeps_every_image(
+        images: Client, api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelyard.sdk import datasets as sdk_datasets
+
+    monkeypatch.setattr(sdk_datasets, "FOLDER_GROUP_ROWS", 3)  # 10 images -> 4 row groups
+    folder, sent = tmp_path / "pictures", {}
+    for i, row in enumerate(image_rows(10)):
+        (folder / row["label"]).mkdir(parents=True, exist_ok=True)
+        (folder / row["label"] / f"{i}.png").write_bytes(row["image"])
+        sent[row["image"]] = row["label"]
+    out = images.datasets.upload_folder("imgs", folder)
+    assert out["stats"]["row_count"] == 10
+    service = api.app.state.platform.datasets
+    stored = service.data(service.get_dataset("alpha", "imgs")).table(
+        out["lance_version"], ["image", "label"]).to_pylist()
+    assert {r["image"]: r["label"] for r in stored} == sent

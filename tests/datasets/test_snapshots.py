@@ -6,10 +6,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from modelyard.core.errors import FailedPrecondition, NotFound
 from modelyard.runtime.data import load_split_arrays
 from modelyard.sdk.client import Client
+from modelyard.server.app import create_app
 from tests.datasets.conftest import image_rows
 
 
@@ -92,3 +94,22 @@ def test_snapshot_of_another_project_is_not_found(images: Client) -> None:
     images.create_project("other")
     with pytest.raises(NotFound):
         images.datasets.get_snapshot(snap["id"], project="other")
+
+
+def test_a_snapshot_left_pending_by_a_dead_server_is_finished_on_the_next_start(
+        images: Client, api, settings, admin_token: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    images.datasets.commit_rows("imgs", image_rows(30))
+    manager = api.app.state.platform.datasets.snapshots
+    # Large snapshots go to a background worker; here that worker dies with its server
+    # before it starts (the record is committed as pending, nothing more happens).
+    monkeypatch.setattr(manager, "inline_rows", 0)
+    monkeypatch.setattr(manager, "_submit", lambda snapshot_id: None)
+    snap = images.datasets.snapshot("imgs", seed=5, wait=False)
+    assert snap["status"] == "pending"
+
+    with TestClient(create_app(settings), raise_server_exceptions=False) as restarted:
+        again = Client(token=admin_token, project="alpha", http=restarted)
+        done = again.datasets.wait(snap, timeout_s=60)
+    assert done["status"] == "ready" and done["id"] == snap["id"]
+    assert sum(done["split_sizes"].values()) == 30
+    assert sum(len(rows) for rows in _all_rows(done).values()) == 30

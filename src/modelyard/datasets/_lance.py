@@ -28,16 +28,26 @@ def _encode(v: Any) -> bytes:
     return json.dumps(v, sort_keys=True).encode()
 
 
+def _prefixed(col: pa.ChunkedArray) -> list[bytes]:
+    """Each value of one column encoded as by `_encode` and length-prefixed; the common column
+    types skip the per-value type dispatch (same bytes, several times faster at 100k rows)."""
+    t, values = col.type, col.to_pylist()
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t):
+        enc = [b"null" if v is None else v for v in values]
+    elif pa.types.is_string(t) or pa.types.is_large_string(t):
+        enc = [b"null" if v is None else b"s" + v.encode() for v in values]
+    elif pa.types.is_integer(t):  # json.dumps of an int is its decimal digits
+        enc = [b"null" if v is None else str(v).encode() for v in values]
+    else:
+        enc = [_encode(v) for v in values]
+    return [len(p).to_bytes(8, "little") + p for p in enc]
+
+
 def row_hashes(table: pa.Table) -> list[str]:
     """sha256 of each row's content: every field, length-prefixed, in schema order."""
-    cols = [table.column(n).to_pylist() for n in table.column_names]
     sha = hashlib.sha256
-    out = []
-    for values in zip(*cols, strict=True):
-        parts = [_encode(v) for v in values]
-        h = sha(b"".join(len(p).to_bytes(8, "little") + p for p in parts))
-        out.append(h.hexdigest())
-    return out
+    cols = [_prefixed(table.column(n)) for n in table.column_names]
+    return [sha(b"".join(parts)).hexdigest() for parts in zip(*cols, strict=True)]
 
 
 _MOD = 2**256
@@ -60,10 +70,11 @@ def content_hash(total: int, count: int) -> str:
 def with_ids(table: pa.Table, reuse: dict[str, list[str]] | None = None) -> pa.Table:
     """Adds row_id and row_hash; rows whose content matches one in `reuse` keep its id."""
     hashes = row_hashes(table)
+    fresh = secrets.token_hex(8 * len(hashes))  # one call, not one per row
     ids = []
-    for h in hashes:
+    for i, h in enumerate(hashes):
         pool = reuse.get(h) if reuse else None
-        ids.append(pool.pop() if pool else "r" + secrets.token_hex(8))
+        ids.append(pool.pop() if pool else "r" + fresh[16 * i:16 * i + 16])
     return table.append_column("row_id", pa.array(ids, pa.string())).append_column(
         "row_hash", pa.array(hashes, pa.string()))
 

@@ -27,8 +27,8 @@ class SnapshotManager:
 
     Snapshots of up to `inline_rows` rows are materialized within the request (they take
     milliseconds); larger ones answer `pending` and a background thread makes them `ready` or
-    `failed`. A failed snapshot, or a pending one whose worker is gone (a server restart), can
-    be retried.
+    `failed`. A server restart picks up every snapshot left `pending` (`resume_pending`); a
+    failed one can be retried.
     """
 
     def __init__(self, store: DatasetStore, blobs: BlobStore,
@@ -57,6 +57,22 @@ class SnapshotManager:
                     self._inflight.discard(snapshot_id)
 
         self._pool.submit(run)
+
+    def resume_pending(self) -> int:
+        """Queues every snapshot left `pending` (its worker died with the last process)."""
+        pending = self.store.pending_snapshots()
+        for rec in pending:
+            self._submit(rec.id)
+        if pending:
+            log.info("resuming %d pending snapshot(s)", len(pending))
+        return len(pending)
+
+    def close(self) -> None:
+        """Stops the background workers; a snapshot cut short stays pending for the next start."""
+        with self._inflight_guard:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def create(self, project: str, name: str, req: SnapshotRequest,
                         actor: str) -> Snapshot:

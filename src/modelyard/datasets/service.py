@@ -207,6 +207,13 @@ class DatasetService:
                                                "version": stored.version})
         return stored
 
+    def start(self) -> None:
+        """Background work left by the last process: snapshots still pending."""
+        self.snapshots.resume_pending()
+
+    def stop(self) -> None:
+        self.snapshots.close()
+
     # ---- snapshots and garbage collection (see _snapshots.py, _gc.py) ----------------------
 
     def create_snapshot(self, project: str, name: str, req: SnapshotRequest, actor: str) -> Snapshot:

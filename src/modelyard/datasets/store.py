@@ -62,6 +62,10 @@ class DatasetStore(abc.ABC):
     def list_snapshots(self, dataset_id: str) -> list[SnapshotRecord]: ...
 
     @abc.abstractmethod
+    def pending_snapshots(self) -> list[SnapshotRecord]:
+        """Every snapshot still `pending`, oldest first (work a restart must pick up again)."""
+
+    @abc.abstractmethod
     def update_snapshot(self, snapshot_id: str, **fields: Any) -> SnapshotRecord: ...
 
     @abc.abstractmethod
@@ -194,6 +198,12 @@ class SqlDatasetStore(DatasetStore):
     def list_snapshots(self, dataset_id: str) -> list[SnapshotRecord]:
         with self.db.session() as s:
             rows = s.scalars(sa.select(SnapshotRow).where(SnapshotRow.dataset_id == dataset_id)
+                             .order_by(SnapshotRow.created_at, SnapshotRow.id))
+            return [_snapshot(r) for r in rows]
+
+    def pending_snapshots(self) -> list[SnapshotRecord]:
+        with self.db.session() as s:
+            rows = s.scalars(sa.select(SnapshotRow).where(SnapshotRow.status == "pending")
                              .order_by(SnapshotRow.created_at, SnapshotRow.id))
             return [_snapshot(r) for r in rows]
 

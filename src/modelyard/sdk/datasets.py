@@ -13,6 +13,7 @@ from modelyard.core.errors import FailedPrecondition, Unavailable
 from modelyard.sdk._http import Transport
 
 CHUNK = 1024 * 1024
+FOLDER_GROUP_ROWS = 5_000  # images per Parquet row group when uploading a folder
 
 
 class DatasetsAPI:
@@ -96,20 +97,26 @@ class DatasetsAPI:
                       message: str = "", tags: builtins.list[str] | None = None,
                       progress: Callable[[int], None] | None = None,
                       project: str | None = None) -> dict[str, Any]:
-        """Images in one sub-folder per class → an image_classification commit (PNG)."""
+        """Images in one sub-folder per class → an image_classification commit (PNG).
+
+        The images go into a temporary Parquet file one row group at a time (never all in
+        memory), which is then streamed to the server like any other upload.
+        """
+        import tempfile
+
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        images: builtins.list[bytes] = []
-        labels: builtins.list[str] = []
-        for cls_dir in sorted(p for p in Path(folder).iterdir() if p.is_dir()):
-            for f in sorted(p for p in cls_dir.iterdir() if p.is_file()):
-                images.append(_as_png(f))
-                labels.append(cls_dir.name)
-        buf = io.BytesIO()
-        pq.write_table(pa.table({"image": pa.array(images, pa.binary()), "label": labels}), buf)
-        buf.seek(0)
-        return self.upload_stream(name, buf, "parquet", mode, message, tags, progress, project)
+        schema = pa.schema([("image", pa.binary()), ("label", pa.string())])
+        with tempfile.TemporaryFile(suffix=".parquet") as spool:
+            with pq.ParquetWriter(spool, schema) as writer:
+                for group in _folder_groups(Path(folder), FOLDER_GROUP_ROWS):
+                    writer.write_table(pa.table(
+                        {"image": [img for img, _ in group], "label": [lab for _, lab in group]},
+                        schema=schema))
+            spool.seek(0)
+            return self.upload_stream(name, spool, "parquet", mode, message, tags,  # type: ignore[arg-type]
+                                      progress, project)
 
     def import_builtin(self, name: str, source: str, message: str = "",
                        tags: builtins.list[str] | None = None, mode: str = "overwrite",
@@ -184,6 +191,19 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
 
     return {k: base64.b64encode(v).decode() if isinstance(v, (bytes, bytearray)) else v
             for k, v in row.items()}
+
+
+def _folder_groups(folder: Path, size: int) -> Iterator[builtins.list[tuple[bytes, str]]]:
+    """(PNG bytes, class) of every image under folder/<class>/, `size` at a time."""
+    group: builtins.list[tuple[bytes, str]] = []
+    for cls_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+        for f in sorted(p for p in cls_dir.iterdir() if p.is_file()):
+            group.append((_as_png(f), cls_dir.name))
+            if len(group) == size:
+                yield group
+                group = []
+    if group:
+        yield group
 
 
 def _as_png(path: Path) -> bytes:

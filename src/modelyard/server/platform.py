@@ -66,6 +66,8 @@ class Platform:
         if token:
             log.warning("first start: admin token written to %s",
                         self.settings.resolved_admin_token_file)
+        if self.settings.role != "serving":  # work acknowledged before a restart, not a loop
+            self.datasets.start()
         if self.settings.background:
             for svc in self._loops:
                 start = getattr(svc, "start", None)
@@ -82,4 +84,5 @@ class Platform:
                     stop()
                 except Exception:  # noqa: BLE001 - keep stopping the others
                     log.exception("stopping %s failed", type(svc).__name__)
+        self.datasets.stop()
         self.db.dispose()
