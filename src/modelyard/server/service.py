@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,8 +18,21 @@ ADMIN_USER = "admin"
 
 
 class AuthService:
+    """Who may do what.
+
+    A token's principal is remembered for `token_cache_ttl_s`, so a burst of requests (model
+    serving) costs no database query per request. Revoking a token, changing a membership or
+    creating a project forgets what this process remembered at once; another process (a serving
+    replica) sees such a change, or a token's expiry, at most `token_cache_ttl_s` late.
+    """
+
+    token_cache_ttl_s = 2.0
+    token_cache_size = 4096
+
     def __init__(self, store: AuthStore) -> None:
         self.store = store
+        self._principals: dict[str, tuple[Principal, float]] = {}
+        self._principals_lock = threading.Lock()
 
     def bootstrap(self, token_file: Path) -> str | None:
         """On a first start, create the admin user and write its token to a 0600 file."""
@@ -38,10 +53,28 @@ class AuthService:
                 "missing bearer token: send 'Authorization: Bearer <token>' "
                 "(the first start writes an admin token to <home>/admin-token)"
             )
-        principal = self.store.principal_for(hash_token(token), utcnow())
+        digest = hash_token(token)
+        cached = self._principals.get(digest)
+        now = time.monotonic()
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        principal = self.store.principal_for(digest, utcnow())
         if principal is None:
             raise Unauthenticated("the token is unknown, revoked or expired; create a new one")
+        with self._principals_lock:
+            if len(self._principals) >= self.token_cache_size:
+                self._principals.clear()
+            self._principals[digest] = (principal, now + self.token_cache_ttl_s)
         return principal
+
+    def forget_principals(self, token_id: str | None = None) -> None:
+        """Drop remembered principals: those of one token, or all (roles changed)."""
+        with self._principals_lock:
+            if token_id is None:
+                self._principals.clear()
+                return
+            for digest in [d for d, (p, _) in self._principals.items() if p.token_id == token_id]:
+                del self._principals[digest]
 
     def require(self, principal: Principal, project: str, role: Role) -> Role:
         """The caller's role in `project`, or an error: 404 for outsiders, 403 when too low."""
@@ -81,6 +114,7 @@ class AuthService:
 
     def revoke_token(self, principal: Principal, token_id: str) -> None:
         self.store.revoke_token(principal.user_id, token_id)
+        self.forget_principals(token_id)
 
     def _mint(self, user: User, name: str, ttl_s: int | None, project: str | None,
               role: Role | None) -> NewToken:
@@ -93,7 +127,9 @@ class AuthService:
         if principal.scope_project is not None:
             raise PermissionDenied("a project-scoped token cannot create projects")
         user = self.store.get_user(principal.user_name)
-        return self.store.create_project(check_name(name, "project"), description, user)
+        project = self.store.create_project(check_name(name, "project"), description, user)
+        self.forget_principals()  # the creator is now its admin
+        return project
 
     def get_project(self, principal: Principal, name: str) -> Project:
         self.require(principal, name, Role.viewer)
@@ -107,7 +143,9 @@ class AuthService:
 
     def set_member(self, principal: Principal, project: str, user: str, role: str) -> Member:
         self.require(principal, project, Role.admin)
-        return self.store.set_member(project, user, Role.parse(role))
+        member = self.store.set_member(project, user, Role.parse(role))
+        self.forget_principals()
+        return member
 
     def list_members(self, principal: Principal, project: str) -> list[Member]:
         self.require(principal, project, Role.viewer)

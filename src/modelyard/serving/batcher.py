@@ -1,8 +1,9 @@
 """Dynamic batching: requests to one model wait up to a few ms to be run together.
 
 One `Batcher` per loaded model. Requests enter a bounded asyncio queue (full: ResourceExhausted,
-answered 429 with Retry-After); `workers` tasks each take up to `max_batch_size` rows, waiting at
-most `max_delay_s` for the batch to fill, and run it in a thread pool so the event loop stays free.
+answered 429 with Retry-After); `workers` tasks each take up to `max_batch_size` rows and run them in a thread pool so the event
+loop stays free. A worker waits up to `max_delay_s` for its batch to fill only while another
+batch is running: an idle model answers a lone request at once, a busy one batches.
 Each request is prepared (its preprocessing) inside the batch's thread, and one bad request fails
 alone. A retired batcher takes no new requests but finishes those it holds.
 """
@@ -58,6 +59,7 @@ class _Lane:
         self.queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=max_queue)
         self.filled = asyncio.Event()
         self.carry: Job | None = None  # taken from the queue but too big for the last batch
+        self.running = 0  # batches being computed now
         self.tasks: list[asyncio.Task[None]] = []
 
 
@@ -135,7 +137,7 @@ class Batcher:
             if first is None:
                 continue
             batch, rows = [first], first.rows
-            if rows < self.max_batch_size and self.max_delay_s > 0 and \
+            if rows < self.max_batch_size and self.max_delay_s > 0 and lane.running and \
                     queue.qsize() + rows < self.max_batch_size:
                 filled.clear()
                 try:
@@ -151,7 +153,11 @@ class Batcher:
                 rows += job.rows
             batch = [j for j in batch if not j.future.done()]  # drop timed-out requests
             if batch:
-                await self._run(batch)
+                lane.running += 1
+                try:
+                    await self._run(batch)
+                finally:
+                    lane.running -= 1
 
     async def _next(self, queue: asyncio.Queue[Job]) -> Job | None:
         if self.retired:
