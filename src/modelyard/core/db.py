@@ -7,7 +7,10 @@ migrate independently and `upgrade heads` brings every one to its newest schema.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import importlib.util
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -66,10 +69,13 @@ class Database:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {"echo": echo, "future": True}
+        self._lock_dir: Path | None = None
+        self._memory_locks: dict[int, threading.Lock] = {}
         if self.is_sqlite:
             if url not in ("sqlite://", "sqlite:///:memory:"):
                 path = url.split("sqlite:///", 1)[1]
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
+                self._lock_dir = Path(path + ".locks")
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
             kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
@@ -119,6 +125,35 @@ class Database:
         with self.engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, target)
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        """Held by one caller at a time across every process using this database: a PostgreSQL
+        advisory lock, or on SQLite an flock'd file beside the database (SQLite is one machine
+        by nature). For work outside the database that must not interleave, e.g. one dataset's
+        Lance commits, which take seconds and must not hold a database transaction open."""
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        if not self.is_sqlite:
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+                conn.commit()
+                try:
+                    yield
+                finally:
+                    conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    conn.commit()
+            return
+        if self._lock_dir is None:  # an in-memory database lives in this process only
+            with self._memory_locks.setdefault(key, threading.Lock()):
+                yield
+            return
+        self._lock_dir.mkdir(parents=True, exist_ok=True)
+        with open(self._lock_dir / f"{key & (2**64 - 1):016x}.lock", "a+b") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)  # blocks; released by the kernel if we die
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -84,9 +85,16 @@ class DatasetService:
 
     # ---- commits --------------------------------------------------------------------------
 
-    def _lock(self, dataset_id: str) -> threading.Lock:
+    @contextmanager
+    def _lock(self, dataset_id: str) -> Iterator[None]:
+        """One writer per dataset: threads of this process queue on a lock, and other server
+        processes on the same metadata database on `Database.exclusive`. Without it two
+        processes could build on the same head, and one's recorded version would hold rows of
+        a commit that was reported failed."""
         with self._locks_guard:
-            return self._locks.setdefault(dataset_id, threading.Lock())
+            local = self._locks.setdefault(dataset_id, threading.Lock())
+        with local, self.db.exclusive(f"dataset:{dataset_id}"):
+            yield
 
     def data(self, ds: Dataset) -> _lance.LanceData:
         key = f"datasets/{ds.project}/{ds.id}.lance"
