@@ -172,3 +172,34 @@ def test_the_cli_creates_refuses_and_stops_studies(server: Settings, tmp_path: P
     got = json.loads(shown.stdout)
     assert got["study"]["state"] == "stopped"
     assert all(t["state"] == "cancelled" for t in got["trials"])
+
+
+def test_a_pruned_trial_stops_at_the_epoch_boundary_where_it_was_pruned(server: Settings) -> None:
+    epochs, warmup = 20, 2
+    with _client(server) as c:
+        snap = _snapshot(c)
+        # The good learning rate runs first (grid order of seed 1), then two that diverge;
+        # the median pruner may stop those from epoch index `warmup` on.
+        c.hpo.create_from_spec(study_spec(
+            snap, "prompt-prune", n_trials=3, max_parallel=1,
+            search_space={"lr": {"type": "categorical", "choices": [0.005, 1.0, 0.9]}},
+            sampler={"kind": "grid", "seed": 1}, hyperparameters={"epochs": epochs},
+            pruner={"kind": "median", "n_startup_trials": 1, "n_warmup_steps": warmup},
+            best_alias=None))
+        done = c.hpo.wait("prompt-prune", timeout=300)
+        trials = c.hpo.trials("prompt-prune")
+        jobs = {t["number"]: c.training.get(t["job_id"]) for t in trials}
+        logged = {t["number"]: c.registry.get_metric_series(t["run_id"], "val_accuracy")
+                  for t in trials}
+
+    assert done["state"] == "completed", done
+    pruned = [t for t in trials if t["state"] == "pruned"]
+    assert pruned, trials
+    for t in pruned:
+        decided = t["last_step"]  # the epoch whose value the pruner stopped it on
+        assert decided >= warmup
+        last_logged = t["metrics"]["step"]  # the last epoch the trial ran and logged
+        assert decided <= last_logged <= decided + 1, t  # stopped within one epoch
+        assert last_logged < epochs - 1  # it did not run on to the end
+        assert jobs[t["number"]]["state"] == "cancelled"  # its slot was freed
+        assert len(logged[t["number"]]) == last_logged + 1  # epochs run = points logged
