@@ -148,9 +148,9 @@ class Server:
                 time.sleep(0.5)
         raise RuntimeError(f"{self.name} not ready after {timeout:.0f}s: {self.tail()}")
 
-    def tail(self) -> str:
+    def tail(self, chars: int = 1500) -> str:
         try:
-            return self.log.read_text(errors="replace")[-1500:]
+            return self.log.read_text(errors="replace")[-chars:]
         except OSError:
             return ""
 
@@ -281,7 +281,9 @@ def run_server(server: Server, body: bytes, body_file: Path, pixels: np.ndarray,
         if wrong:
             raise RuntimeError(f"{server.name} gave {wrong} wrong labels of {len(pixels)}")
         return {"ready_s": ready_s, "checked_answers": len(pixels),
-                **sweep(server, body_file, duration)}
+                **sweep(server, body_file, duration),
+                # a worker that crashed and was restarted shows here (its server log has why)
+                "log_tracebacks": server.tail(10**7).count("Traceback (most recent call last)")}
     finally:
         server.stop()
 

@@ -28,7 +28,7 @@ PACKAGES: dict[str, list[str]] = {
     "ray_serve": ["ray[serve]", ORT, "numpy"],
     "bentoml": ["bentoml", ORT, "numpy"],
     # TorchServe's worker imports torch: torch goes in first, alone, pinned
-    "torchserve": ["torchserve", "torch-model-archiver", TORCH, ORT, "numpy"],
+    "torchserve": ["torchserve", "torch-model-archiver", "pyyaml", TORCH, ORT, "numpy"],
 }
 NEEDS_TORCH = {"torchserve"}
 

@@ -27,7 +27,7 @@ from modelyard.serving.models import (
     Prediction,
     PredictResponse,
 )
-from modelyard.serving.runtime import ModelKey, input_summary
+from modelyard.serving.runtime import ModelKey
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
@@ -203,11 +203,12 @@ class RequestPath:
 
         def event(rid: str, label: str | None = None, confidence: float | None = None,
                   summary: dict[str, Any] | None = None) -> PredictionEvent:
-            return PredictionEvent(
+            # built from values of the right types: skip validation on the request path
+            return PredictionEvent.model_construct(
                 project=dep.project, deployment=dep.name, model=dep.model, version=key.version,
-                time=now, latency_ms=latency_ms, outcome=outcome,  # type: ignore[arg-type]
-                label=label, confidence=confidence, request_id=rid, input_summary=summary,
-                shadow=shadow)
+                time=now, latency_ms=latency_ms, outcome=outcome,
+                label=label[:200] if label else label, confidence=confidence, request_id=rid,
+                input_summary=summary, shadow=shadow)
 
         if res is None:
             events = [event(request_id)]
@@ -221,7 +222,7 @@ class RequestPath:
                     preds = None
             preds = preds or [{"label": None, "confidence": None}] * n
             events = [event(request_id if n == 1 else f"{request_id}/{i}", p["label"],
-                            p["confidence"], input_summary(res.inputs[i]))
+                            p["confidence"], res.summaries[i] or None)
                       for i, p in enumerate(preds)]
         self.metrics.record(events)
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from modelyard.core.errors import ModelyardError, ResourceExhausted
-from modelyard.serving.runtime import LoadedModel
+from modelyard.serving.runtime import LoadedModel, input_summaries
 
 log = logging.getLogger("modelyard.serving")
 
@@ -49,6 +49,7 @@ class BatchResult:
     logits: np.ndarray
     inputs: np.ndarray
     predictions: list[dict[str, Any]] | None  # decoded labels, for raw-input requests
+    summaries: list[dict[str, float]]  # per input row, for prediction events (drift)
 
 
 class _Lane:
@@ -207,15 +208,18 @@ class Batcher:
             if self.on_batch is not None:
                 self.on_batch(int(x.shape[0]))
             logits = self.model.run(x)
+            summaries = input_summaries(x)  # the whole batch at once, off the event loop
             start = 0
             for i, p in parts:
                 n = p.shape[0]
                 rows = logits[start:start + n]
+                summary = summaries[start:start + n]
                 start += n
                 try:
                     decoded = self.model.pre.decode(rows) if batch[i].raw is not None else None
                 except Exception as e:  # noqa: BLE001 - a preprocessing bug fails its request
                     out[i] = e
                     continue
-                out[i] = BatchResult(logits=rows, inputs=p, predictions=decoded)
+                out[i] = BatchResult(logits=rows, inputs=p, predictions=decoded,
+                                     summaries=summary)
         return out  # type: ignore[return-value]

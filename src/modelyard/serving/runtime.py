@@ -183,7 +183,10 @@ def _meta(arg: Any) -> TensorMeta:
     return TensorMeta(name=arg.name, datatype=ONNX_TO_V2.get(arg.type, arg.type), shape=shape)
 
 
-def input_summary(row: np.ndarray) -> dict[str, float]:
-    """A compact summary of one input row, kept with its prediction event (for drift)."""
-    r = np.asarray(row, dtype=np.float64)
-    return {"mean": round(float(r.mean()), 5), "std": round(float(r.std()), 5)}
+def input_summaries(batch: np.ndarray) -> list[dict[str, float]]:
+    """A compact summary of each input row, kept with its prediction event (for drift)."""
+    if batch.dtype == np.object_ or batch.ndim == 0 or batch.shape[0] == 0:
+        return [{} for _ in range(batch.shape[0] if batch.ndim else 0)]
+    r = batch.reshape(batch.shape[0], -1).astype(np.float64, copy=False)
+    means, stds = r.mean(axis=1).round(5).tolist(), r.std(axis=1).round(5).tolist()
+    return [{"mean": m, "std": s} for m, s in zip(means, stds, strict=True)]
