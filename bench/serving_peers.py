@@ -203,7 +203,8 @@ _sess = None
 def handle(data, context):
     global _sess
     if _sess is None:
-        _sess = session(os.path.join(context.system_properties["model_dir"], "model.onnx"))
+        d = context.system_properties["model_dir"]
+        _sess = session(os.path.join(d, next(f for f in os.listdir(d) if f.endswith(".onnx"))))
     if data is None:
         return None
     xs = []

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Path, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from modelyard.core.auth import Principal, Role
@@ -24,15 +25,24 @@ def get_platform(request: Request) -> Platform:
     return request.app.state.platform  # type: ignore[no-any-return]
 
 
-PlatformDep = Annotated["Platform", Depends(get_platform)]
+async def _platform(request: Request) -> Platform:
+    # async: a plain function dependency would cost a thread-pool round trip per request
+    return get_platform(request)
 
 
-def get_principal(
+PlatformDep = Annotated["Platform", Depends(_platform)]
+
+
+async def get_principal(
     request: Request,
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    platform = get_platform(request)
-    principal = platform.auth.authenticate(creds.credentials if creds else None)
+    """The caller; a token seen moments ago is answered from memory, others in the pool."""
+    auth = get_platform(request).auth
+    token = creds.credentials if creds else None
+    principal = auth.cached_principal(token) if token else None
+    if principal is None:
+        principal = await run_in_threadpool(auth.authenticate, token)
     request.state.principal = principal
     return principal
 
@@ -54,7 +64,7 @@ class Access:
 
 
 def _access(required: Role):  # type: ignore[no-untyped-def]
-    def dep(
+    async def dep(  # no I/O: the principal carries its roles
         request: Request,
         principal: Caller,
         project: Annotated[str, Path(description="project name", max_length=100)],

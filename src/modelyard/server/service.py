@@ -53,19 +53,23 @@ class AuthService:
                 "missing bearer token: send 'Authorization: Bearer <token>' "
                 "(the first start writes an admin token to <home>/admin-token)"
             )
+        cached = self.cached_principal(token)
+        if cached is not None:
+            return cached
         digest = hash_token(token)
-        cached = self._principals.get(digest)
-        now = time.monotonic()
-        if cached is not None and cached[1] > now:
-            return cached[0]
         principal = self.store.principal_for(digest, utcnow())
         if principal is None:
             raise Unauthenticated("the token is unknown, revoked or expired; create a new one")
         with self._principals_lock:
             if len(self._principals) >= self.token_cache_size:
                 self._principals.clear()
-            self._principals[digest] = (principal, now + self.token_cache_ttl_s)
+            self._principals[digest] = (principal, time.monotonic() + self.token_cache_ttl_s)
         return principal
+
+    def cached_principal(self, token: str) -> Principal | None:
+        """The token's principal if this process looked it up moments ago (no I/O), else None."""
+        cached = self._principals.get(hash_token(token))
+        return cached[0] if cached is not None and cached[1] > time.monotonic() else None
 
     def forget_principals(self, token_id: str | None = None) -> None:
         """Drop remembered principals: those of one token, or all (roles changed)."""

@@ -115,7 +115,7 @@ class _V2Route(APIRoute):
 v2_router = APIRouter(prefix="/v2", tags=["open inference protocol"], route_class=_V2Route)
 
 
-def _v2_access(
+async def _v2_access(  # no I/O: the principal carries its roles
     request: Request,
     principal: Caller,
     project: Annotated[str | None, Header(alias=PROJECT_HEADER)] = None,
