@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from modelyard.core.db import Database
+from modelyard.metrics._duck import DuckDbMetricsStore
 from modelyard.metrics.models import Feedback, PredictionEvent
 from modelyard.metrics.store import MetricsStore, SqlMetricsStore
 from tests._servers.databases import BACKENDS, fresh_database
@@ -22,9 +23,14 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
         yield database
 
 
-@pytest.fixture
-def store(db: Database) -> MetricsStore:
-    return SqlMetricsStore(db)
+@pytest.fixture(params=["database", "duckdb"])
+def store(request: pytest.FixtureRequest, db: Database, tmp_path: Path) -> Iterator[MetricsStore]:
+    if request.param == "database":
+        yield SqlMetricsStore(db)
+        return
+    duck = DuckDbMetricsStore(tmp_path / "events.duckdb", outbox=SqlMetricsStore(db))
+    yield duck
+    duck.close()
 
 
 def _event(i: int, **kw: object) -> PredictionEvent:

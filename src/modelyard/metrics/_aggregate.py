@@ -80,37 +80,31 @@ ROLLUP_METRICS = ("count", "rate", "latency_mean", *_PERCENTILES, "error_rate")
 
 def aggregate_cells(cells: Cells, metric: str, step_s: float, n_steps: int,
                     group_by: str | None) -> dict[str, list[float | None]]:
-    """`aggregate` over rollup cells (sorted by group, step, bucket) instead of raw events."""
-    groups = sorted(set(cells.group.tolist()), key=_natural) if len(cells) else []
-    if group_by is None:
-        groups = [""]
-    out: dict[str, list[float | None]] = {}
-    for name in groups:
-        mine = np.flatnonzero(cells.group == name) if len(cells) else np.zeros(0, np.int64)
-        bounds = np.searchsorted(cells.step[mine], np.arange(n_steps + 1))
-        vals: list[float | None] = []
-        for i in range(n_steps):
-            idx = mine[bounds[i]:bounds[i + 1]]
-            vals.append(_cell_value(cells, idx, metric, step_s))
-        out[name] = vals
-    return out
-
-
-def _cell_value(cells: Cells, idx: np.ndarray, metric: str, step_s: float) -> float | None:
-    n = int(cells.n[idx].sum())
-    if metric == "count":
-        return float(n)
-    if metric == "rate":
-        return n / step_s
-    if n == 0:
-        return None
-    if metric == "latency_mean":
-        return float(cells.latency_sum[idx].sum()) / n
-    if metric == "error_rate":
-        return float(cells.errors[idx].sum()) / n
-    if metric in _PERCENTILES:
-        return _hist.percentile(cells.n[idx], cells.latency_sum[idx], _PERCENTILES[metric])
-    raise ValueError(metric)
+    """`aggregate` over rollup cells instead of raw events, vectorised over every
+    (group, step) at once."""
+    names = sorted(cells.groups, key=_natural) if group_by else [""]
+    remap = np.array([names.index(g) for g in cells.groups] if group_by else
+                     [0] * len(cells.groups), dtype=np.int64)
+    code = remap[cells.code] if len(cells) else np.zeros(0, dtype=np.int64)
+    order = np.lexsort((cells.bin, cells.step, code))
+    cell = (code * n_steps + cells.step)[order]
+    n, sums, errors = cells.n[order], cells.latency_sum[order], cells.errors[order]
+    size = len(names) * n_steps
+    total = np.bincount(cell, weights=n, minlength=size).astype(np.int64)
+    if metric in ("count", "rate"):
+        values = total / (step_s if metric == "rate" else 1.0)
+    elif metric == "latency_mean":
+        values = np.bincount(cell, weights=sums, minlength=size) / np.maximum(total, 1)
+    elif metric == "error_rate":
+        values = np.bincount(cell, weights=errors, minlength=size) / np.maximum(total, 1)
+    elif metric in _PERCENTILES:
+        values = _hist.cell_percentiles(total, n, sums, _PERCENTILES[metric])
+    else:
+        raise ValueError(metric)
+    empty = (total == 0) & (metric not in ("count", "rate"))
+    flat: list[float | None] = [None if e else float(v)
+                                for v, e in zip(values.tolist(), empty.tolist(), strict=True)]
+    return {name: flat[i * n_steps:(i + 1) * n_steps] for i, name in enumerate(names)}
 
 
 def _natural(key: str) -> tuple[int, int | str]:

@@ -9,8 +9,10 @@ Why one file per server (under the data dir) and not the metadata database: the 
 is big, append-only and read by scans, which a row store shared by every component serves
 badly; the metadata DB stays small. A DuckDB file has one writer process, so replicas
 (`modelyard serve`) write their events to the metadata-DB table (`SqlMetricsStore`) and the
-server that owns this file imports them (`maintain`); nothing is lost or counted twice
-because the imported id watermark is committed in the same transaction as the copy.
+server that owns this file imports them (`maintain`): the copy and the list of copied
+(row id, request id) pairs commit together here, then those rows are deleted there and the
+list cleared, and a pass interrupted in between finishes the delete first. Nothing is lost or
+counted twice, whatever order concurrent replicas commit their row ids in.
 
 Durability: `append` commits before it returns, and a DuckDB commit is written to its WAL
 and synced, so an acknowledged event survives a crash (replayed on the next open).
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import json
 import threading
+import weakref
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -35,6 +38,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from modelyard.core.errors import Unavailable
 from modelyard.metrics._hist import SQL_BIN
 from modelyard.metrics.models import Cells, EventColumns, Feedback, PredictionEvent
 from modelyard.metrics.store import MetricsStore, Retention, SqlMetricsStore, naive_utc
@@ -57,6 +61,7 @@ _DDL = [
     "CREATE TABLE IF NOT EXISTS feedback (project VARCHAR, request_id VARCHAR, label VARCHAR, "
     "time TIMESTAMP, PRIMARY KEY (project, request_id))",
     "CREATE TABLE IF NOT EXISTS state (key VARCHAR PRIMARY KEY, value BIGINT)",
+    "CREATE TABLE IF NOT EXISTS outbox_pending (id BIGINT, request_id VARCHAR)",
     *[f"CREATE TABLE IF NOT EXISTS rollup_{r} (project VARCHAR, deployment VARCHAR, "
       "model VARCHAR, version INTEGER, shadow BOOLEAN, bucket BIGINT, bin INTEGER, n BIGINT, "
       "latency_sum DOUBLE, errors BIGINT, "
@@ -99,6 +104,20 @@ class DuckDbMetricsStore(MetricsStore):
     table replicas write to, imported by `maintain` (None: no replicas to import from)."""
 
     resolutions = RESOLUTIONS
+    _shared: weakref.WeakValueDictionary[Path, DuckDbMetricsStore] = \
+        weakref.WeakValueDictionary()
+    _shared_lock = threading.Lock()
+
+    @classmethod
+    def shared(cls, path: Path, outbox: SqlMetricsStore | None = None) -> DuckDbMetricsStore:
+        """The one store of this process for `path`: batch numbers and the rollup watermark
+        live in the object, so two objects on one file would disagree."""
+        key = path.resolve()
+        with cls._shared_lock:
+            store = cls._shared.get(key)
+            if store is None:
+                store = cls._shared[key] = cls(path, outbox)
+            return store
 
     def __init__(self, path: Path, outbox: SqlMetricsStore | None = None,
                  threads: int | None = None) -> None:
@@ -109,14 +128,22 @@ class DuckDbMetricsStore(MetricsStore):
         self._lock = threading.RLock()
         self._open: duckdb.DuckDBPyConnection | None = None
         self._seq = int(self._scalar("SELECT coalesce(max(seq), 0) FROM events") or 0)
-        self._seq = max(self._seq, self._state("rolled"))
+        self._rolled = self._state("rolled")  # events with seq <= this are in the rollups
+        self._seq = max(self._seq, self._rolled)
 
     # -- plumbing -------------------------------------------------------------------------------
     @property
     def _con(self) -> duckdb.DuckDBPyConnection:
         if self._open is None:
             config = {"threads": self.threads} if self.threads else {}
-            self._open = duckdb.connect(str(self.path), config=config)
+            try:
+                self._open = duckdb.connect(str(self.path), config=config)
+            except duckdb.IOException as e:
+                raise Unavailable(
+                    f"cannot open the metrics store {self.path}: {e}. One modelyard server "
+                    "owns a data dir; give this process its own `home` (or "
+                    "MODELYARD_METRICS__PATH), or set MODELYARD_METRICS__STORE=database"
+                ) from e
             for ddl in _DDL:
                 self._open.execute(ddl)
         return self._open
@@ -225,16 +252,17 @@ class DuckDbMetricsStore(MetricsStore):
             f"  SELECT {g} AS g, {bucket} AS bucket, {SQL_BIN.format(lat='latency_ms')} AS bin,"
             f"  1 AS n, latency_ms AS latency_sum, CAST({_ERR} AS BIGINT) AS errors FROM events"
             f"  WHERE seq > ? AND project = ? AND time >= ? AND time < ?{extra}"
-            ") GROUP BY ALL ORDER BY g, step, bin"
+            ") GROUP BY ALL"
         )
         with self._lock:
-            rolled = self._state("rolled")
-            params = [start_s, step_s, project, start_s, end_s, *extra_params,
-                      rolled, project, start, end, *extra_params]
+            params = [start_s, int(step_s), project, start_s, end_s, *extra_params,
+                      self._rolled, project, naive_utc(start), naive_utc(end), *extra_params]
             tbl = self._con.sql(sql, params=params).to_arrow_table()
-        return Cells(group=np.asarray(tbl.column("g").to_numpy(zero_copy_only=False),
-                                      dtype=object),
+        groups = tbl.column("g").combine_chunks().dictionary_encode()
+        return Cells(groups=[str(x) for x in groups.dictionary.to_pylist()],
+                     code=groups.indices.to_numpy().astype(np.int64),
                      step=tbl.column("step").to_numpy().astype(np.int64),
+                     bin=tbl.column("bin").to_numpy().astype(np.int64),
                      n=tbl.column("n").to_numpy().astype(np.int64),
                      latency_sum=tbl.column("latency_sum").to_numpy().astype(np.float64),
                      errors=tbl.column("errors").to_numpy().astype(np.int64))
@@ -256,7 +284,7 @@ class DuckDbMetricsStore(MetricsStore):
         """Fold events past the `rolled` watermark into every rollup; returns how many."""
         with self._lock:
             con = self._con
-            lo, hi = self._state("rolled"), self._seq
+            lo, hi = self._rolled, self._seq
             if hi <= lo:
                 return 0
             con.execute("BEGIN")
@@ -270,6 +298,7 @@ class DuckDbMetricsStore(MetricsStore):
                         f"{SQL_BIN.format(lat='latency_ms')} AS bin, count(*) AS n, "
                         f"sum(latency_ms) AS latency_sum, count(*) FILTER ({_ERR}) AS errors "
                         "FROM events WHERE seq > ? AND seq <= ? GROUP BY ALL "
+                        "ORDER BY bucket "  # rows in time order keep zone maps selective
                         "ON CONFLICT DO UPDATE SET n = n + EXCLUDED.n, "
                         "latency_sum = latency_sum + EXCLUDED.latency_sum, "
                         "errors = errors + EXCLUDED.errors", [lo, hi])
@@ -278,12 +307,13 @@ class DuckDbMetricsStore(MetricsStore):
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
+            self._rolled = hi
             return n
 
     def _prune(self, now: datetime, retention: Retention) -> dict[str, int]:
         """Drop raw events (already rolled up) and rollup rows older than their retention."""
         con = self._con
-        rolled = self._state("rolled")
+        rolled = self._rolled
         raw_cut = now - timedelta(days=retention.raw_days)
         out = {"pruned_raw": int(self._scalar(
             "SELECT count(*) FROM events WHERE time < ? AND seq <= ?", [raw_cut, rolled]))}
@@ -299,30 +329,34 @@ class DuckDbMetricsStore(MetricsStore):
         return out
 
     def _import_outbox(self) -> int:
-        """Copy replica events from the metadata DB, then delete them there (exactly once)."""
+        """Move replica events from the metadata DB into this file (exactly once)."""
         if self.outbox is None:
             return 0
         total = 0
         while True:
             with self._lock:
-                after = self._state("outbox")
-                got = self.outbox.take_after(after, 50_000)
-                if got is None:
-                    break
-                last_id, events = got
-                if events:
-                    self._con.execute("BEGIN")
-                    try:
-                        self.append(events_table(events, 0))
-                        self._set_state("outbox", last_id)
-                        self._con.execute("COMMIT")
-                    except BaseException:
-                        self._con.execute("ROLLBACK")
-                        self._seq -= 1
-                        raise
-                    total += len(events)
-            self.outbox.delete_through(last_id)
-        return total
+                pending = [(int(i), str(r)) for i, r in self._con.execute(
+                    "SELECT id, request_id FROM outbox_pending").fetchall()]
+                if pending:  # copied earlier, not deleted there yet
+                    self.outbox.delete_rows(pending)
+                    self._con.execute("DELETE FROM outbox_pending")
+                rows = self.outbox.take(50_000)
+                if not rows:
+                    return total
+                done = pa.table({"id": [i for i, _ in rows],
+                                 "request_id": [e.request_id for _, e in rows]})
+                self._con.execute("BEGIN")
+                try:
+                    self.append(events_table([e for _, e in rows], 0))
+                    self._con.register("_done", done)
+                    self._con.execute("INSERT INTO outbox_pending SELECT * FROM _done")
+                    self._con.execute("COMMIT")
+                except BaseException:
+                    self._con.execute("ROLLBACK")  # a gap in seq numbers is harmless
+                    raise
+                finally:
+                    self._con.unregister("_done")
+                total += len(rows)
 
 
 def _epoch(t: datetime) -> int:

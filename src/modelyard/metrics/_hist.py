@@ -32,15 +32,21 @@ def bins(latency_ms: np.ndarray) -> np.ndarray:
     return out
 
 
-def percentile(counts: np.ndarray, sums: np.ndarray, q: float) -> float | None:
-    """The q-th percentile (0..100) of a histogram given bucket by bucket in bucket order."""
-    n = int(counts.sum())
-    if n == 0:
-        return None
-    cum = np.cumsum(counts)
-    k = (n - 1) * q / 100.0
-    lo, hi = math.floor(k), math.ceil(k)
-    means = sums / np.maximum(counts, 1)
-    v_lo = float(means[np.searchsorted(cum, lo, side="right")])
-    v_hi = float(means[np.searchsorted(cum, hi, side="right")])
-    return v_lo + (v_hi - v_lo) * (k - lo)
+def cell_percentiles(total: np.ndarray, n: np.ndarray, sums: np.ndarray,
+                     q: float) -> np.ndarray:
+    """The q-th percentile (0..100) of every cell of a histogram at once.
+
+    `n` and `sums` are bucket rows sorted by (cell, bucket); `total[c]` is how many events
+    cell c holds, so its rows are the next ones after cell c - 1's. Empty cells give 0.
+    """
+    cum = np.cumsum(n)
+    before = np.cumsum(total) - total  # events in earlier cells
+    k = np.maximum(total - 1, 0) * (q / 100.0)
+    lo, hi = np.floor(k), np.ceil(k)
+    means = sums / np.maximum(n, 1)
+    last = max(len(n) - 1, 0)
+    if len(n) == 0:
+        return np.zeros(len(total))
+    v_lo = means[np.minimum(np.searchsorted(cum, before + lo, side="right"), last)]
+    v_hi = means[np.minimum(np.searchsorted(cum, before + hi, side="right"), last)]
+    return np.where(total > 0, v_lo + (v_hi - v_lo) * (k - lo), 0.0)

@@ -101,10 +101,12 @@ class EventColumns:
 
 @dataclass(frozen=True)
 class Cells:
-    """Rollup rows of a query, merged: one row per (group, step, latency bucket)."""
+    """Rollup rows of a query, merged: one row per (group, step, latency bucket), any order."""
 
-    group: np.ndarray  # object array of str ("" without group_by)
+    groups: list[str]  # distinct group values as text ("" without group_by)
+    code: np.ndarray  # int64 index into `groups`
     step: np.ndarray  # int64 step index from the query's start
+    bin: np.ndarray  # int64 latency bucket (see _hist.py)
     n: np.ndarray  # int64 events
     latency_sum: np.ndarray  # float64 ms
     errors: np.ndarray  # int64 error + timeout outcomes

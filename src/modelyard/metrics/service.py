@@ -81,7 +81,7 @@ def open_event_store(db: Database, settings: MetricsSettings, home: Path | None,
         path = home / "metrics" / "events.duckdb"
     from modelyard.metrics._duck import DuckDbMetricsStore
 
-    return DuckDbMetricsStore(path, outbox=sql)
+    return DuckDbMetricsStore.shared(path, outbox=sql)
 
 
 class MetricsService:

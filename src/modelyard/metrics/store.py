@@ -177,26 +177,26 @@ class SqlMetricsStore(MetricsStore):
         return np.asarray(values, dtype=np.float64)
 
 
-    def take_after(self, after_id: int, limit: int) -> tuple[int, list[PredictionEvent]] | None:
-        """Up to `limit` events with row id > `after_id` and the last id; None when none."""
+    def take(self, limit: int) -> list[tuple[int, PredictionEvent]]:
+        """Up to `limit` events, oldest row first, each with its row id."""
         e = MetricEventRow
         with self.db.session() as s:
-            rows = list(s.scalars(sa.select(e).where(e.id > after_id).order_by(e.id)
-                                  .limit(limit)))
-            if not rows:
-                return None
-            return rows[-1].id, [
-                PredictionEvent(project=r.project, deployment=r.deployment, model=r.model,
-                                version=r.version, time=r.time, latency_ms=r.latency_ms,
-                                outcome=r.outcome, label=r.label,  # type: ignore[arg-type]
-                                confidence=r.confidence, request_id=r.request_id,
-                                shadow=r.shadow, input_summary=r.input_summary)
-                for r in rows]
+            rows = list(s.scalars(sa.select(e).order_by(e.id).limit(limit)))
+            return [(r.id, PredictionEvent(
+                project=r.project, deployment=r.deployment, model=r.model, version=r.version,
+                time=r.time, latency_ms=r.latency_ms, outcome=r.outcome,  # type: ignore[arg-type]
+                label=r.label, confidence=r.confidence, request_id=r.request_id,
+                shadow=r.shadow, input_summary=r.input_summary)) for r in rows]
 
-    def delete_through(self, last_id: int) -> None:
-        """Drop events with row id <= `last_id` (after another store took them)."""
+    def delete_rows(self, rows: list[tuple[int, str]]) -> None:
+        """Drop the events with these (row id, request id) pairs (after another store took
+        them); both must match, so a row id SQLite reused for a newer event is left alone."""
+        e = MetricEventRow
         with self.db.session() as s:
-            s.execute(sa.delete(MetricEventRow).where(MetricEventRow.id <= last_id))
+            for i in range(0, len(rows), 500):
+                chunk = rows[i:i + 500]
+                s.execute(sa.delete(e).where(e.id.in_([r[0] for r in chunk])).where(
+                    sa.tuple_(e.id, e.request_id).in_(chunk)))
 
 
 def naive_utc(t: datetime) -> datetime:
