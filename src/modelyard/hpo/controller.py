@@ -196,19 +196,19 @@ class HpoController:
         if job.run_id and job.run_id != t.run_id:
             t = self.store.update_trial(t.id, None, run_id=job.run_id) or t
         points = self._series(study, job)
-        otrial = _otrial(ostudy, t)
-        reported = set(self.storage.get_trial(t.optuna_trial_id or 0).intermediate_values)
         last = t.last_step
+        fresh = [(step, value) for step, value in points if last is None or step > last]
         prune = False
-        for step, value in points:
-            if last is not None and step <= last:
-                continue
-            if step not in reported:
-                otrial.report(value, step)
-            last = step
-            if not job.state.terminal and otrial.should_prune():
-                prune = True
-                break
+        if fresh:  # Optuna's trial is read only when there is something new to tell it
+            otrial = _otrial(ostudy, t)
+            reported = set(self.storage.get_trial(t.optuna_trial_id or 0).intermediate_values)
+            for step, value in fresh:
+                if step not in reported:
+                    otrial.report(value, step)
+                last = step
+                if not job.state.terminal and otrial.should_prune():
+                    prune = True
+                    break
         if last != t.last_step:
             t = self.store.update_trial(t.id, [TrialState.running], last_step=last) or t
         if job.state is JobState.succeeded:
