@@ -24,6 +24,13 @@ for each of count, latency_mean, latency_p50, latency_p95, latency_p99 (one quer
 latency is wall time of the call, p50/p99 over all metric queries. Bytes per event: files
 on disk (after a checkpoint) divided by events, rollups and indexes included.
 
+`figures.best` names the winner of each measure. Only DuckDB maintains rollups here (its
+ingest figure with them is the headline; `ingest_events_per_s` without them compares with
+the others), so its raw-event query (`query_raw`) is what compares with the others' queries.
+On the 2-core development machine (busy) DuckDB and SQLite both ingested 200-300k events/s,
+SQLite sometimes faster, while DuckDB answered raw-event queries about 6x faster and stored
+an event in about 40% of the bytes (rollups included): DuckDB is the default store.
+
     python -m bench.metrics_bench [--events 10000000] [--queries 30]
 """
 
@@ -306,6 +313,15 @@ def main() -> None:
                   f"ingest {figures[name]['ingest_events_per_s']:,.0f}/s "
                   f"bytes/event {figures[name]['bytes_per_event']:.1f}")
     duck = figures["duckdb"]
+    ran = [n for n in ("duckdb", "sqlite", "metadata_db") if n in figures]
+    query_p99 = {n: (figures[n].get("query_raw") or figures[n]["query"])["all"]["p99_ms"]
+                 for n in ran}
+    figures["best"] = {  # which candidate wins each measure (raw events, no rollups)
+        "ingest_events_per_s": max(ran, key=lambda n: figures[n]["ingest_events_per_s"]),
+        "raw_query_p99_ms": min(ran, key=lambda n: query_p99[n]),
+        "bytes_per_event": min(ran, key=lambda n: figures[n]["bytes_per_event"]),
+    }
+    print("best:", figures["best"])
     write_result(
         "metrics_ingest", "batched ingest of prediction events, one core, durable commits "
         "and 1m/1h rollups included (duckdb store; sqlite and metadata-DB table in figures)",
