@@ -22,6 +22,7 @@ Results: `serving_throughput.json` (modelyard / best peer at p99 <= 50 ms; goal 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -233,14 +234,14 @@ def overhead(server: Server, body_file: Path, duration: float) -> dict[str, Any]
 
 
 # -- modelyard ------------------------------------------------------------------------------------
-def modelyard_home(home: Path, models: dict[str, Path]) -> str:
+def modelyard_home(home: Path, database_url: str | None, models: dict[str, Path]) -> str:
     """A data dir with project `bench`, the models registered and pinned deployments; the token."""
     from fastapi.testclient import TestClient
 
     from modelyard.core.settings import Settings
     from modelyard.server.app import create_app
 
-    settings = Settings(home=home, background=False)
+    settings = Settings(home=home, database_url=database_url, background=False)
     with TestClient(create_app(settings)) as api:
         token = settings.resolved_admin_token_file.read_text().strip()
         auth = {"Authorization": f"Bearer {token}"}
@@ -258,11 +259,13 @@ def modelyard_home(home: Path, models: dict[str, Path]) -> str:
     return token
 
 
-def modelyard_server(home: Path, token: str, port: int, deployment: str,
-                     work: Path) -> Server:
+def modelyard_server(home: Path, database_url: str | None, token: str, port: int,
+                     deployment: str, work: Path) -> Server:
     exe = Path(sys.executable).parent / "modelyard"
     env = {**os.environ, "MODELYARD_HOME": str(home)}
     env.pop("MODELYARD_URL", None)
+    if database_url:
+        env["MODELYARD_DATABASE_URL"] = database_url
     return Server(f"modelyard-{deployment}",
                   [str(exe), "serve", "--port", str(port), "--workers", str(peers.WORKERS)],
                   work, env,
@@ -295,6 +298,8 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per load level")
     parser.add_argument("--peers", default=",".join(ALL_PEERS))
     parser.add_argument("--quick", action="store_true", help="2 s levels (a smoke run)")
+    parser.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql",
+                        help="modelyard's metadata database: replicas share PostgreSQL")
     args = parser.parse_args()
     duration = 2.0 if args.quick else args.duration
     chosen = [p for p in args.peers.split(",") if p]
@@ -302,8 +307,14 @@ def main() -> None:
 
     ensure_binary("wrk", "wrk")
     t_start = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="modelyard-serving-bench-") as tmp_name:
-        tmp = Path(tmp_name)
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(
+            prefix="modelyard-serving-bench-")))
+        database_url = None
+        if args.database == "postgresql":
+            from tests._servers.postgres import postgres_server
+
+            database_url = stack.enter_context(postgres_server())
         models = {"digits": tmp / "digits.onnx", "noop": tmp / "noop.onnx"}
         pixels, _ = digits_cnn(models["digits"])
         noop_model(models["noop"])
@@ -316,14 +327,15 @@ def main() -> None:
         results: dict[str, dict[str, Any]] = {}
         skipped: dict[str, str] = {}
         home = tmp / "modelyard-home"
-        token = modelyard_home(home, models)
+        token = modelyard_home(home, database_url, models)
         for dep, key in (("digits", "modelyard"), ("digits-b1", "modelyard_batch1")):
             print(f"== {key}", flush=True)
-            results[key] = run_server(modelyard_server(home, token, free_port(), dep, tmp),
-                                      body, body_file, check, want, duration, noop=False)
+            results[key] = run_server(
+                modelyard_server(home, database_url, token, free_port(), dep, tmp),
+                body, body_file, check, want, duration, noop=False)
         results["modelyard"].update(run_server(
-            modelyard_server(home, token, free_port(), "noop", tmp), body, body_file, check,
-            None, duration, noop=True))
+            modelyard_server(home, database_url, token, free_port(), "noop", tmp), body,
+            body_file, check, None, duration, noop=True))
 
         for peer in chosen:
             print(f"== {peer}", flush=True)
@@ -343,11 +355,11 @@ def main() -> None:
                 skipped[peer] = f"{type(e).__name__}: {e}"[-1500:]
                 print(f"   {peer} skipped: {skipped[peer][:300]}", flush=True)
     took = round(time.monotonic() - t_start, 1)
-    report(results, skipped, duration, took)
+    report(results, skipped, duration, took, args.database)
 
 
 def report(results: dict[str, dict[str, Any]], skipped: dict[str, str], duration: float,
-           took: float) -> None:
+           took: float, database: str) -> None:
     ours = results["modelyard"]["throughput_at_p99_rps"]
     batch1 = results["modelyard_batch1"]["throughput_at_p99_rps"]
     peer_tput = {p: r["throughput_at_p99_rps"] for p, r in results.items()
@@ -361,7 +373,8 @@ def report(results: dict[str, dict[str, Any]], skipped: dict[str, str], duration
              "levels": LEVELS, "seconds_per_level": duration,
              "load_generator": "wrk 4.1 (Debian), 1 thread, closed loop, one image per request",
              "modelyard": f"modelyard serve --workers {peers.WORKERS}, pinned deployment, "
-                          "POST /predict with a bearer token", "total_run_s": took}
+                          "POST /predict with a bearer token",
+             "modelyard_database": database, "total_run_s": took}
     summary = {p: {"throughput_at_p99_rps": r["throughput_at_p99_rps"],
                    "noop_p50_ms": r.get("noop_p50_ms")} for p, r in results.items()}
     peers_out: dict[str, Any] = {p: r for p, r in results.items() if not p.startswith("modelyard")}
