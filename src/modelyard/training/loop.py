@@ -182,8 +182,14 @@ class SchedulerLoop:
         return True
 
     def ended(self, job: Job) -> None:
-        """After a job reached its final state: close its run, revoke its token, tell whoever
-        listens (`TrainingService.on_job_end`)."""
+        """After a job reached its final state: tell whoever listens
+        (`TrainingService.on_job_end`: the state is already stored, so they need not wait for
+        the rest), revoke its token, close its run."""
+        for listener in self.svc.job_end_listeners:
+            try:
+                listener(job)
+            except Exception:  # noqa: BLE001 - a listener's trouble must not stall scheduling
+                log.exception("a job-end listener failed for job %s", job.id)
         self.revoke_token(job)
         if job.run_id:
             try:
@@ -191,11 +197,6 @@ class SchedulerLoop:
             except ModelyardError:
                 log.warning("could not finish run %s of job %s", job.run_id, job.id,
                             exc_info=True)
-        for listener in self.svc.job_end_listeners:
-            try:
-                listener(job)
-            except Exception:  # noqa: BLE001 - a listener's trouble must not stall scheduling
-                log.exception("a job-end listener failed for job %s", job.id)
 
     def revoke_token(self, job: Job) -> None:
         ref = self.store.token_ref(job.id)
