@@ -2,8 +2,9 @@
 
 One `Batcher` per loaded model. Requests enter a bounded asyncio queue (full: ResourceExhausted,
 answered 429 with Retry-After); `workers` tasks each take up to `max_batch_size` rows and run them in a thread pool so the event
-loop stays free. A worker waits up to `max_delay_s` for its batch to fill only while another
-batch is running: an idle model answers a lone request at once, a busy one batches.
+loop stays free. A worker waits up to `max_delay_s` for its batch to fill only while every other
+worker is running a batch (nothing could start the requests sooner): an idle model answers a
+lone request at once, and requests that arrive while all workers compute form the next batch.
 Each request is prepared (its preprocessing) inside the batch's thread, and one bad request fails
 alone. A retired batcher takes no new requests but finishes those it holds.
 """
@@ -138,7 +139,8 @@ class Batcher:
             if first is None:
                 continue
             batch, rows = [first], first.rows
-            if rows < self.max_batch_size and self.max_delay_s > 0 and lane.running and \
+            if rows < self.max_batch_size and self.max_delay_s > 0 and \
+                    lane.running >= self.workers - 1 and \
                     queue.qsize() + rows < self.max_batch_size:
                 filled.clear()
                 try:
