@@ -96,7 +96,8 @@ def events_table(events: Sequence[PredictionEvent], seq: int) -> pa.Table:
         "shadow": pa.array([e.shadow for e in events], pa.bool_()),
         "input_mean": pa.array(means, pa.float64()),
         "input_summary": pa.array([None if e.input_summary is None
-                                   else json.dumps(e.input_summary) for e in events],
+                                   else json.dumps(e.input_summary, default=str)
+                                   for e in events],
                                   pa.string()),
     }, schema=SCHEMA)
 
@@ -160,6 +161,12 @@ class DuckDbMetricsStore(MetricsStore):
 
     def _set_state(self, key: str, value: int) -> None:
         self._con.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", [key, value])
+
+    def checkpoint(self) -> None:
+        """Fold the WAL into the compressed table file now (DuckDB also does it by itself
+        whenever the WAL passes its threshold)."""
+        with self._lock:
+            self._con.execute("CHECKPOINT")
 
     def close(self) -> None:
         with self._lock:
