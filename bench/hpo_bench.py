@@ -243,6 +243,9 @@ def bench_overhead(n: int) -> dict[str, Any]:
             "controller_gap_s_median": statistics.median(gap_s) if gap_s else None,
             "orchestration_s_per_trial": statistics.median(start_s) + (
                 statistics.median(gap_s) if gap_s else 0.0),
+            # robust to a loaded machine's spikes: the median trial's submit -> next submit
+            "per_trial_median_s": statistics.median(
+                a + b + c for a, b, c in zip(start_s, run_s, gap_s, strict=False)),
             "job_process_run_s": run_s, "submit_to_start_s": start_s, "controller_gap_s": gap_s,
             "create_to_first_trial_s": (ts[0]["created_at"] - began).total_seconds(),
             "last_trial_to_study_done_s": (ended - ts[-1]["finished_at"]).total_seconds()}
