@@ -29,7 +29,7 @@ on disk (after a checkpoint) divided by events, rollups and indexes included.
 ingest figure with them is the headline; `ingest_events_per_s` without them compares with
 the others), so its raw-event query (`query_raw`) is what compares with the others' queries.
 On the 2-core development machine (busy) DuckDB and SQLite both ingested 200-300k events/s,
-SQLite sometimes faster, while DuckDB answered raw-event queries about 6x faster and stored
+SQLite sometimes faster, while DuckDB answered raw-event queries 3-6x faster and stored
 an event in about 40% of the bytes (rollups included): DuckDB is the default store.
 
     python -m bench.metrics_bench [--events 10000000] [--queries 30]

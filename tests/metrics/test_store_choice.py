@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -79,3 +82,21 @@ def test_the_api_says_which_resolution_answered(api: TestClient, admin_token: st
     r = api.get(url, params={**params, "step_s": 90, "resolution": "1m"},
                 headers=bearer(admin_token))
     assert r.status_code == 400 and "multiples of 60" in r.json()["error"]["message"]
+
+
+def test_a_second_process_on_the_same_data_dir_hands_its_events_to_the_owner(
+        db: Database, tmp_path: Path) -> None:
+    owner = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from pathlib import Path
+        from modelyard.metrics._duck import DuckDbMetricsStore
+        store = DuckDbMetricsStore(Path({str(tmp_path / "metrics" / "events.duckdb")!r}))
+        print("open", flush=True)
+        sys.stdin.read()
+    """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert owner.stdout is not None and owner.stdout.readline().strip() == "open"
+        store = open_event_store(db, MetricsSettings(), tmp_path, "all")
+        assert isinstance(store, SqlMetricsStore)
+    finally:
+        owner.communicate("", timeout=60)

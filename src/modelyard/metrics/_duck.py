@@ -5,7 +5,7 @@ Why DuckDB (bench/metrics_bench.py measures it against SQLite and the metadata-D
 the same, the metadata-DB table through SQLAlchemy ~30k/s), columnar compression stores an
 event in ~50 bytes with its rollups (SQLite ~135, the metadata-DB table ~185), and a 1-hour,
 1-minute-step query grouped by version takes ~10 ms from rollups and ~20 ms from raw events,
-where SQLite, lacking percentiles, hands every row to Python (~130 ms p99).
+where SQLite, lacking percentiles, hands every row to Python (60-130 ms p99).
 
 Why one file per server (under the data dir) and not the metadata database: the time series
 is big, append-only and read by scans, which a row store shared by every component serves

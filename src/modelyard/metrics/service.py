@@ -65,7 +65,8 @@ def open_event_store(db: Database, settings: MetricsSettings, home: Path | None,
     <home>/metrics/events.duckdb) and imports what replicas leave in the metadata DB. A serving
     replica keeps no state of its own, so it writes to the shared metadata DB. Without a data
     dir, the directory of a SQLite metadata DB is used; with neither (PostgreSQL and no home),
-    and with `store = "database"`, events stay in the metadata DB.
+    and with `store = "database"`, events stay in the metadata DB. So do they when another
+    process holds the file (a second process on the same data dir), which then imports them.
     """
     sql = SqlMetricsStore(db)
     if role == "serving" or settings.store == "database":
@@ -81,7 +82,12 @@ def open_event_store(db: Database, settings: MetricsSettings, home: Path | None,
         path = home / "metrics" / "events.duckdb"
     from modelyard.metrics._duck import DuckDbMetricsStore
 
-    return DuckDbMetricsStore.shared(path, outbox=sql)
+    try:
+        return DuckDbMetricsStore.shared(path, outbox=sql)
+    except Unavailable as e:  # another process owns the file: act as a replica of it
+        log.warning("%s; writing prediction events to the metadata DB for its owner to import",
+                    e)
+        return sql
 
 
 class MetricsService:
