@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -208,3 +209,22 @@ def test_events_replicas_leave_in_the_metadata_db_are_imported_once(
     assert {s.group["deployment"]: s.points[0].value for s in res.series} == \
         {"main": 30, "replica": 125}
     assert len(replica.events("p", T0, T0 + timedelta(hours=1), None, True)) == 0
+
+
+def test_the_background_loop_rolls_up_recorded_events(db: Database, tmp_path: Path) -> None:
+    store = DuckDbMetricsStore(tmp_path / "loop.duckdb")
+    svc = MetricsService(db, CollectorRegistry(), store=store,
+                         settings=MetricsSettings(maintenance_interval_s=0.05))
+    svc.start()
+    try:
+        svc.record(_events(50, T0, 600))
+        deadline = time.monotonic() + 30
+        while store.counts()["rollup_3600"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        svc.stop()
+    store = DuckDbMetricsStore(tmp_path / "loop.duckdb")  # stop closed it; reopen the file
+    assert store.roll_up() == 0  # the loop had folded every event into the rollups already
+    hourly = store.cells("p", 3600, T0, T0 + timedelta(hours=1), 3600, None, True, None)
+    assert int(hourly.n.sum()) == 50
+    store.close()
