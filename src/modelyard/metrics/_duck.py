@@ -138,7 +138,8 @@ class DuckDbMetricsStore(MetricsStore):
     @property
     def _con(self) -> duckdb.DuckDBPyConnection:
         if self._open is None:
-            config = {"threads": self.threads} if self.threads else {}
+            config: dict[str, str | bool | int | float | list[str]] = \
+                {"threads": self.threads} if self.threads else {}
             try:
                 self._open = duckdb.connect(str(self.path), config=config)
             except duckdb.IOException as e:
