@@ -39,5 +39,13 @@ def test_deploy_predict_traffic_and_metrics_from_the_command_line(
         table = run("metrics", "query", "count", "--since", "10m", "--step", "600",
                     "--group-by", "deployment")
         assert "deployment=digits" in table and "3" in table
+        drawn = run("metrics", "query", "count", "--since", "5m", "--step", "60",
+                    "--group-by", "deployment", "--chart")
+        assert "count per 60s" in drawn and "deployment=digits" in drawn
+        assert "\x1b[" not in drawn  # colour codes are rendered, not printed
+        points = json.loads(run("--json", "metrics", "query", "count", "--since", "5m",
+                                "--step", "60", "--group-by", "deployment"))["series"][0]["points"]
+        when = [p["time"][11:16] for p in points if p["value"]]
+        assert when and when[0] in drawn  # the x axis is labelled where the requests were
         bad = runner.invoke(app, [*base, "deploy", "traffic", "digits", "1=50"])
         assert bad.exit_code != 0

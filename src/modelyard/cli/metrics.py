@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import math
+from datetime import datetime, timedelta
+from typing import Any
 
 import typer
 
@@ -21,15 +23,21 @@ def query(
     step: float = typer.Option(60, help="step in seconds"),
     group_by: str = typer.Option(None, help="deployment, model or version"),
     deployment: str = typer.Option(None, help="only this deployment"),
+    chart: bool = typer.Option(False, "--chart", help="draw a terminal line chart, not a table"),
 ) -> None:
-    """Print one row per step and one column per group."""
-    end = utcnow()
+    """Print one row per step and one column per group (or a chart with --chart)."""
+    end = _step_ceiling(utcnow(), step)  # whole steps: the store answers them from rollups
     start = end - _duration(since)
     out = client(ctx).metrics.query(metric, start, end, step, group_by, deployment)
     if wants_json(ctx):
         show(ctx, out)
         return
     groups = [",".join(f"{k}={v}" for k, v in s["group"].items()) or metric for s in out["series"]]
+    if chart:
+        from rich.text import Text
+
+        console.print(Text.from_ansi(_chart(metric, step, groups, out["series"])))
+        return
     rows: list[dict[str, object]] = []
     for i, p in enumerate(out["series"][0]["points"] if out["series"] else []):
         row: dict[str, object] = {"time": p["time"]}
@@ -39,6 +47,34 @@ def query(
     from modelyard.cli._common import table
 
     console.print(table(rows, ["time", *groups], title=f"{metric} per {step:g}s"))
+
+
+_EPOCH = datetime(1970, 1, 1)
+
+
+def _step_ceiling(t: datetime, step: float) -> datetime:
+    """`t` rounded up to a whole multiple of `step` seconds since the epoch (UTC, naive)."""
+    seconds = (t - _EPOCH).total_seconds()
+    return _EPOCH + timedelta(seconds=math.ceil(seconds / step) * step)
+
+
+def _chart(metric: str, step: float, groups: list[str], series: list[dict[str, Any]]) -> str:
+    """One line per group over time, drawn with plotext; steps without data are gaps."""
+    import plotext as plt
+
+    plt.clear_figure()
+    plt.theme("clear")
+    plt.plotsize(min(console.width, 120), 20)
+    plt.title(f"{metric} per {step:g}s")
+    for name, s in zip(groups, series, strict=True):
+        points = [(i, p["value"]) for i, p in enumerate(s["points"]) if p["value"] is not None]
+        if points:
+            plt.plot([i for i, _ in points], [v for _, v in points], label=name)
+    if series and series[0]["points"]:
+        times = [p["time"][11:16] for p in series[0]["points"]]  # HH:MM
+        every = max(1, len(times) // 6)
+        plt.xticks(list(range(0, len(times), every)), times[::every])
+    return str(plt.build())
 
 
 @app.command("alerts")

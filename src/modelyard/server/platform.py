@@ -38,7 +38,8 @@ class Platform:
         self.auth = AuthService(SqlAuthStore(self.db))
         self.registry = RegistryService(self.db, self.cas)
         self.datasets = DatasetService(self.db, self.blobs, self.registry)
-        self.metrics = MetricsService(self.db, self.prometheus)
+        self.metrics = MetricsService(self.db, self.prometheus, settings=settings.metrics,
+                                      home=settings.home, role=settings.role)
         self.training = TrainingService(
             self.db, settings, self.auth, self.cas, self.datasets, self.registry
         )
