@@ -34,6 +34,8 @@ def register(app: typer.Typer) -> None:
         port: int = typer.Option(8601, help="port"),
         workers: int = typer.Option(1, help="worker processes (each loads its own models)"),
         home: str = typer.Option(None, envvar="MODELYARD_HOME", help="data dir"),
+        access_log: bool = typer.Option(False, help="log every request (costs ~5% of a "
+                                        "worker's CPU at full load; /metrics counts them)"),
     ) -> None:
         """Run a model-server replica: deployments, /predict and the Open Inference Protocol.
 
@@ -49,7 +51,7 @@ def register(app: typer.Typer) -> None:
         if home:
             os.environ["MODELYARD_HOME"] = home
         uvicorn.run("modelyard.server.app:create_app", factory=True, host=host, port=port,
-                    workers=workers, log_level="info")
+                    workers=workers, log_level="info", access_log=access_log)
 
     @app.command("demo")
     def demo(
