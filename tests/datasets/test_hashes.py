@@ -48,3 +48,17 @@ def test_fresh_row_ids_are_distinct_and_equal_content_reuses_an_id() -> None:
     again = with_ids(pa.table({"text": ["a", "z"]}), reuse={h[0]: [ids[0]]})
     assert again.column("row_id").to_pylist()[0] == ids[0]
     assert again.column("row_id").to_pylist()[1] not in ids
+
+
+def test_row_hashes_of_long_columns_with_repeated_values_follow_the_scheme() -> None:
+    n = 300  # long enough that repeated labels and sizes are encoded once per distinct value
+    table = pa.table({
+        "image": pa.array([bytes([i % 256, i // 256]) for i in range(n)], pa.binary()),
+        "label": pa.array([None if i % 17 == 0 else str(i % 3) for i in range(n)], pa.string()),
+        "width": pa.array([None if i % 23 == 0 else 8 + i % 2 for i in range(n)], pa.int32()),
+        "text": pa.array([f"unique {i}" for i in range(n)], pa.string()),
+    })
+    rows = [list(r.values()) for r in table.to_pylist()]
+    assert row_hashes(table) == [_reference(r) for r in rows]
+    chunked = pa.concat_tables([table.slice(0, 100), table.slice(100)])  # several chunks
+    assert row_hashes(chunked) == row_hashes(table)

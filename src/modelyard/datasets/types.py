@@ -393,7 +393,7 @@ def get_type(name: str, config: dict[str, Any] | None = None) -> DatasetType:
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _CHUNK_HEAD = struct.Struct(">I4s")
 _U32 = struct.Struct(">I")
-_SIZE = struct.Struct(">II")
+_IHDR = struct.Struct(">I4sII")  # length, type, width, height
 
 
 def png_size(b: bytes) -> tuple[int, int]:
@@ -403,28 +403,33 @@ def png_size(b: bytes) -> tuple[int, int]:
     images; a decompression bomb is cut off at the size IHDR allows.)"""
     if b[:8] != _PNG_SIGNATURE:
         raise ValueError("bad signature")
+    n = len(b)
+    if n < 33:
+        raise ValueError("truncated before the end of IHDR")
+    length, ctype, width, height = _IHDR.unpack_from(b, 8)
+    if ctype != b"IHDR" or length != 13:
+        raise ValueError("IHDR is not the first chunk")
+    if zlib.crc32(b[12:29]) != _U32.unpack_from(b, 29)[0]:
+        raise ValueError("bad CRC in chunk b'IHDR'")
+    if not (0 < width <= MAX_IMAGE_SIDE and 0 < height <= MAX_IMAGE_SIDE):
+        raise ValueError(f"size {width}x{height} is outside 1..{MAX_IMAGE_SIDE} per side")
     view = memoryview(b)  # chunk bodies are read in place, not copied
-    pos, n, size, idat = 8, len(b), None, []
+    pos, idat = 33, []
     while pos + 12 <= n:
         length, ctype = _CHUNK_HEAD.unpack_from(b, pos)
         end = pos + 12 + length
         if end > n:
             raise ValueError("truncated chunk")
-        data = view[pos + 8:end - 4]
-        if zlib.crc32(data, zlib.crc32(ctype)) != _U32.unpack_from(b, end - 4)[0]:
+        if zlib.crc32(view[pos + 4:end - 4]) != _U32.unpack_from(b, end - 4)[0]:  # type + data
             raise ValueError(f"bad CRC in chunk {ctype!r}")
-        if size is None:
-            if ctype != b"IHDR" or length != 13:
-                raise ValueError("IHDR is not the first chunk")
-            size = _SIZE.unpack_from(b, pos + 8)
-            if not (0 < size[0] <= MAX_IMAGE_SIDE and 0 < size[1] <= MAX_IMAGE_SIDE):
-                raise ValueError(f"size {size[0]}x{size[1]} is outside 1..{MAX_IMAGE_SIDE} per side")
-        elif ctype == b"IDAT":
-            idat.append(data)
+        if ctype == b"IDAT":
+            idat.append(view[pos + 8:end - 4])
+        elif ctype == b"IHDR":
+            raise ValueError("a second IHDR chunk")
         elif ctype == b"IEND":
             if not idat:
                 raise ValueError("no image data")
-            limit = size[1] * (1 + size[0] * 8)
+            limit = height * (1 + width * 8)
             try:
                 d = zlib.decompressobj()
                 raw = d.decompress(idat[0] if len(idat) == 1 else b"".join(idat), limit + 1)
@@ -432,7 +437,7 @@ def png_size(b: bytes) -> tuple[int, int]:
                 raise ValueError(f"image data does not decompress: {e}") from None
             if len(raw) > limit or not d.eof:
                 raise ValueError("image data is larger than its size allows or incomplete")
-            return size[0], size[1]
+            return width, height
         pos = end
     raise ValueError("no IEND chunk (truncated file?)")
 
