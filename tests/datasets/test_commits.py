@@ -79,6 +79,32 @@ def test_append_overwrite_delete_make_versions_with_stats(images: Client) -> Non
     assert images.datasets.versions("imgs")[0]["tags"] == ["raw"]
 
 
+def test_replace_swaps_rows_in_one_version_and_a_bad_replacement_changes_nothing(
+        images: Client) -> None:
+    images.datasets.commit_rows("imgs", image_rows(6))  # values 0..5, labels 0,1,2,0,1,2
+    zeros = [r["row_id"] for r in images.datasets.rows("imgs", limit=10) if r["label"] == "0"]
+    c = images.datasets.replace_rows("imgs", image_rows(3, start=20), row_ids=zeros,
+                                     message="relabelled")
+    assert (c["version"], c["operation"], c["row_count"]) == (2, "replace", 7)
+    assert (c["rows_added"], c["rows_removed"]) == (3, 2)
+    d = images.datasets.diff("imgs", 1, 2)
+    assert (d["rows_added"], d["rows_removed"], d["rows_unchanged"]) == (3, 2, 4)
+    assert images.datasets.stats("imgs")["label_counts"] == {"0": 1, "1": 3, "2": 3}
+    # content hash as if the same rows had been committed from scratch
+    images.datasets.create("again", "image_classification")
+    kept = [r for r in image_rows(6) if r["label"] != "0"] + image_rows(3, start=20)
+    assert images.datasets.commit_rows("again", kept)["content_hash"] == c["content_hash"]
+
+    with pytest.raises(InvalidArgument) as e:
+        images.datasets.replace_rows("imgs", [{"image": b"not a png", "label": "1"}],
+                                     where="label = '1'")
+    assert e.value.details["rows"] == [0]
+    assert [v["version"] for v in images.datasets.versions("imgs")] == [1, 2]
+    assert images.datasets.stats("imgs")["label_counts"] == {"0": 1, "1": 3, "2": 3}
+    after = images.datasets.commit_rows("imgs", image_rows(1, start=40))  # builds on version 2
+    assert (after["version"], after["row_count"]) == (3, 8)
+
+
 def test_overwrite_keeps_ids_of_unchanged_rows(images: Client) -> None:
     images.datasets.commit_rows("imgs", image_rows(4))
     before = {r["row_hash"]: r["row_id"] for r in images.datasets.rows("imgs")}

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator
 
 SnapshotStatus = Literal["pending", "ready", "failed"]
-CommitMode = Literal["append", "overwrite", "delete"]
+CommitMode = Literal["append", "overwrite", "delete", "replace"]
 
 
 class Dataset(BaseModel):
@@ -60,8 +60,9 @@ class Commit(BaseModel):
 class CommitRows(BaseModel):
     mode: CommitMode = "append"
     rows: list[dict[str, Any]] = Field(default_factory=list)
-    where: str | None = Field(default=None, max_length=2000, description="delete: a Lance SQL filter")
-    row_ids: list[str] | None = Field(default=None, description="delete: these row ids")
+    where: str | None = Field(default=None, max_length=2000,
+                              description="delete/replace: a Lance SQL filter")
+    row_ids: list[str] | None = Field(default=None, description="delete/replace: these row ids")
     message: str = Field(default="", max_length=2000)
     tags: list[str] = Field(default_factory=list, max_length=50)
 

@@ -103,17 +103,24 @@ class DatasetService:
     def commit_rows(self, project: str, name: str, rows: list[dict[str, Any]], actor: str,
                     mode: str = "append", message: str = "", tags: list[str] | None = None,
                     where: str | None = None, row_ids: list[str] | None = None) -> Commit:
-        """Appends, overwrites or deletes rows as one new version; all-or-nothing."""
+        """Appends, overwrites, deletes or replaces rows as one new version; all-or-nothing.
+
+        `replace` deletes the rows matching `where`/`row_ids` and appends `rows` in one version
+        (an edit of some rows: the changed files of an image folder, corrected labels).
+        """
         ds = self.store.get_dataset(project, name)
         kind = get_type(ds.type, ds.config)
         tags = _tags(tags)
         if mode == "delete":
             return self._delete(ds, kind, where, row_ids, actor, message, tags)
+        if mode == "replace":
+            return self._delete(ds, kind, where, row_ids, actor, message, tags, rows)
         if mode not in ("append", "overwrite"):
-            raise InvalidArgument(f"unknown mode {mode!r}: use append, overwrite or delete",
-                                  {"field": "mode"})
+            raise InvalidArgument(f"unknown mode {mode!r}: use append, overwrite, delete or "
+                                  "replace", {"field": "mode"})
         if where or row_ids:
-            raise InvalidArgument("where/row_ids only apply to mode=delete", {"field": "mode"})
+            raise InvalidArgument("where/row_ids only apply to mode=delete or replace",
+                                  {"field": "mode"})
         return self._write(ds, kind, _chunks(rows), mode, actor, message, tags)
 
     def commit_file(self, project: str, name: str, path: Path, fmt: str, actor: str,
@@ -175,10 +182,20 @@ class DatasetService:
                                 stream.content, added, removed)
 
     def _delete(self, ds: Dataset, kind: DatasetType, where: str | None, row_ids: list[str] | None,
-                actor: str, message: str, tags: list[str]) -> Commit:
+                actor: str, message: str, tags: list[str],
+                replacement: list[dict[str, Any]] | None = None) -> Commit:
+        """Deletes the matching rows; with `replacement`, appends those rows in the same version.
+
+        A replacement that fails validation leaves only an unrecorded Lance version behind,
+        which the next commit skips (`LanceData.reset_to`): nothing of it becomes visible.
+        """
+        op = "delete" if replacement is None else "replace"
         if bool(where) == bool(row_ids):
-            raise InvalidArgument("a delete needs exactly one of `where` (a SQL filter) or "
+            raise InvalidArgument(f"a {op} needs exactly one of `where` (a SQL filter) or "
                                   "`row_ids`", {"field": "where"})
+        if replacement is not None and not replacement:
+            raise InvalidArgument("a replace needs the new `rows`; to only remove rows use "
+                                  "mode=delete", {"field": "rows"})
         if row_ids:
             if any(not isinstance(r, str) or not r.isalnum() or len(r) > 40 for r in row_ids):
                 raise InvalidArgument("row_ids must be row ids as returned by the rows API",
@@ -192,8 +209,18 @@ class DatasetService:
             cols = ["row_hash", *([kind.label_field] if kind.label_field else [])]
             lance_version, gone = data.delete(str(where), head.lance_version, cols)
             after = _content_of(head).plus(kind, gone, -1)
-            return self._record(ds, kind, data, head, lance_version, "delete", actor, message,
-                                tags, after, 0, gone.num_rows)
+            added = 0
+            if replacement is not None:
+                stream = IngestStream(kind, _chunks(replacement), after)
+                try:
+                    lance_version = data.append(stream.reader(), lance_version)
+                except Exception:
+                    if stream.failure is not None:
+                        raise stream.failure from None
+                    raise
+                added, after = stream.content.count - after.count, stream.content
+            return self._record(ds, kind, data, head, lance_version, op, actor, message,
+                                tags, after, added, gone.num_rows)
 
     def _head(self, ds: Dataset) -> Commit | None:
         return self.store.get_commit(ds.id, ds.head_version) if ds.head_version else None

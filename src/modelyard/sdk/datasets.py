@@ -68,6 +68,15 @@ class DatasetsAPI:
                 "tags": tags or []}
         return self._t.post(self._p(f"/datasets/{name}/commits", project), json=body)  # type: ignore[no-any-return]
 
+    def replace_rows(self, name: str, rows: builtins.list[dict[str, Any]],
+                     where: str | None = None, row_ids: builtins.list[str] | None = None,
+                     message: str = "", tags: builtins.list[str] | None = None,
+                     project: str | None = None) -> dict[str, Any]:
+        """Remove the rows matching `where` or `row_ids` and add `rows`, as one new version."""
+        body = {"mode": "replace", "rows": [_jsonable(r) for r in rows], "where": where,
+                "row_ids": row_ids, "message": message, "tags": tags or []}
+        return self._t.post(self._p(f"/datasets/{name}/commits", project), json=body)  # type: ignore[no-any-return]
+
     def upload_file(self, name: str, path: str | Path, format: str | None = None,
                     mode: str = "append", message: str = "", tags: builtins.list[str] | None = None,
                     progress: Callable[[int], None] | None = None,
