@@ -13,6 +13,7 @@ from modelyard.core.settings import Settings
 from modelyard.server.errors import install_error_handlers
 from modelyard.server.limits import BodyLimit, JsonGuard
 from modelyard.server.platform import Platform
+from modelyard.serving.fastpath import PredictFastPath
 
 # Every router of the platform, as (module, attribute): the one table to extend.
 ROUTERS = (
@@ -63,4 +64,6 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
             app.include_router(router)
     app.add_middleware(JsonGuard)
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
+    # outermost: answers the common /predict request before routing (see serving/fastpath.py)
+    app.add_middleware(PredictFastPath, platform=platform, max_bytes=settings.api.max_body_bytes)
     return app

@@ -1,0 +1,134 @@
+"""The hot route without the framework: `POST .../deployments/{name}/predict`.
+
+At a few thousand requests per second per core, FastAPI's routing (a regex per route), its
+dependency solving and request-model validation cost more CPU than the model itself. This ASGI
+layer answers the common case straight away: a JSON body `{"inputs": [...]}` (nothing else, no
+query string), from a caller whose token this process looked up moments ago and who may read
+the project. Everything else, and anything it is unsure of, goes to the app unchanged (the body
+it read is replayed), so validation messages, authentication and errors have one source.
+
+What it does per request is what the route does: `ServingService.predict`, errors in the one
+error shape with Retry-After on 429/503, the body limit and the JSON depth guard.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import TYPE_CHECKING
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from modelyard.core.auth import Role
+from modelyard.core.errors import ModelyardError
+from modelyard.server.limits import json_too_deep
+
+if TYPE_CHECKING:
+    from modelyard.server.platform import Platform
+
+log = logging.getLogger("modelyard.serving")
+
+_PATH = re.compile(r"^/api/v1/projects/([A-Za-z0-9][A-Za-z0-9._-]{0,99})"
+                   r"/deployments/([A-Za-z0-9][A-Za-z0-9._-]{0,99})/predict$")
+MAX_INPUTS = 4096  # as PredictRequest allows
+
+
+class PredictFastPath:
+    def __init__(self, app: ASGIApp, platform: Platform, max_bytes: int) -> None:
+        self.app = app
+        self.platform = platform
+        self.max_bytes = max_bytes
+        self.answered = 0  # requests answered here, not by the app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        match = None
+        if scope["type"] == "http" and scope["method"] == "POST" and not scope["query_string"]:
+            match = _PATH.match(scope["path"])
+        if match is None or not self._admitted(scope, match.group(1)):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size, more = 0, True
+        while more and size <= self.max_bytes:
+            msg = await receive()
+            if msg["type"] != "http.request":  # the client left: let the app see it as usual
+                await self.app(scope, _replay(b"".join(chunks), True, msg, receive), send)
+                return
+            chunks.append(msg.get("body", b""))
+            size += len(chunks[-1])
+            more = msg.get("more_body", False)
+        body = b"".join(chunks)
+        inputs = None if more or size > self.max_bytes else _inputs(body)
+        if inputs is None:  # the app answers (413 past the limit, its own 4xx for bad bodies)
+            await self.app(scope, _replay(body, more, None, receive), send)
+            return
+        self.answered += 1
+        try:
+            res = await self.platform.serving.predict(match.group(1), match.group(2), inputs)
+        except ModelyardError as e:
+            headers = []
+            if e.status in (429, 503):
+                headers.append((b"retry-after", str(e.details.get("retry_after_s", 1)).encode()))
+            await _send(send, e.status, json.dumps(e.to_dict()).encode(), headers)
+            return
+        except Exception:
+            log.exception("unhandled error on POST %s", scope["path"])
+            err = ModelyardError("internal error; the server log has the details")
+            await _send(send, err.status, json.dumps(err.to_dict()).encode(), [])
+            return
+        await _send(send, 200, res.__pydantic_serializer__.to_json(res), [])
+
+    def _admitted(self, scope: Scope, project: str) -> bool:
+        """A JSON body from a remembered token with at least the viewer role in `project`."""
+        auth = ctype = b""
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                auth = value
+            elif name == b"content-type":
+                ctype = value
+        if not ctype.startswith(b"application/json") or auth[:7].lower() != b"bearer ":
+            return False
+        principal = self.platform.auth.cached_principal(auth[7:].decode("latin-1").strip())
+        if principal is None:
+            return False
+        role = principal.role_in(project)
+        return role is not None and role >= Role.viewer
+
+
+def _inputs(body: bytes) -> list[object] | None:
+    """`inputs` of a body that is exactly `{"inputs": [1..4096 items]}`, else None."""
+    if json_too_deep(body):
+        return None
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    if type(doc) is not dict or len(doc) != 1:
+        return None
+    inputs = doc.get("inputs")
+    if type(inputs) is not list or not 1 <= len(inputs) <= MAX_INPUTS:
+        return None
+    return inputs
+
+
+def _replay(body: bytes, more: bool, then: Message | None, receive: Receive) -> Receive:
+    """A `receive` that hands out what was already read (and `then`, a message read after it),
+    and carries on with the real one."""
+    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": more}]
+    if then is not None:
+        pending.append(then)
+
+    async def replayed() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replayed
+
+
+async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()), *headers]})
+    await send({"type": "http.response.body", "body": body})
