@@ -166,3 +166,16 @@ def test_events_survive_a_server_restart(settings: Settings) -> None:
                               group_by="deployment")
         got = {s["group"]["deployment"]: s["points"][0]["value"] for s in out["series"]}
         assert got == {"buffered": 8, "rest": 12}
+
+
+def test_events_out_of_the_stores_range_are_refused_and_none_of_the_batch_is_kept(
+        api: TestClient, client: Client, admin_token: str) -> None:
+    good = {"deployment": "d", "model": "m", "version": 1, "latency_ms": 3.0,
+            "request_id": "r1", "time": T0.isoformat()}
+    for bad in ({"version": 2**40}, {"version": -1}):
+        r = api.post("/api/v1/projects/alpha/metrics/events", headers=bearer(admin_token),
+                     json={"events": [good, {**good, "request_id": "r2", **bad}]})
+        assert r.status_code == 400, r.text
+        assert "version" in r.json()["error"]["message"]
+    out = client.metrics.query("count", T0, T0 + timedelta(hours=1), step_s=3600)
+    assert out["series"][0]["points"][0]["value"] == 0

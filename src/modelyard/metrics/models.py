@@ -28,12 +28,12 @@ class PredictionEvent(BaseModel):
                          description="filled from the route when sent over REST")
     deployment: str = Field(max_length=100)
     model: str = Field(max_length=100)
-    version: int = Field(ge=0)
+    version: int = Field(ge=0, le=2**31 - 1)  # the event store keeps a 32-bit integer
     time: datetime = Field(default_factory=utcnow, description="naive UTC")
-    latency_ms: float = Field(ge=0)
+    latency_ms: float = Field(ge=0, allow_inf_nan=False)
     outcome: Literal["ok", "error", "timeout", "rejected"] = "ok"
     label: str | None = Field(default=None, max_length=200)
-    confidence: float | None = None
+    confidence: float | None = Field(default=None, allow_inf_nan=False)
     request_id: str = Field(max_length=100)
     input_summary: dict[str, Any] | None = Field(
         default=None, description="a compact summary of the input (shape, mean, length...)"
