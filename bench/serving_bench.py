@@ -5,7 +5,10 @@ few epochs here) through ONNX Runtime with one intra-op thread, in its own venv,
 `WORKERS` worker processes / replicas and its own dynamic batching (max batch 32, 2 ms), and
 answers the same request: one raw 8x8 image as JSON. modelyard runs as a user deploys it for
 serving: `modelyard serve --workers 2` (a replica on the main server's database), the
-deployment pinned, the request through `/predict` with a bearer token.
+deployment pinned, the request through `/predict` with a bearer token. The headline uses the
+one-machine default, SQLite in the data dir; the same replicas on a shared PostgreSQL (where
+each replica's prediction events go to the server through that database) are measured in the
+same run and reported beside it (`figures.modelyard_postgresql`, `ratio_on_postgresql`).
 
 One load generator drives them all: `wrk` (C, one thread, closed loop) with a fixed POST body.
 Concurrency is swept upward; per server the result is the highest throughput (answered 2xx per
@@ -298,8 +301,10 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per load level")
     parser.add_argument("--peers", default=",".join(ALL_PEERS))
     parser.add_argument("--quick", action="store_true", help="2 s levels (a smoke run)")
-    parser.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql",
-                        help="modelyard's metadata database: replicas share PostgreSQL")
+    parser.add_argument("--database", choices=["both", "postgresql", "sqlite"], default="both",
+                        help="modelyard's metadata database: SQLite in the data dir is the "
+                             "one-machine default (the headline); replicas on several machines "
+                             "share PostgreSQL (measured beside it with 'both')")
     args = parser.parse_args()
     duration = 2.0 if args.quick else args.duration
     chosen = [p for p in args.peers.split(",") if p]
@@ -310,11 +315,13 @@ def main() -> None:
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(
             prefix="modelyard-serving-bench-")))
-        database_url = None
-        if args.database == "postgresql":
+        database_url = pg_url = None
+        if args.database in ("postgresql", "both"):
             from tests._servers.postgres import postgres_server
 
-            database_url = stack.enter_context(postgres_server())
+            pg_url = stack.enter_context(postgres_server())
+        if args.database == "postgresql":
+            database_url = pg_url
         models = {"digits": tmp / "digits.onnx", "noop": tmp / "noop.onnx"}
         pixels, _ = digits_cnn(models["digits"])
         noop_model(models["noop"])
@@ -336,6 +343,13 @@ def main() -> None:
         results["modelyard"].update(run_server(
             modelyard_server(home, database_url, token, free_port(), "noop", tmp), body,
             body_file, check, None, duration, noop=True))
+        if args.database == "both":  # the same replicas on the shared PostgreSQL
+            print("== modelyard_postgresql", flush=True)
+            pg_home = tmp / "modelyard-home-pg"
+            pg_token = modelyard_home(pg_home, pg_url, models)
+            results["modelyard_postgresql"] = run_server(
+                modelyard_server(pg_home, pg_url, pg_token, free_port(), "digits", tmp),
+                body, body_file, check, want, duration, noop=False)
 
         for peer in chosen:
             print(f"== {peer}", flush=True)
@@ -366,6 +380,9 @@ def report(results: dict[str, dict[str, Any]], skipped: dict[str, str], duration
                  if not p.startswith("modelyard")}
     best_peer = max(peer_tput, key=peer_tput.__getitem__) if peer_tput else None
     ratio = ours / peer_tput[best_peer] if best_peer and peer_tput[best_peer] else 0.0
+    on_pg = results.get("modelyard_postgresql", {}).get("throughput_at_p99_rps")
+    ratio_pg = on_pg / peer_tput[best_peer] if on_pg and best_peer and peer_tput[best_peer] \
+        else None
     setup = {"model": "digits-cnn (builtin network, 16 channels) as ONNX; no-op: Flatten+Slice",
              "runtime": "onnxruntime 1.32.0, intra_op_num_threads=1, in every server",
              "workers_per_server": peers.WORKERS, "max_batch_size": peers.MAX_BATCH,
@@ -374,7 +391,9 @@ def report(results: dict[str, dict[str, Any]], skipped: dict[str, str], duration
              "load_generator": "wrk 4.1 (Debian), 1 thread, closed loop, one image per request",
              "modelyard": f"modelyard serve --workers {peers.WORKERS}, pinned deployment, "
                           "POST /predict with a bearer token",
-             "modelyard_database": database, "total_run_s": took}
+             "modelyard_database": "sqlite (data dir default)" if database == "both"
+                                   else database,
+             "total_run_s": took}
     summary = {p: {"throughput_at_p99_rps": r["throughput_at_p99_rps"],
                    "noop_p50_ms": r.get("noop_p50_ms")} for p, r in results.items()}
     peers_out: dict[str, Any] = {p: r for p, r in results.items() if not p.startswith("modelyard")}
@@ -386,6 +405,8 @@ def report(results: dict[str, dict[str, Any]], skipped: dict[str, str], duration
         metric="throughput_ratio_vs_best_peer", value=round(ratio, 3), target=1.5,
         higher_is_better=True,
         figures={"modelyard": results["modelyard"], "summary": summary, "best_peer": best_peer,
+                 "modelyard_postgresql": results.get("modelyard_postgresql"),
+                 "ratio_on_postgresql": round(ratio_pg, 3) if ratio_pg else None,
                  "setup": setup},
         peers=peers_out, script=__file__)
     write_result(
