@@ -1,7 +1,8 @@
 """An in-process event bus: components announce what happened without knowing who listens.
 
 Kinds in use: `dataset.commit` {project, dataset, version}, `alias.moved` {project, model,
-alias, version}. Listeners run synchronously in the publisher's thread and must be quick;
+alias, version}, `alert.firing` {project, alert, deployment, value}, `job.ended` {project, job,
+state}. Listeners run synchronously in the publisher's thread and must be quick;
 a failing listener is logged and never fails the publisher's operation.
 """
 

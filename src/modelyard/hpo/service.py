@@ -46,8 +46,11 @@ class HpoService:
         self.store = SqlHpoStore(db)
         self.lock = threading.RLock()  # one writer of trials at a time: controller or a stop
         self.controller = HpoController(self)
-        # A trial's job ending frees a slot: the controller starts the next trial right away.
-        training.on_job_end(lambda job: self.controller.wake())
+
+    def on_event(self, kind: str, payload: dict[str, Any]) -> None:
+        """A trial's job ending (`job.ended`) frees a slot: start the next trial right away."""
+        if kind == "job.ended":
+            self.controller.wake()
 
     # background loop -------------------------------------------------------------------
     def start(self) -> None:

@@ -48,13 +48,15 @@ class Platform:
             self.db, settings.serving, self.registry, self.metrics, self.prometheus
         )
         self.workflows = WorkflowService(self.db, self)
-        # Components announce commits and alias moves; triggers react at once (the workflow
-        # engine's own polling of watched datasets stays as the safety net).
+        # Components announce commits, alias moves and job ends; triggers and the HPO
+        # controller react at once (their own polling stays as the safety net).
         self.events = EventBus()
         self.datasets.events = self.events
         self.registry.events = self.events
         self.metrics.events = self.events
+        self.training.events = self.events
         self.events.subscribe(self.workflows.on_event)
+        self.events.subscribe(self.hpo.on_event)
         self._loops: list[Any] = [self.metrics, self.training, self.hpo, self.serving,
                                   self.workflows]
         if settings.role == "serving":  # a replica serves; the main server schedules and runs

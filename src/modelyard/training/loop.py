@@ -182,14 +182,10 @@ class SchedulerLoop:
         return True
 
     def ended(self, job: Job) -> None:
-        """After a job reached its final state: tell whoever listens
-        (`TrainingService.on_job_end`: the state is already stored, so they need not wait for
-        the rest), revoke its token, close its run."""
-        for listener in self.svc.job_end_listeners:
-            try:
-                listener(job)
-            except Exception:  # noqa: BLE001 - a listener's trouble must not stall scheduling
-                log.exception("a job-end listener failed for job %s", job.id)
+        """After a job reached its final state: announce `job.ended` (the state is already
+        stored, so listeners need not wait for the rest), revoke its token, close its run."""
+        self.svc.events.publish("job.ended", {"project": job.project, "job": job.id,
+                                              "state": job.state.value})
         self.revoke_token(job)
         if job.run_id:
             try:

@@ -6,7 +6,7 @@ import io
 import logging
 import tarfile
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -16,6 +16,7 @@ from modelyard.core.errors import (
     ModelyardError,
     NotFound,
 )
+from modelyard.core.events import EventBus
 from modelyard.core.ids import check_name, new_id, utcnow
 from modelyard.training.executors import open_executor
 from modelyard.training.loop import SchedulerLoop, job_capacity
@@ -61,12 +62,7 @@ class TrainingService:
         self.executor = open_executor(settings)
         self.loop = SchedulerLoop(self)
         self.executor.on_exit = self.loop.wake  # a job's exit is seen at once, not next poll
-        self.job_end_listeners: list[Callable[[Job], None]] = []
-
-    def on_job_end(self, listener: Callable[[Job], None]) -> None:
-        """Calls `listener(job)` (on the scheduler's thread) whenever a job reaches its final
-        state, so a component waiting on jobs (HPO's controller) reacts now instead of polling."""
-        self.job_end_listeners.append(listener)
+        self.events = EventBus()  # the platform shares one bus between components
 
     # background loop -------------------------------------------------------------------
     def start(self) -> None:
