@@ -32,9 +32,14 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def is_name(value: object) -> bool:
+    """Whether `value` is a valid name of a project, dataset, model... (see `check_name`)."""
+    return isinstance(value, str) and bool(_NAME.match(value)) and ".." not in value
+
+
 def check_name(value: str, what: str = "name") -> str:
     """Names of projects, datasets, models...: lowercase letters, digits, `.`, `_`, `-`."""
-    if not isinstance(value, str) or not _NAME.match(value) or ".." in value:
+    if not is_name(value):
         raise InvalidArgument(
             f"invalid {what} {value!r}: use 1-100 lowercase letters, digits, '.', '_' or '-', "
             "starting with a letter or digit, and no '..'",

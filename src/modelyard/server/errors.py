@@ -21,17 +21,22 @@ log = logging.getLogger("modelyard.server")
 _BY_STATUS = {cls.status: cls for cls in reversed(list(ERROR_CLASSES.values()))}
 
 
-def _response(err: ModelyardError, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(err.to_dict(), status_code=err.status, headers=headers)
+def error_headers(err: ModelyardError) -> dict[str, str] | None:
+    """Retry-After on 429 and 503, from the error's `retry_after_s` (1 s unless it says)."""
+    if err.status in (429, 503):
+        return {"Retry-After": str(err.details.get("retry_after_s", 1))}
+    return None
+
+
+def error_response(err: ModelyardError) -> JSONResponse:
+    """The one error shape, `{"error": {"code", "message", "details"}}`, with its status."""
+    return JSONResponse(err.to_dict(), status_code=err.status, headers=error_headers(err))
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ModelyardError)
     async def _modelyard(_: Request, exc: ModelyardError) -> JSONResponse:
-        headers = None
-        if exc.status == 429 or exc.status == 503:
-            headers = {"Retry-After": str(exc.details.get("retry_after_s", 1))}
-        return _response(exc, headers)
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -40,7 +45,7 @@ def install_error_handlers(app: FastAPI) -> None:
             loc = ".".join(str(p) for p in e.get("loc", ()))
             problems.append({"field": loc, "problem": str(e.get("msg", ""))[:300]})
         summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
-        return _response(InvalidArgument(f"invalid request: {summary}", {"errors": problems[:50]}))
+        return error_response(InvalidArgument(f"invalid request: {summary}", {"errors": problems[:50]}))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -54,4 +59,4 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return _response(ModelyardError("internal error; the server log has the details"))
+        return error_response(ModelyardError("internal error; the server log has the details"))

@@ -20,6 +20,7 @@ import modelyard
 from modelyard.core.auth import Role
 from modelyard.core.errors import InvalidArgument, ModelyardError, Unavailable
 from modelyard.server.deps import Access, Caller, Editor, PlatformDep, Viewer, get_platform
+from modelyard.server.errors import error_headers
 from modelyard.serving import _v2
 from modelyard.serving.models import (
     Deployment,
@@ -104,10 +105,8 @@ class _V2Route(APIRoute):
             try:
                 return await handler(request)
             except ModelyardError as e:
-                headers = ({"Retry-After": str(e.details.get("retry_after_s", 1))}
-                           if e.status in (429, 503) else None)
                 return JSONResponse({"error": e.message, "code": e.code, "details": e.details},
-                                    status_code=e.status, headers=headers)
+                                    status_code=e.status, headers=error_headers(e))
 
         return route
 

@@ -7,8 +7,9 @@ query string), from a caller whose token this process looked up moments ago and 
 the project. Everything else, and anything it is unsure of, goes to the app unchanged (the body
 it read is replayed), so validation messages, authentication and errors have one source.
 
-What it does per request is what the route does: `ServingService.predict`, errors in the one
-error shape with Retry-After on 429/503, the body limit and the JSON depth guard.
+What it does per request is what the route does: `ServingService.predict`, errors through
+`server.errors.error_response`, the caller's role through `AuthService.require`, the body limit
+and the JSON depth guard.
 """
 
 from __future__ import annotations
@@ -22,16 +23,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelyard.core.auth import Role
 from modelyard.core.errors import ModelyardError
+from modelyard.core.ids import is_name
+from modelyard.server.errors import error_response
 from modelyard.server.limits import json_too_deep
+from modelyard.serving.models import MAX_PREDICT_INPUTS
 
 if TYPE_CHECKING:
     from modelyard.server.platform import Platform
 
 log = logging.getLogger("modelyard.serving")
 
-_PATH = re.compile(r"^/api/v1/projects/([A-Za-z0-9][A-Za-z0-9._-]{0,99})"
-                   r"/deployments/([A-Za-z0-9][A-Za-z0-9._-]{0,99})/predict$")
-MAX_INPUTS = 4096  # as PredictRequest allows
+_PATH = re.compile(r"^/api/v1/projects/([^/]+)/deployments/([^/]+)/predict$")
 
 
 class PredictFastPath:
@@ -45,7 +47,8 @@ class PredictFastPath:
         match = None
         if scope["type"] == "http" and scope["method"] == "POST" and not scope["query_string"]:
             match = _PATH.match(scope["path"])
-        if match is None or not self._admitted(scope, match.group(1)):
+        if match is None or not is_name(match.group(2)) or \
+                not self._admitted(scope, match.group(1)):
             await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []
@@ -67,20 +70,23 @@ class PredictFastPath:
         try:
             res = await self.platform.serving.predict(match.group(1), match.group(2), inputs)
         except ModelyardError as e:
-            headers = []
-            if e.status in (429, 503):
-                headers.append((b"retry-after", str(e.details.get("retry_after_s", 1)).encode()))
-            await _send(send, e.status, json.dumps(e.to_dict()).encode(), headers)
+            await error_response(e)(scope, receive, send)
             return
         except Exception:
             log.exception("unhandled error on POST %s", scope["path"])
             err = ModelyardError("internal error; the server log has the details")
-            await _send(send, err.status, json.dumps(err.to_dict()).encode(), [])
+            await error_response(err)(scope, receive, send)
             return
-        await _send(send, 200, res.__pydantic_serializer__.to_json(res), [])
+        body = res.__pydantic_serializer__.to_json(res)
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
 
     def _admitted(self, scope: Scope, project: str) -> bool:
         """A JSON body from a remembered token with at least the viewer role in `project`."""
+        if not is_name(project):
+            return False
         auth = ctype = b""
         for name, value in scope["headers"]:
             if name == b"authorization":
@@ -89,11 +95,15 @@ class PredictFastPath:
                 ctype = value
         if not ctype.startswith(b"application/json") or auth[:7].lower() != b"bearer ":
             return False
-        principal = self.platform.auth.cached_principal(auth[7:].decode("latin-1").strip())
+        auth_service = self.platform.auth
+        principal = auth_service.cached_principal(auth[7:].decode("latin-1").strip())
         if principal is None:
             return False
-        role = principal.role_in(project)
-        return role is not None and role >= Role.viewer
+        try:
+            auth_service.require(principal, project, Role.viewer)
+        except ModelyardError:
+            return False  # the route says why
+        return True
 
 
 def _inputs(body: bytes) -> list[object] | None:
@@ -107,7 +117,7 @@ def _inputs(body: bytes) -> list[object] | None:
     if type(doc) is not dict or len(doc) != 1:
         return None
     inputs = doc.get("inputs")
-    if type(inputs) is not list or not 1 <= len(inputs) <= MAX_INPUTS:
+    if type(inputs) is not list or not 1 <= len(inputs) <= MAX_PREDICT_INPUTS:
         return None
     return inputs
 
@@ -125,10 +135,3 @@ def _replay(body: bytes, more: bool, then: Message | None, receive: Receive) -> 
         return await receive()
 
     return replayed
-
-
-async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()), *headers]})
-    await send({"type": "http.response.body", "body": body})

@@ -84,8 +84,11 @@ class DeploymentEvent(BaseModel):
     details: dict[str, Any]
 
 
+MAX_PREDICT_INPUTS = 4096  # rows in one /predict request
+
+
 class PredictRequest(BaseModel):
-    inputs: list[Any] = Field(min_length=1, max_length=4096,
+    inputs: list[Any] = Field(min_length=1, max_length=MAX_PREDICT_INPUTS,
                               description="raw inputs: pixel arrays, base64 PNG, text...")
 
 
