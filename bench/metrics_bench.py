@@ -107,6 +107,25 @@ def _latencies(samples: list[float]) -> dict[str, float]:
             "mean_ms": statistics.fmean(samples), "queries": len(samples)}
 
 
+def _time_queries(svc: MetricsService, starts: list[datetime],
+                  **kw: Any) -> tuple[dict[str, Any], Any]:
+    """Every metric over every 1-hour window at 1-minute steps grouped by version, through the
+    service: query latencies per metric and overall, and the last answer."""
+    per_metric: dict[str, Any] = {}
+    all_ms: list[float] = []
+    res = None
+    for metric in METRICS:
+        ms = []
+        for s in starts:
+            t = time.perf_counter()
+            res = svc.query("p", metric, s, s + timedelta(hours=1), 60, "version", **kw)
+            ms.append((time.perf_counter() - t) * 1000)
+            assert len(res.series) == 3 and len(res.series[0].points) == 60
+        per_metric[metric] = _latencies(ms)
+        all_ms += ms
+    return {"all": _latencies(all_ms), "per_metric": per_metric}, res
+
+
 def _dir_bytes(path: Path, prefix: str) -> int:
     return sum(f.stat().st_size for f in path.iterdir() if f.name.startswith(prefix))
 
@@ -147,20 +166,8 @@ def bench_duckdb(data: pa.Table, batch: int, starts: list[datetime], tmp: Path) 
     }
     out["bytes_per_event"] = out["bytes"] / (data.num_rows + len(sample))
     for resolution in ("auto", "raw"):
-        per_metric: dict[str, Any] = {}
-        all_ms: list[float] = []
-        for metric in METRICS:
-            ms = []
-            for s in starts:
-                t = time.perf_counter()
-                res = svc.query("p", metric, s, s + timedelta(hours=1), 60, "version",
-                                resolution=resolution)  # type: ignore[arg-type]
-                ms.append((time.perf_counter() - t) * 1000)
-                assert len(res.series) == 3 and len(res.series[0].points) == 60
-            per_metric[metric] = _latencies(ms)
-            all_ms += ms
-        out[f"query_{resolution}"] = {"all": _latencies(all_ms), "per_metric": per_metric,
-                                      "answered_by": res.resolution}
+        timed, res = _time_queries(svc, starts, resolution=resolution)
+        out[f"query_{resolution}"] = {**timed, "answered_by": res.resolution}
     store.close()
     db.dispose()
     return out
@@ -266,20 +273,10 @@ def bench_metadata_db(data: pa.Table, orm_events: int, batch: int, starts: list[
     cur.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     raw.close()
     svc = MetricsService(db, CollectorRegistry(), store=store)
-    per_metric: dict[str, Any] = {}
-    all_ms: list[float] = []
-    for metric in METRICS:
-        ms = []
-        for s in starts:
-            t = time.perf_counter()
-            svc.query("p", metric, s, s + timedelta(hours=1), 60, "version")
-            ms.append((time.perf_counter() - t) * 1000)
-        per_metric[metric] = _latencies(ms)
-        all_ms += ms
+    timed, _ = _time_queries(svc, starts)
     out = {"events": data.num_rows, "orm_events": orm_events, "batch": batch,
            "ingest_s": ingest_s, "ingest_events_per_s": orm_events / ingest_s,
-           "bytes": _dir_bytes(tmp, "meta.db"),
-           "query": {"all": _latencies(all_ms), "per_metric": per_metric}}
+           "bytes": _dir_bytes(tmp, "meta.db"), "query": timed}
     out["bytes_per_event"] = out["bytes"] / data.num_rows
     db.dispose()
     return out
