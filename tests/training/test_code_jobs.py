@@ -18,7 +18,7 @@ from modelyard.core.errors import PermissionDenied, Unauthenticated
 from modelyard.core.settings import Settings
 from modelyard.sdk.client import Client
 from tests._servers.live import live_server
-from tests.training._live import job_pids
+from tests.training._live import admin_client, job_pids
 
 pytestmark = pytest.mark.e2e
 
@@ -58,10 +58,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
 
 @pytest.fixture(scope="module")
 def client(server: Settings) -> Iterator[Client]:
-    token = server.resolved_admin_token_file.read_text().strip()
-    with Client(server.resolved_public_url, token=token, project="alpha") as c:
-        c.create_project("alpha")
-        yield c
+    yield from admin_client(server)
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from modelyard.core.settings import Settings
 from modelyard.runtime.data import load_split_arrays
 from modelyard.sdk.client import Client
 from tests._servers.live import live_server
+from tests.training._live import admin_client, digits_snapshot
 
 pytestmark = pytest.mark.e2e
 
@@ -27,16 +28,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
 
 @pytest.fixture(scope="module")
 def client(server: Settings) -> Iterator[Client]:
-    token = server.resolved_admin_token_file.read_text().strip()
-    with Client(server.resolved_public_url, token=token, project="alpha") as c:
-        c.create_project("alpha")
-        yield c
+    yield from admin_client(server)
 
 
 @pytest.fixture(scope="module")
 def snap(client: Client) -> dict[str, Any]:
-    client.datasets.import_builtin("digits", "sklearn:digits")
-    return client.datasets.snapshot("digits")
+    return digits_snapshot(client)
 
 
 def onnx_accuracy(server: Settings, version: dict[str, Any], snap: dict[str, Any],

@@ -23,6 +23,7 @@ from modelyard.sdk.client import Client
 from modelyard.training.executors import Launch, open_executor
 from tests._servers.live import live_server
 from tests._servers.ports import free_port, wait_for_port
+from tests.training._live import admin_client, digits_snapshot
 
 pytest.importorskip("ray.job_submission")
 pytestmark = pytest.mark.integration
@@ -73,16 +74,12 @@ def server(ray_cluster: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 @pytest.fixture(scope="module")
 def client(server: Settings) -> Iterator[Client]:
-    token = server.resolved_admin_token_file.read_text().strip()
-    with Client(server.resolved_public_url, token=token, project="alpha") as c:
-        c.create_project("alpha")
-        yield c
+    yield from admin_client(server)
 
 
 @pytest.fixture(scope="module")
 def snap(client: Client) -> dict[str, Any]:
-    client.datasets.import_builtin("digits", "sklearn:digits")
-    return client.datasets.snapshot("digits")
+    return digits_snapshot(client)
 
 
 def ray_job(address: str, job_id: str) -> Any:
