@@ -9,9 +9,17 @@ import time
 from pathlib import Path
 
 
+def _report(text: str) -> None:
+    """Write the pids file whole (temp file, then rename): a test polls for it to exist."""
+    target = Path(os.environ["SLEEPY_PIDS"])
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(target)
+
+
 def main() -> int:
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-    Path(os.environ["SLEEPY_PIDS"]).write_text(f"{os.getpid()} {child.pid}")
+    _report(f"{os.getpid()} {child.pid}")
     time.sleep(120)
     return 0
 
@@ -28,7 +36,7 @@ def dump_env() -> int:
 
 def leave_a_daemon() -> int:
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-    Path(os.environ["SLEEPY_PIDS"]).write_text(str(child.pid))
+    _report(str(child.pid))
     return 0
 
 
