@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from tests._servers.apt import apt_install
 from tests._servers.ports import free_port, listening
 
 
@@ -32,6 +33,9 @@ def _as_postgres(args: list[str]) -> list[str]:
 def postgres_server() -> Iterator[str]:
     """Yields a SQLAlchemy URL of a fresh, empty database; stops the server afterwards."""
     bindir = _bindir()
+    if bindir is None:  # a bare machine: Debian's server package brings initdb and the user
+        apt_install("postgresql")
+        bindir = _bindir()
     if bindir is None:
         raise RuntimeError("PostgreSQL server binaries not found (apt-get install postgresql)")
     tmp = tempfile.mkdtemp(prefix="modelyard-pg-")
