@@ -270,3 +270,17 @@ def mismatched() -> Pipeline:
         return produce
 
     return Pipeline("mismatched", [produce, consume], params={"n": 1})
+
+
+# -- where steps run: inline Python in a worker process, component kinds in the server ------
+@step
+def worker_pid() -> int:
+    return os.getpid()
+
+
+@step(executor="thread")
+def server_pid(worker_pid: int) -> list[int]:
+    return [worker_pid, os.getpid()]
+
+
+where = Pipeline("where", [worker_pid, server_pid])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 from fastapi.testclient import TestClient
@@ -211,3 +212,50 @@ def test_an_alert_that_starts_firing_starts_one_run_of_a_pipeline_watching_it(
     assert client.metrics.evaluate_alerts()[0]["state"] == "firing"
     assert client.metrics.evaluate_alerts()[0]["state"] == "firing"  # still firing: no new run
     assert [r["trigger"] for r in client.workflows.list_runs("fanout")] == ["event:alert.firing"]
+
+
+def test_cli_schedules_cancels_and_shows_a_cancelled_run(settings: Settings,
+                                                         workdir: str) -> None:
+    from modelyard.cli.main import app
+    from tests.workflows.pipes import count
+
+    with live_server(settings.model_copy(update={"background": True})) as live:
+        token = live.resolved_admin_token_file.read_text().strip()
+        env = {"MODELYARD_URL": live.resolved_public_url, "MODELYARD_TOKEN": token,
+               "MODELYARD_PROJECT": "alpha"}
+        c = Client(live.resolved_public_url, token, "alpha")
+        c.create_project("alpha")
+        runner = CliRunner()
+        for source in ("tests.workflows.pipes:fanout", "tests.workflows.pipes:cancellable"):
+            r = runner.invoke(app, ["pipeline", "register", source], env=env)
+            assert r.exit_code == 0, r.output
+
+        r = runner.invoke(app, ["pipeline", "schedule", "fanout", "--cron", "0 3 * * *",
+                                "-P", "n=2"], env=env)
+        assert r.exit_code == 0, r.output
+        r = runner.invoke(app, ["pipeline", "schedule", "fanout", "--event", "dataset.commit",
+                                "--match", "dataset=digits"], env=env)
+        assert r.exit_code == 0, r.output
+        shown = {(t["kind"], t["cron"], t["event"]): t for t in c.workflows.list_schedules()}
+        assert shown[("cron", "0 3 * * *", None)]["params"] == {"n": 2}
+        assert shown[("event", None, "dataset.commit")]["match"] == {"dataset": "digits"}
+        r = runner.invoke(app, ["pipeline", "schedule", "fanout", "--cron", "whenever"], env=env)
+        assert r.exit_code != 0  # main() prints the server's message and exits 1
+        assert type(r.exception).__name__ == "InvalidArgument" and "cron" in str(r.exception)
+        assert len(c.workflows.list_schedules()) == 2  # nothing stored for the bad one
+
+        r = runner.invoke(app, ["pipeline", "run", "cancellable", "-P", f"workdir={workdir}"],
+                          env=env)
+        assert r.exit_code == 0, r.output
+        run_id = c.workflows.list_runs("cancellable")[0]["id"]
+        deadline = time.monotonic() + 60  # until the blocking step has started in its worker
+        while not count(workdir, "blocker") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        r = runner.invoke(app, ["pipeline", "cancel", run_id], env=env)
+        assert r.exit_code == 0, r.output
+        assert c.workflows.get_run(run_id, wait_s=30)["state"] == "cancelled"
+        r = runner.invoke(app, ["pipeline", "show", run_id], env=env)
+        assert r.exit_code == 0, r.output
+        assert "blocker cancelled" in r.output and "after_blocker cancelled" in r.output
+        assert count(workdir, "after") == 0
+        c.close()

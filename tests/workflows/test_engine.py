@@ -124,3 +124,14 @@ def test_an_output_that_is_not_json_is_stored_by_digest_and_handed_on(
     assert steps["matrix"].output is None and len(steps["matrix"].output_ref or "") == 64
     assert steps["matrix"].output_digest == steps["matrix"].output_ref
     assert steps["trace"].output == 4.0
+
+
+def test_inline_python_runs_in_a_worker_process_and_thread_steps_in_the_server(
+        wf: WorkflowService) -> None:
+    import os
+
+    run = _run(wf, "where")
+    assert run.state == "succeeded", run.error
+    worker, server = {s.step: s.output for s in run.steps}["server_pid"]
+    assert server == os.getpid()  # the in-process platform of this test
+    assert worker != os.getpid()
