@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+from enum import Enum
+
 import typer
+
+APP = "modelyard.server.app:create_app"
+
+
+class HttpServer(str, Enum):
+    granian = "granian"
+    uvicorn = "uvicorn"
 
 
 def register(app: typer.Typer) -> None:
@@ -36,6 +45,9 @@ def register(app: typer.Typer) -> None:
         home: str = typer.Option(None, envvar="MODELYARD_HOME", help="data dir"),
         access_log: bool = typer.Option(False, help="log every request (costs ~5% of a "
                                         "worker's CPU at full load; /metrics counts them)"),
+        http_server: HttpServer = typer.Option(
+            HttpServer.granian, "--http-server",
+            help="granian (Rust HTTP, the default: less CPU per request) or uvicorn"),
     ) -> None:
         """Run a model-server replica: deployments, /predict and the Open Inference Protocol.
 
@@ -45,13 +57,22 @@ def register(app: typer.Typer) -> None:
         """
         import os
 
-        import uvicorn
-
         os.environ["MODELYARD_ROLE"] = "serving"
         if home:
             os.environ["MODELYARD_HOME"] = home
-        uvicorn.run("modelyard.server.app:create_app", factory=True, host=host, port=port,
-                    workers=workers, log_level="info", access_log=access_log)
+        if http_server is HttpServer.uvicorn:
+            import uvicorn
+
+            uvicorn.run(APP, factory=True, host=host, port=port, workers=workers,
+                        log_level="info", access_log=access_log)
+            return
+        from granian import Granian
+        from granian.constants import Interfaces
+
+        # a worker that dies is started again, as uvicorn's supervisor does
+        Granian(APP, address=host, port=port, interface=Interfaces.ASGI, workers=workers,
+                factory=True, websockets=False, log_access=access_log,
+                respawn_failed_workers=True).serve()
 
     @app.command("demo")
     def demo(

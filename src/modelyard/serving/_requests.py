@@ -151,7 +151,7 @@ class RequestPath:
         for _ in range(5):
             entry = await self._load(dep, key)
             try:
-                res = await asyncio.wait_for(entry.batcher.submit(raw, tensor), timeout)
+                res = await asyncio.wait_for(entry.batcher.enqueue(raw, tensor), timeout)
             except Retired:
                 continue  # unloaded meanwhile: load it again
             except TimeoutError:

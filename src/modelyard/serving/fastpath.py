@@ -14,11 +14,11 @@ and the JSON depth guard.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from typing import TYPE_CHECKING
 
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelyard.core.auth import Role
@@ -111,7 +111,9 @@ def _inputs(body: bytes) -> list[object] | None:
     if json_too_deep(body):
         return None
     try:
-        doc = json.loads(body)
+        # orjson refuses what the standard parser would take with a twist (NaN, integers past
+        # 64 bits): such a body goes to the route, which parses it as it always did
+        doc = orjson.loads(body)
     except (ValueError, RecursionError):
         return None
     if type(doc) is not dict or len(doc) != 1:
