@@ -145,6 +145,20 @@ def _call(api: TestClient, route: ProjectRoute, token: str | None) -> int:
     return api.request(route.method, route.url, headers=headers).status_code
 
 
+def _refusal(api: TestClient, route: ProjectRoute, token: str | None) -> tuple[int, str, Any]:
+    """Status, error code and details; the details tell the access check's refusal (it names
+    the project) from a handler's own 404 for a dummy id that does not exist."""
+    headers = bearer(token) if token else {}
+    r = api.request(route.method, route.url, headers=headers)
+    try:
+        err = r.json().get("error") or {}
+    except ValueError:
+        err = {}
+    if not isinstance(err, dict):
+        err = {}
+    return r.status_code, err.get("code", ""), err.get("details", {})
+
+
 def test_every_project_route_checks_access(routes: list[ProjectRoute]) -> None:
     unchecked = [str(r) for r in routes if r.required is None]
     assert unchecked == [], (
@@ -161,7 +175,8 @@ def test_writes_need_more_than_viewer(routes: list[ProjectRoute]) -> None:
 
 def test_no_token_is_401_everywhere(api: TestClient, team: Team,
                                     routes: list[ProjectRoute]) -> None:
-    wrong = {str(r): s for r in routes if (s := _call(api, r, None)) != 401}
+    wrong = {str(r): got for r in routes
+             if (got := _refusal(api, r, None))[:2] != (401, "unauthenticated")}
     assert wrong == {}
 
 
@@ -173,7 +188,10 @@ def test_other_projects_tokens_get_404_everywhere(api: TestClient, team: Team,
     else:  # a superuser's token, usable only in beta: the scope alone keeps alpha out
         auth = api.app.state.platform.auth  # type: ignore[attr-defined]
         token = auth.scoped_token("admin", "beta", Role.editor, 3600, "job")
-    wrong = {str(r): s for r in routes if (s := _call(api, r, token)) != 404}
+    # The refusal must come from the access check (details name the project), not from a
+    # handler that looked for a dummy id and found nothing: that 404 would hide a missing check.
+    wrong = {str(r): got for r in routes
+             if (got := _refusal(api, r, token)) != (404, "not_found", {"project": "alpha"})}
     assert wrong == {}
 
 
@@ -182,7 +200,11 @@ def test_viewer_is_refused_every_editor_or_admin_route(api: TestClient, team: Te
     guarded = [r for r in routes
                if r.method != "GET" and r.required is not None and r.required >= Role.editor]
     assert guarded, "expected at least one write route"
-    wrong = {str(r): s for r in guarded if (s := _call(api, r, team.viewer)) != 403}
+    wrong = {}
+    for r in guarded:
+        status, code, details = _refusal(api, r, team.viewer)
+        if (status, code) != (403, "permission_denied") or details.get("role") != "viewer":
+            wrong[str(r)] = (status, code, details)
     assert wrong == {}
 
 
