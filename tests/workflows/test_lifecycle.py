@@ -41,6 +41,16 @@ def test_digits_lifecycle_goes_from_raw_data_to_a_served_prediction(live: Client
     assert out["served"] is True
     assert live.registry.resolve("digits-cnn@production")["version"] == out["version"]["version"]
     assert live.serving.get("digits")["model_ref"] == "digits-cnn@production"
+    # the run is in the lineage graph: the snapshot it read, the job, version and deployment
+    # it made
+    node = f"pipeline_run:{run['id']}"
+    down = live.registry.lineage(node, "downstream", depth=1)["nodes"]
+    assert {(n["kind"], n["id"]) for n in down} >= {
+        ("job", out["train"]["job_id"]),
+        ("model_version", f"digits-cnn@{out['version']['version']}")}
+    assert "deployment" in {n["kind"] for n in down}
+    up = live.registry.lineage(node, "upstream", depth=1)["nodes"]
+    assert ("dataset_snapshot", out["snapshot"]["snapshot"]) in {(n["kind"], n["id"]) for n in up}
 
 
 def _next_run(c: Client, seen: set[str], timeout_s: float = 300) -> dict[str, Any]:
