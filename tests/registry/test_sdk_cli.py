@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import httpx
 import pytest
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from modelyard.core.errors import InvalidArgument, NotFound
@@ -25,6 +27,31 @@ def test_metric_logger_sends_every_point_in_batches(client: Client) -> None:
     assert [p["step"] for p in loss] == list(range(500))
     assert [p["step"] for p in acc] == list(range(500))
     assert client.registry.get_run(run["id"])["metrics"]["loss"] == pytest.approx(1 / 500)
+
+
+def test_metric_logger_buffers_points_and_sends_them_in_few_bulk_requests(
+        api: TestClient, client: Client) -> None:
+    run = client.registry.create_run("sdk")
+    sent: list[str] = []
+
+    def count(request: httpx.Request) -> None:
+        if request.method == "POST" and request.url.path.endswith(f"/runs/{run['id']}/metrics"):
+            sent.append(request.url.path)
+
+    api.event_hooks = {"request": [count], "response": []}
+    logger = client.registry.metric_logger(run["id"], batch_size=100, flush_interval_s=0)
+    for step in range(99):
+        logger.log_metric("loss", 1.0 / (step + 1), step)
+    assert sent == [] and logger.pending == 99  # buffered, nothing sent yet
+    assert client.registry.get_metric_series(run["id"], "loss") == []
+    logger.log_metric("loss", 0.01, 99)  # the 100th point fills the batch
+    assert len(sent) == 1 and logger.pending == 0
+    for step in range(100, 1050):
+        logger.log_metric("loss", 0.01, step)
+    logger.close()  # sends the last 50
+    assert len(sent) == 11  # 1,050 points in 11 requests, not 1,050
+    series = client.registry.get_metric_series(run["id"], "loss")
+    assert [p["step"] for p in series] == list(range(1050))
 
 
 def test_metric_logger_flushes_on_its_timer(client: Client) -> None:

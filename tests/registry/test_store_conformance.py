@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from modelyard.core.errors import InvalidArgument, NotFound
+from modelyard.core.ids import utcnow
 from modelyard.registry.service import RegistryService
 from tests.registry.conftest import blob_files
 
@@ -172,6 +173,36 @@ def test_alias_moves_are_recorded_with_who_and_from_where(registry: RegistryServ
     history = registry.alias_history("alpha", "digits", "production")
     assert [(m.from_version, m.to_version, m.actor) for m in history] == [(1, 3, "eve"), (None, 1, "ada")]
     assert registry.resolve("alpha", "digits@production").version == 3
+
+
+def test_each_alias_move_records_when_it_happened(registry: RegistryService) -> None:
+    registry.register_version("alpha", "digits")
+    before = utcnow()
+    move = registry.set_alias("alpha", "digits", "staging", 1, "ada")
+    after = utcnow()
+    (recorded,) = registry.alias_history("alpha", "digits", "staging")
+    assert before <= move.moved_at <= after
+    assert recorded.moved_at == move.moved_at and recorded.actor == "ada"
+
+
+def test_concurrent_alias_moves_leave_one_unbroken_history(registry: RegistryService) -> None:
+    """Each move reads the alias and records it in one transaction: replayed oldest first,
+    every move starts where the one before it ended, and the alias ends where the last did."""
+    for _ in range(4):
+        registry.register_version("alpha", "digits")
+
+    def move(i: int) -> None:
+        registry.set_alias("alpha", "digits", "production", i % 4 + 1, f"user{i}")
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        list(pool.map(move, range(24)))
+    history = registry.alias_history("alpha", "digits", "production")[::-1]  # oldest first
+    assert len(history) == 24
+    assert history[0].from_version is None
+    for prev, nxt in zip(history, history[1:], strict=False):
+        assert nxt.from_version == prev.to_version
+    assert sorted(m.actor for m in history) == sorted(f"user{i}" for i in range(24))
+    assert registry.resolve("alpha", "digits@production").version == history[-1].to_version
 
 
 def test_moving_an_alias_to_a_missing_version_changes_nothing(registry: RegistryService) -> None:
