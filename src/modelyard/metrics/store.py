@@ -110,8 +110,10 @@ class SqlMetricsStore(MetricsStore):
             }
             for e in events
         ]
+        # a Core insert of the table: the same rows, without the ORM's bulk-insert bookkeeping
+        # (about half the time per row; a serving replica stores one row per prediction)
         with self.db.session() as s:
-            s.execute(sa.insert(MetricEventRow), rows)
+            s.execute(sa.insert(MetricEventRow.__table__), rows)
         return len(rows)
 
     def upsert_feedback(self, project: str, feedback: list[Feedback]) -> int:
