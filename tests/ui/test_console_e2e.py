@@ -24,6 +24,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(600)
 sync_api = pytest.importorskip("playwright.sync_api", reason="install the dev extra (playwright)")
 
 PROJECT = "demo"
+LR_SPACE = {"lr": {"type": "float", "low": 0.005, "high": 0.05, "log": True}}
 PAGE_ERRORS: list[str] = []  # uncaught script errors of every page opened
 
 
@@ -47,6 +48,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         admin = live.resolved_admin_token_file.read_text().strip()
         with Client(live.resolved_public_url, admin, project=PROJECT) as client:
             raw = run_lifecycle(client)["raw"]
+            # what the demo does not make: a small study (trials chart) and a firing alert
+            client.hpo.create("ui-lr", search_space=LR_SPACE, objective="val_accuracy",
+                              n_trials=2, trainer="digits-cnn",
+                              dataset_snapshot=raw["snapshot"]["id"],
+                              hyperparameters={"epochs": 1}, pruner="none")
+            assert client.hpo.wait("ui-lr", timeout=300)["state"] == "completed"
+            client.metrics.create_alert("slow-digits", "latency_p95", 0.0001,
+                                        deployment="digits", window_s=3600)
+            client.metrics.evaluate_alerts()
             client.datasets.delete_rows("digits", where="label = '7'", message="drop the sevens")
             viewer = client.create_user("vic")["token"]
             client.set_member(PROJECT, "vic", "viewer")
@@ -116,6 +126,12 @@ def test_editor_walks_every_page_and_steers_the_platform(browser: Any, world: Wo
     visit(page, world, "runs", "05-runs")
     assert page.query_selector_all(".page tbody tr")
     visit(page, world, "hpo", "06-hpo")
+    assert "ui-lr" in page.inner_text(".page")
+    visit(page, world, "hpo/ui-lr", "06-hpo-study")
+    trials = page.inner_text("[data-testid=trials]")
+    assert "val_accuracy per trial, and best so far" in page.inner_text(".page")
+    assert page.query_selector_all("[data-testid=trials-chart] canvas"), "no trials chart"
+    assert len(page.query_selector_all("[data-testid=trials] tbody tr")) == 2, trials
 
     visit(page, world, "models", "07-models")
     visit(page, world, f"models/{mv['model']}", "08-model")
@@ -129,13 +145,22 @@ def test_editor_walks_every_page_and_steers_the_platform(browser: Any, world: Wo
     assert len(page.query_selector_all(".chart canvas")) >= 2, "latency and traffic charts missing"
 
     visit(page, world, "pipelines", "11-pipelines")
+    visit(page, world, "pipelines/digits-lifecycle", "11-pipeline")
+    assert len(page.query_selector_all("[data-testid=pipeline-dag] g.node")) == 10
+    assert run in page.inner_text(".page")
     visit(page, world, f"pipelines/runs/{run}", "12-pipeline-run")
     steps = page.query_selector_all("[data-testid=pipeline-dag] g.node")
-    assert steps and all("s-succeeded" in (s.get_attribute("class") or "") for s in steps)
+    assert len(steps) == 10
+    assert all("s-succeeded" in (s.get_attribute("class") or "") for s in steps)
+    # every step of the ten-step chain is on the page, none past its right edge
+    right = page.eval_on_selector("[data-testid=pipeline-dag]", "e => e.getBoundingClientRect().right")
+    assert right <= page.viewport_size["width"]
     assert page.query_selector("[data-testid=rerun]")
 
     visit(page, world, "metrics", "13-metrics")
     assert page.query_selector_all(".chart canvas")
+    alerts = page.inner_text("[data-testid=alerts]")
+    assert "slow-digits" in alerts and "firing" in alerts, alerts
 
     # Promote: point `production` back at version 1 through the UI, check through the API.
     model = mv["model"]

@@ -4,7 +4,9 @@ import { h } from "./dom.js";
 
 const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777"];
 
-// xs: numbers (seconds since epoch when time=true); series: [{label, values}] aligned with xs.
+// xs: numbers (seconds since epoch when time=true); series: [{label, values}] aligned with xs;
+// a series with `dots: true` is drawn as points only (one trial is not a line), one with
+// `dots: false` as a line without points.
 export function lineChart({ title, xs, series, time = false, height = 220, bars = false,
                             yLabel = "", xLabel = time ? "time" : "step", zeroBased = false }) {
   const box = h("div", { class: "chart", testid: "chart" }, h("h3", {}, title));
@@ -24,7 +26,9 @@ export function lineChart({ title, xs, series, time = false, height = 220, bars 
            { label: yLabel, size: 60 }],
     series: [{ label: xLabel }, ...series.map((s, i) => ({
       label: s.label, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: true,
-      points: { show: xs.length < 60 || s.values.filter((v) => v !== null).length < 10 },
+      points: { show: s.dots ?? (xs.length < 60 || s.values.filter((v) => v !== null).length < 10),
+                ...(s.dots ? { size: 9, fill: COLORS[i % COLORS.length] } : {}) },
+      ...(s.dots ? { paths: () => null } : {}),
       ...(bars ? { paths: window.uPlot.paths.bars({ size: [0.6, 40] }),
                    fill: COLORS[i % COLORS.length] + "55" } : {}),
     }))],

@@ -1,7 +1,10 @@
-// A directed graph as a layered SVG: each node's column is its longest path from a source.
+// A directed graph as a layered SVG: each node's layer is its longest path from a source.
+// Layers are columns (left to right) while they fit the page, else rows (top to bottom): a
+// ten-step pipeline chain would otherwise run off the right edge.
 
 const NS = "http://www.w3.org/2000/svg";
-const W = 170, HGT = 40, GX = 60, GY = 18;
+const W = 170, HGT = 40, GX = 60, GY = 18, VGY = 34;
+const MAX_WIDTH = 1180;
 
 function svg(tag, attrs, text) {
   const el = document.createElementNS(NS, tag);
@@ -28,12 +31,18 @@ export function dag(nodes, edges, { testid = "graph" } = {}) {
   }
   const columns = [];
   for (const n of nodes) (columns[layer.get(n.id)] ||= []).push(n);
+  const widest = Math.max(...columns.map((c) => c.length));
+  const vertical = 20 + columns.length * (W + GX) - GX > MAX_WIDTH &&
+    20 + widest * (W + GX) - GX <= MAX_WIDTH;
   const pos = new Map();
-  columns.forEach((col, x) => col.forEach((n, y) => pos.set(n.id, { x: 10 + x * (W + GX), y: 10 + y * (HGT + GY) })));
-  const width = 20 + columns.length * (W + GX) - GX;
-  const height = 20 + Math.max(...columns.map((c) => c.length)) * (HGT + GY) - GY;
+  columns.forEach((col, i) => col.forEach((n, j) => pos.set(n.id, vertical
+    ? { x: 10 + j * (W + GX), y: 10 + i * (HGT + VGY) }
+    : { x: 10 + i * (W + GX), y: 10 + j * (HGT + GY) })));
+  const width = vertical ? 20 + widest * (W + GX) - GX : 20 + columns.length * (W + GX) - GX;
+  const height = vertical ? 20 + columns.length * (HGT + VGY) - VGY : 20 + widest * (HGT + GY) - GY;
   const root = svg("svg", { class: "dag", width, height, viewBox: `0 0 ${width} ${height}`,
-                            "data-testid": testid, role: "img" });
+                            "data-testid": testid, "data-orient": vertical ? "vertical" : "horizontal",
+                            role: "img" });
   const defs = svg("defs", {});
   const marker = svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5,
                                  markerWidth: 7, markerHeight: 7, orient: "auto" });
@@ -42,9 +51,15 @@ export function dag(nodes, edges, { testid = "graph" } = {}) {
   root.append(defs);
   for (const e of live) {
     const a = pos.get(e.src), b = pos.get(e.dst);
-    const x1 = a.x + W, y1 = a.y + HGT / 2, x2 = b.x, y2 = b.y + HGT / 2, mx = (x1 + x2) / 2;
-    const path = svg("path", { d: `M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2},${y2}`,
-                               class: "edge", "marker-end": "url(#arrow)" });
+    let d;
+    if (vertical) {
+      const x1 = a.x + W / 2, y1 = a.y + HGT, x2 = b.x + W / 2, y2 = b.y, my = (y1 + y2) / 2;
+      d = `M${x1},${y1} C${x1},${my} ${x2},${my} ${x2},${y2}`;
+    } else {
+      const x1 = a.x + W, y1 = a.y + HGT / 2, x2 = b.x, y2 = b.y + HGT / 2, mx = (x1 + x2) / 2;
+      d = `M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2},${y2}`;
+    }
+    const path = svg("path", { d, class: "edge", "marker-end": "url(#arrow)" });
     if (e.label) path.append(svg("title", {}, e.label));
     root.append(path);
   }

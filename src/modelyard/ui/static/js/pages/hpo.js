@@ -62,9 +62,10 @@ async function detail(el, ctx, name) {
     if (now.state !== study.state || JSON.stringify(now.counts) !== JSON.stringify(study.counts)) ctx.reload();
   });
   el.append(section("Trials",
-    h("div", { class: "charts" }, lineChart({ title: `${metric} per trial, and best so far`, xs,
-      series: [{ label: metric, values }, { label: "best so far", values: best }], xLabel: "trial" })),
-    table(["trial", "state", metric, "last step", "params", "job"], sorted.slice(-300).reverse().map((t) =>
+    h("div", { class: "charts", testid: "trials-chart" }, lineChart({ title: `${metric} per trial, and best so far`, xs,
+      series: [{ label: metric, values, dots: true }, { label: "best so far", values: best, dots: false }],
+      xLabel: "trial" })),
+    h("div", { testid: "trials" }, table(["trial", "state", metric, "last step", "params", "job"], sorted.slice(-300).reverse().map((t) =>
       [t.number, badge(t.state), num(t.value), t.last_step ?? "–", json(t.params),
-       t.job_id ? link(ctx.href("jobs", t.job_id), t.job_id) : "–"]))));
+       t.job_id ? link(ctx.href("jobs", t.job_id), t.job_id) : "–"])))));
 }

@@ -33,7 +33,7 @@ export async function render(el, ctx) {
   }
   const card = section("Alerts");
   el.append(card);
-  const host = h("div", {});
+  const host = h("div", { testid: "alerts" });
   const drawAlerts = (rules) => host.replaceChildren(table(
     ["rule", "state", "condition", "deployment", "last value", "evaluated"],
     rules.map((r) => [r.spec.name, badge(r.state),
