@@ -101,8 +101,10 @@ def write_result(
     figures: dict[str, Any],
     peers: dict[str, Any],
     script: str,
+    results: Path | None = None,
 ) -> Path:
-    """Write `bench/results/<name>.json` and return its path; prints a one-line summary."""
+    """Write `<results>/<name>.json` (default bench/results/) and return its path; prints a
+    one-line summary."""
     met = value >= target if higher_is_better else value <= target
     result = {
         "name": name,
@@ -119,14 +121,16 @@ def write_result(
         "script": Path(script).resolve().relative_to(ROOT).as_posix()
         if Path(script).resolve().is_relative_to(ROOT) else script,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
+    folder = results or RESULTS
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.json"
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result, indent=2, sort_keys=False, default=str) + "\n")
     os.replace(tmp, path)
     sign = ">=" if higher_is_better else "<="
     print(f"{name}: {metric} = {value:.4g} (target {sign} {target}) "
-          f"{'met' if met else 'NOT met'} -> {path.relative_to(ROOT)}")
+          f"{'met' if met else 'NOT met'} -> "
+          f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
     return path
 
 
