@@ -284,3 +284,13 @@ def server_pid(worker_pid: int) -> list[int]:
 
 
 where = Pipeline("where", [worker_pid, server_pid])
+
+
+# -- a failing step waits out its backoff before trying again ---------------------------------
+@step(retries=2, backoff_s=20, cache=False)
+def down(workdir: str) -> str:
+    mark(workdir, "down")
+    raise ConnectionError("the service is down")
+
+
+backing_off = Pipeline("backing-off", [down], params={"workdir": "."})

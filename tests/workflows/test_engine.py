@@ -135,3 +135,23 @@ def test_inline_python_runs_in_a_worker_process_and_thread_steps_in_the_server(
     worker, server = {s.step: s.output for s in run.steps}["server_pid"]
     assert server == os.getpid()  # the in-process platform of this test
     assert worker != os.getpid()
+
+
+def test_a_failed_attempt_is_not_retried_before_its_backoff(
+        wf: WorkflowService, workdir: str) -> None:
+    wf.register("alpha", "tests.workflows.pipes:backing_off", "tester")
+    started = wf.run("alpha", "backing-off", {"workdir": workdir}, "tester")
+    deadline = time.monotonic() + 60
+    run = wf.get_run("alpha", started.id)
+    while not (run.steps and run.steps[0].attempts == 1 and run.steps[0].state == "pending") \
+            and time.monotonic() < deadline:
+        run = wf.wait("alpha", started.id, timeout_s=0.2)  # drives the engine
+    run = wf.wait("alpha", started.id, timeout_s=2)  # keeps driving: nothing is due for 20 s
+    down = run.steps[0]
+    assert run.state == "running"
+    assert (down.state, down.attempts) == ("pending", 1)
+    assert "ConnectionError: the service is down; retrying in 20s" == down.error
+    assert count(workdir, "down") == 1
+    wf.cancel("alpha", started.id)
+    assert wf.wait("alpha", started.id, timeout_s=30).state == "cancelled"
+    assert count(workdir, "down") == 1
