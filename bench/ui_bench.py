@@ -1,7 +1,7 @@
 """Web console page render time with 10,000 runs and 1,000 jobs in the store.
 
 The demo's lifecycle runs first against a live server (a dataset, a trained model with lineage, a
-deployment with traffic, a pipeline run); then 10,000 runs (a few metric points each) and 1,000
+deployment with traffic, a pipeline run), plus a two-trial HPO study and an alert rule; then 10,000 runs (a few metric points each) and 1,000
 jobs are inserted through the registry service and the training store directly. A server with its
 background loops off then serves the console to Debian's headless Chromium, and each page is
 loaded `REPEATS` times from scratch (HTML, scripts, sign-in check, API calls, charts) until it
@@ -80,6 +80,17 @@ def seed(settings: Settings, rng: random.Random) -> dict[str, Any]:
     return {"seed_runs_s": round(runs_s, 2), "seed_jobs_s": round(jobs_s, 2)}
 
 
+def small_study(client: Client, snapshot: str) -> str:
+    """A two-trial study, so the study page draws its trials chart; returns its name."""
+    client.hpo.create("bench-lr", search_space={"lr": {"type": "float", "low": 0.005,
+                                                       "high": 0.05, "log": True}},
+                      objective="val_accuracy", n_trials=2, trainer="digits-cnn",
+                      dataset_snapshot=snapshot, hyperparameters={"epochs": 1}, pruner="none")
+    if client.hpo.wait("bench-lr", timeout=600)["state"] != "completed":
+        raise RuntimeError("the bench's study did not complete")
+    return "bench-lr"
+
+
 def measure(url: str, token: str, routes: dict[str, str]) -> dict[str, dict[str, float]]:
     """Per page label: median and p95 of full loads, median of the in-page render time."""
     from playwright.sync_api import sync_playwright
@@ -125,6 +136,10 @@ def main() -> None:
             token = live.resolved_admin_token_file.read_text().strip()
             with Client(live.resolved_public_url, token, project=PROJECT) as client:
                 raw = run_lifecycle(client)["raw"]
+                study = small_study(client, raw["snapshot"]["id"])
+                client.metrics.create_alert("slow-digits", "latency_p95", 100.0,
+                                            deployment="digits", window_s=3600)
+                client.metrics.evaluate_alerts()
         figures: dict[str, Any] = seed(settings, rng)
         quiet = settings.model_copy(update={"background": False})
         with embedded_server(quiet) as live:
@@ -134,6 +149,7 @@ def main() -> None:
                       "run": f"runs/{raw['job']['run_id']}", "hpo": "hpo", "models": "models",
                       "model": f"models/{mv['model']}", "deployments": "deployments",
                       "deployment": "deployments/digits", "pipelines": "pipelines",
+                      "study": f"hpo/{study}", "pipeline": "pipelines/digits-lifecycle",
                       "pipeline run": f"pipelines/runs/{raw['pipeline_run']['id']}",
                       "metrics": "metrics"}
             pages = measure(live.resolved_public_url, token, routes)
