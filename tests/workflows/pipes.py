@@ -294,3 +294,24 @@ def down(workdir: str) -> str:
 
 
 backing_off = Pipeline("backing-off", [down], params={"workdir": "."})
+
+
+# -- a model built by an inline step, registered, promoted and deployed --------------------
+@step
+def fit_digits(c: float) -> dict[str, Any]:
+    from tests.serving._digits import classifier, digits, onnx_model
+
+    d = digits()
+    accuracy = float(classifier(c).score(d.test_x.reshape(-1, 64) / 255, d.test_y))
+    return {"artifacts": {"model.onnx": onnx_model(c)}, "metrics": {"test_accuracy": accuracy}}
+
+
+def registered() -> Pipeline:
+    from tests.serving._digits import PREPROCESSING
+
+    return Pipeline("registered", [
+        fit_digits,
+        kinds.register_model("register", "fit_digits", "digits-lr", preprocessing=PREPROCESSING),
+        kinds.move_alias("promote", "register", "production"),
+        kinds.deploy("deploy", "promote", "digits-lr"),
+    ], params={"c": 1.0})

@@ -209,6 +209,43 @@ def _model_version(ctx: StepContext, cfg: Json, **ups: Any) -> Json:
     return {"model": mv.model, "version": mv.version, "metrics": dict(mv.metrics)}
 
 
+def register_model(name: str, source: str, model: str, framework: str = "onnx",
+                   preprocessing: Json | None = None) -> StepSpec:
+    """Register the next version of `model` from step `source`'s output, which is
+    `{"artifacts": {file name: bytes}, "metrics": {...}}` (metrics optional).
+
+    The new version is recorded as the step's side effect before it returns: a step resumed
+    after a crash finds it and never registers a second one. A re-run with the same artifacts
+    is served from cache (the same version).
+    """
+    return _kind("model_registration", name, _register, {source: Any}, Json,
+                 {"source": source, "model": model, "framework": framework,
+                  "preprocessing": preprocessing})
+
+
+def _register(ctx: StepContext, cfg: Json, **ups: Any) -> Json:
+    out = ups[cfg["source"]]
+    files = out.get("artifacts") if isinstance(out, dict) else None
+    if not files or not all(isinstance(b, bytes) for b in files.values()):
+        raise FailedPrecondition(f"step {cfg['source']!r} must return {{'artifacts': {{file "
+                                 "name: bytes}}, 'metrics': {{...}}}} for a model to register")
+    reg = ctx.platform.registry
+
+    def register() -> Json:
+        digests = {fn: reg.put_artifact(ctx.project, blob, name=fn, user=_actor(ctx)).digest
+                   for fn, blob in files.items()}
+        mv = reg.register_version(ctx.project, cfg["model"], artifacts=digests,
+                                  framework=cfg["framework"],
+                                  preprocessing=cfg["preprocessing"],
+                                  metrics=dict(out.get("metrics") or {}), user=_actor(ctx))
+        return {"model": mv.model, "version": mv.version}
+
+    made = ctx.effect("registered", register)
+    mv = reg.get_version(ctx.project, made["model"], int(made["version"]))
+    _edge(ctx, "pipeline_run", ctx.run_id, "model_version", mv.ref, "produced")
+    return {"model": mv.model, "version": mv.version, "metrics": dict(mv.metrics)}
+
+
 def move_alias(name: str, version: str, alias: str = "production",
                after: str | None = None) -> StepSpec:
     """Point `alias` of the model at the version from step `version` (once `after` passed)."""
