@@ -119,7 +119,8 @@ def run_lifecycle(client: Client) -> dict[str, Any]:
                                  deployment="digits")
     p50 = _first_value(q)
     summary["request latency p50 (server)"] = f"{p50:.2f} ms" if p50 is not None else "?"
-    summary["requests recorded"] = _first_value(count)
+    # one prediction event per image: 20 requests of 10 images are 200 events
+    summary["predictions recorded"] = _first_value(count)
     raw.update(job=job, model_version=mv, val_accuracy=accuracy, lineage=lineage,
                served_accuracy=correct / len(images), latency_p50_ms=p50,
                requests_recorded=_first_value(count), snapshot=snap)
