@@ -29,9 +29,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str |
         token = live.resolved_admin_token_file.read_text().strip()
         with Client(live.resolved_public_url, token=token, project="gamma") as c:
             c.create_project("gamma")
-            c.registry.create_run("cli", params={"lr": 0.5}, job_id="job_g", code_hash="code_g")
+            r = c.registry.create_run("cli", params={"lr": 0.5}, job_id="job_g",
+                                      code_hash="code_g")
             art = c.registry.upload_artifact(b"weights", name="model.onnx")
-            c.registry.register_version("clf", {"model.onnx": art["digest"]})
+            c.registry.register_version("clf", {"model.onnx": art["digest"]}, run_id=r["id"])
+            c.registry.add_edge("model_version", "clf@1", "deployment", "dep_g", "serves")
         yield {"MODELYARD_URL": live.resolved_public_url, "MODELYARD_TOKEN": token,
                "MODELYARD_PROJECT": "gamma"}
 
@@ -71,6 +73,19 @@ def test_metrics_query_and_lineage_print_for_humans(server: dict[str, str | None
     tree = run(["lineage", "model:clf@1"], server)
     assert tree.code == 0, tree.stderr
     assert "clf@1" in tree.stdout
+
+
+def test_lineage_walks_downstream_and_stops_at_its_depth(server: dict[str, str | None]) -> None:
+    down = run(["lineage", "job:job_g", "--downstream"], server)
+    assert down.code == 0, down.stderr
+    for label in ("job job_g", "run run_", "model_version clf@1", "deployment dep_g"):
+        assert label in down.stdout, down.stdout
+    up = run(["--json", "lineage", "job:job_g"], server)  # nothing went into the job
+    assert up.code == 0 and [n["id"] for n in json.loads(up.stdout)["nodes"]] == ["job_g"]
+    shallow = run(["--json", "lineage", "job:job_g", "--downstream", "--depth", "1"], server)
+    # one hop: the run and the version the job made, not the deployment behind the version
+    assert {n["kind"] for n in json.loads(shallow.stdout)["nodes"]} == {"job", "run",
+                                                                       "model_version"}
 
 
 def test_a_group_command_on_a_missing_object_exits_1_with_the_servers_message(
