@@ -30,6 +30,8 @@ from typing import Any
 
 from bench._harness import make_peer_venv, write_result
 
+TARGET = 10.0  # at least 10x MLflow on logging and on search, each
+
 MLFLOW_SCRIPT = r'''
 import json, random, statistics, sys, time, warnings
 warnings.filterwarnings("ignore")
@@ -265,13 +267,17 @@ def main() -> None:
         raise RuntimeError("the two sides found different numbers of runs; inputs differ")
     log_speedup = theirs["log_s"] / ours["log_s"]
     search_speedup = theirs["search_top100_s"] / ours["search_top100_s"]
+    search_all_speedup = theirs["search_all_s"] / ours["search_all_s"]
+    # Each of the goal's figures must reach the target on its own; the headline is the weakest.
+    each = {"log": log_speedup, "search_top100": search_speedup, "search_all": search_all_speedup}
     figures: dict[str, Any] = {
         "points_logged": args.log_runs * args.points_per_run, "log_runs": args.log_runs,
         "search_runs": args.search_runs, "repeats": args.repeats,
         "filter": "metrics.acc > 0.9, order by metrics.acc desc",
         "log_speedup_vs_mlflow": round(log_speedup, 3),
         "search_top100_speedup_vs_mlflow": round(search_speedup, 3),
-        "search_all_speedup_vs_mlflow": round(theirs["search_all_s"] / ours["search_all_s"], 3),
+        "search_all_speedup_vs_mlflow": round(search_all_speedup, 3),
+        "met_per_figure": {k: v >= TARGET for k, v in each.items()},
         "modelyard_points_per_s": round(args.log_runs * args.points_per_run / ours["log_s"]),
         "mlflow_points_per_s": round(args.log_runs * args.points_per_run / theirs["log_s"]),
         "modelyard": ours,
@@ -284,10 +290,10 @@ def main() -> None:
     write_result(
         name="registry",
         goal="≥10× faster than MLflow (SQLite) logging 100,000 points over 1,000 runs and "
-             "searching 10,000 runs by a metric filter",
+             "searching 10,000 runs by a metric filter (first page and every match), each",
         metric="min_speedup_vs_mlflow",
-        value=round(min(log_speedup, search_speedup), 3),
-        target=10.0,
+        value=round(min(each.values()), 3),
+        target=TARGET,
         higher_is_better=True,
         figures=figures,
         peers={"mlflow": theirs},
