@@ -53,3 +53,44 @@ def test_a_fast_network_runs_on_the_loop_and_a_slow_one_in_the_pool() -> None:
     labels, threads, loop_thread = asyncio.run(_serve(slow, 10))
     assert labels == expected_labels(1.0, digits().test_x[:10])
     assert loop_thread not in threads  # every batch in the pool
+
+
+class GatedModel(LoadedModel):
+    """The digits network, whose batches wait for the test to open a gate."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)  # type: ignore[arg-type]
+        self.started = threading.Event()
+        self.gate = threading.Event()
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        self.started.set()
+        self.gate.wait(30)
+        return super().run(x)
+
+
+def test_requests_arriving_while_the_batch_workers_compute_form_one_batch() -> None:
+    """One batch worker (a process with one core of its own): the first request runs at once,
+    the seven that arrive while it computes run together as the next batch."""
+
+    async def scenario() -> tuple[list[int], list[str]]:
+        model = GatedModel(ModelKey("p", "digits", 1), onnx_model(1.0), PREPROCESSING)
+        sizes: list[int] = []
+        pixels = digits().test_x[:8]
+        with ThreadPoolExecutor(2) as pool:
+            batcher = Batcher(model, pool, max_batch_size=8, max_delay_s=0.002, max_queue=64,
+                              workers=1, on_batch=sizes.append)
+            first = asyncio.ensure_future(batcher.submit(raw=[pixels[0].tolist()]))
+            while not model.started.is_set():
+                await asyncio.sleep(0.001)
+            rest = [asyncio.ensure_future(batcher.submit(raw=[img.tolist()]))
+                    for img in pixels[1:]]
+            await asyncio.sleep(0.01)  # let them all queue
+            model.gate.set()
+            results = await asyncio.gather(first, *rest)
+            batcher.retire()
+        return sizes, [r.predictions[0]["label"] for r in results]  # type: ignore[index]
+
+    sizes, labels = asyncio.run(scenario())
+    assert sizes == [1, 7]
+    assert labels == expected_labels(1.0, digits().test_x[:8])

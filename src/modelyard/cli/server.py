@@ -58,6 +58,9 @@ def register(app: typer.Typer) -> None:
         import os
 
         os.environ["MODELYARD_ROLE"] = "serving"
+        # each worker process runs as many batches at once as it has cores of its own
+        os.environ.setdefault("MODELYARD_SERVING__BATCH_WORKERS",
+                              str(max(1, (os.cpu_count() or 1) // max(1, workers))))
         if home:
             os.environ["MODELYARD_HOME"] = home
         if http_server is HttpServer.uvicorn:

@@ -46,6 +46,10 @@ class ServingSettings(BaseModel):
     max_batch_delay_ms: float = 2.0
     max_queue: int = 256
     request_timeout_s: float = 10.0
+    # Batches of one model this process runs at once (None: one per core). More than its
+    # share of the cores only splits them between small batches that would have been one big
+    # one; `modelyard serve --workers N` sets it to cores / N.
+    batch_workers: int | None = Field(default=None, ge=1, le=64)
 
 
 class MetricsSettings(BaseModel):

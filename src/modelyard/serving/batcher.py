@@ -3,9 +3,12 @@
 One `Batcher` per loaded model. Requests enter a bounded asyncio queue (full: ResourceExhausted,
 answered 429 with Retry-After); `workers` tasks each take up to `max_batch_size` rows and run
 them in a thread pool so the event loop stays free, or on the loop itself when the model's
-batches take less than a thread hop (INLINE_BELOW_S, measured per model). A worker waits up to `max_delay_s` for its batch to fill only while every other
-worker is running a batch (nothing could start the requests sooner): an idle model answers a
-lone request at once, and requests that arrive while all workers compute form the next batch.
+batches take less than a thread hop (INLINE_BELOW_S, measured per model). `workers` is how many
+batches run at once: the process's share of the cores (more would split the cores between
+small batches that could have been one). A worker waits up to `max_delay_s` for its batch to
+fill only while every other worker, and at least one, is running a batch (nothing could start
+the requests sooner): an idle model answers a lone request at once, and requests that arrive
+while the workers compute form the next batch.
 Each request is prepared (its preprocessing) inside the batch's thread, and one bad request fails
 alone. A retired batcher takes no new requests but finishes those it holds.
 """
@@ -154,7 +157,7 @@ class Batcher:
                 continue
             batch, rows = [first], first.rows
             if rows < self.max_batch_size and self.max_delay_s > 0 and \
-                    lane.running >= self.workers - 1 and \
+                    lane.running >= max(1, self.workers - 1) and \
                     queue.qsize() + rows < self.max_batch_size:
                 filled.clear()
                 try:

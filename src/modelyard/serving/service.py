@@ -276,7 +276,7 @@ class ServingService(RequestPath):
             max_delay_s=(b.max_batch_delay_ms if b.max_batch_delay_ms is not None
                          else s.max_batch_delay_ms) / 1000.0,
             max_queue=b.max_queue or s.max_queue,
-            workers=min(2, os.cpu_count() or 1) + 1,
+            workers=s.batch_workers or os.cpu_count() or 1,
             on_batch=self.prom.batch_observer(key.project, key.model, key.version),
         )
         log.info("loaded %s (%d bytes estimated)", key, model.size_bytes)
