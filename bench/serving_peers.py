@@ -1,8 +1,10 @@
 """The serving benchmark's peers: their venvs and their servers, each a few lines of the
 peer's own documented API around the same ONNX Runtime session.
 
-Every peer gets the same request (`{"inputs": [<8x8 pixels 0..240>]}`), does the same work
-(scale by 1/255, one ONNX Runtime run with one intra-op thread, softmax, arg-max) and answers
+Every peer gets the same request (`{"inputs": [<8x8 pixels 0..240>]}` or `{"inputs":
+["<utterance>"]}`), does the same work (the model's preprocessing spec: scale by 1/255, or the
+tokenizer's word frequencies; one ONNX Runtime run with one intra-op thread, softmax, arg-max)
+and answers
 `{"predictions": [{"label", "confidence"}]}` (BentoML answers the bare list: its API returns
 what the function returns). Batching uses each peer's own feature with the same limits.
 """
@@ -10,9 +12,11 @@ what the function returns). Batching uses each peer's own feature with the same 
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench._harness import make_peer_venv
 
@@ -51,6 +55,7 @@ def peer_python(peer: str) -> Path:
 COMMON = '''
 import json
 import os
+import re
 
 import numpy as np
 import onnxruntime as ort
@@ -69,14 +74,32 @@ def session(path=None):
                                 providers=["CPUExecutionProvider"])
 
 
+# The model's preprocessing spec (what modelyard stores with the version), applied here by
+# each peer's own code: an 8x8 image scaled, or text as word frequencies over a vocabulary.
+with open(os.environ["BENCH_PREPROCESSING"]) as f:
+    PRE = json.load(f)
+LABELS = PRE["labels"]
+WORD = re.compile(r"[a-z0-9']+")
+
+
 def to_batch(inputs):
-    return np.asarray(inputs, dtype=np.float32).reshape(-1, 1, 8, 8) * np.float32(1 / 255)
+    if PRE["kind"] == "image":
+        return np.asarray(inputs, dtype=np.float32).reshape(-1, 1, PRE["height"],
+                                                            PRE["width"]) * np.float32(PRE["scale"])
+    texts = [str(t) for t in np.asarray(inputs, dtype=object).reshape(-1)]
+    vocab, out = PRE["vocab"], np.zeros((len(texts), max(PRE["vocab"].values()) + 1), np.float32)
+    for i, text in enumerate(texts):
+        words = WORD.findall(text.lower())[:PRE["max_len"]] or ["<unk>"]
+        for w in words:
+            out[i, vocab.get(w, 0)] += 1.0
+        out[i] /= len(words)
+    return out
 
 
 def decode(logits):
     e = np.exp(logits - logits.max(axis=1, keepdims=True))
     p = e / e.sum(axis=1, keepdims=True)
-    return [{"label": str(int(i)), "confidence": float(p[r, i])}
+    return [{"label": LABELS[int(i)], "confidence": float(p[r, i])}
             for r, i in enumerate(p.argmax(axis=1))]
 
 
@@ -227,11 +250,13 @@ class PeerServer:
     env: dict[str, str]
 
 
-def prepare(peer: str, python: Path, work: Path, model: Path, port: int,
-            max_batch: int) -> PeerServer:
+def prepare(peer: str, python: Path, work: Path, model: Path, preprocessing: dict[str, Any],
+            port: int, max_batch: int) -> PeerServer:
     """Write the peer's server into `work` and return how to start it on `port`."""
     work.mkdir(parents=True, exist_ok=True)
+    (work / "preprocessing.json").write_text(json.dumps(preprocessing))
     env = {"BENCH_MODEL": str(model), "BENCH_MAX_BATCH": str(max_batch),
+           "BENCH_PREPROCESSING": str(work / "preprocessing.json"),
            "BENCH_MAX_DELAY_MS": str(MAX_DELAY_MS), "BENCH_WORKERS": str(WORKERS),
            "PATH": f"{python.parent}:/usr/bin:/bin", "VIRTUAL_ENV": str(python.parent.parent)}
     bindir = python.parent
@@ -271,8 +296,6 @@ def _torchserve(bindir: Path, work: Path, model: Path, port: int, max_batch: int
                                  "minWorkers": WORKERS, "maxWorkers": WORKERS,
                                  "batchSize": max_batch, "maxBatchDelay": int(MAX_DELAY_MS),
                                  "responseTimeout": 120}}}
-    import json
-
     (work / "config.properties").write_text("\n".join([
         f"inference_address=http://127.0.0.1:{port}",
         f"management_address=http://127.0.0.1:{port + 1}",
