@@ -198,7 +198,17 @@ def test_editor_cancels_a_running_job_and_reruns_a_pipeline(browser: Any, world:
     page = signed_in(browser, world, world.admin)
     job = world.client.training.submit("digits-cnn", world.raw["snapshot"]["id"],
                                        hyperparameters={"epochs": 200}, experiment="ui-cancel")
-    visit(page, world, f"jobs/{job['id']}", "17-job-live")
+    visit(page, world, f"jobs/{job['id']}")
+    page.evaluate("window.stillSamePage = true")
+    # the open page follows the running job: its log lines and curves arrive without a reload
+    page.wait_for_function("() => document.querySelector('[data-testid=logs]')?.textContent"
+                           ".includes('epoch 2/200')", timeout=60_000)
+    page.wait_for_selector(".chart canvas", timeout=60_000)
+    page.wait_for_function("() => document.querySelector('.page h1 .badge')?.textContent"
+                           " === 'running'", timeout=60_000)
+    assert page.evaluate("window.stillSamePage") is True
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(ARTIFACTS / "17-job-live.png"), full_page=True)
     page.click("[data-testid=cancel-job]")
     page.wait_for_function(
         "() => document.querySelector('.page h1 .badge')?.textContent === 'cancelled'",

@@ -68,11 +68,12 @@ async function detail(el, ctx, jobId) {
 
   const chartsCard = section("Metric curves");
   el.append(chartsCard);
-  const drawCharts = async () => {
-    if (!job.run_id) return chartsCard.append(h("p", { class: "muted" }, "No run yet."));
+  const chartsHost = h("div", {});
+  chartsCard.append(chartsHost);
+  const drawCharts = async () => {  // replaced on each refresh, never appended to
+    if (!job.run_id) return chartsHost.replaceChildren(h("p", { class: "muted" }, "No run yet."));
     const { node } = await runCharts(ctx, job.run_id);
-    chartsCard.querySelector(".charts")?.remove();
-    chartsCard.append(node);
+    chartsHost.replaceChildren(node);
   };
   await drawCharts();
 
@@ -95,9 +96,12 @@ async function detail(el, ctx, jobId) {
       if (!LIVE.has(state)) return;
       await pull();
       if (++tick % 4 === 0) {
-        state = (await ctx.api(path)).state;
+        const now = (await ctx.api(path)).state;
+        if (now !== state) {  // badge, times and actions follow the job (scheduled -> running)
+          state = now;
+          return ctx.reload();
+        }
         await drawCharts();
-        if (!LIVE.has(state)) ctx.reload();
       }
     });
   }
