@@ -1,7 +1,16 @@
-"""What the built-in trainers share: label handling, DDP helpers, the epoch loop."""
+"""What the built-in trainers share: label handling, DDP helpers, the epoch loop.
+
+The distributed path does per rank only its share of the work: its shard of the training rows,
+its slice of the validation rows (the correct counts are summed over ranks, so the accuracy is
+the whole validation set's), and rank 0 uploads each checkpoint while the next epoch trains.
+"""
 
 from __future__ import annotations
 
+import copy
+import queue
+import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -10,6 +19,8 @@ import torch.distributed as dist
 from torch import nn
 
 from modelyard import runtime
+
+TAKE_ROWS = 8192  # rows read per Lance take
 
 
 def label_names(snapshot: dict[str, Any], rows: Sequence[Any]) -> list[str]:
@@ -26,15 +37,29 @@ def label_index(label: Any, names: list[str]) -> int:
 
 
 def rows_of(ds: Any) -> list[dict[str, Any]]:
-    return [ds[i] for i in range(len(ds))]
+    """Every row of a dataset in its order, read a few thousand at a time (one take each, not
+    one per row: 1,400 digits rows take 3 ms instead of 0.4 s)."""
+    rows: list[dict[str, Any]] = []
+    for start in range(0, len(ds), TAKE_ROWS):
+        rows.extend(ds.__getitems__(list(range(start, min(start + TAKE_ROWS, len(ds))))))
+    return rows
 
 
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+             distributed: bool = False) -> float:
+    """Accuracy on (x, y); distributed, each rank scores its slice and the counts are summed,
+    so every rank gets the accuracy of the whole set for half (a world's share of) the work."""
+    if distributed:
+        rank, world = dist.get_rank(), dist.get_world_size()
+        x, y = x[rank::world], y[rank::world]
     model.eval()
     with torch.no_grad():
-        pred = model(x).argmax(dim=1)
+        correct = float((model(x).argmax(dim=1) == y).sum()) if len(y) else 0.0
     model.train()
-    return float((pred == y).float().mean().item()) if len(y) else 0.0
+    counts = torch.tensor([correct, float(len(y))], dtype=torch.float64, device=y.device)
+    if distributed:
+        dist.all_reduce(counts)
+    return float(counts[0] / counts[1]) if counts[1] else 0.0
 
 
 class TrialPruned(Exception):  # noqa: N818 - Optuna's name for the same thing
@@ -60,13 +85,62 @@ def pruned(distributed: bool, device: torch.device) -> bool:
     return answer
 
 
+class BackgroundCheckpoints:
+    """Rank 0 uploads a checkpoint while the next epoch trains (the other ranks would wait for
+    the upload at their next all-reduce). One upload at a time: `save` waits for the previous
+    one; `wait` (after the last epoch) returns once the last is stored, or raises its error.
+    One thread does every upload (starting a thread per epoch costs a scheduler wake-up)."""
+
+    def __init__(self) -> None:
+        self._todo: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize=1)
+        self._done = threading.Semaphore(0)
+        self._pending = 0
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    def save(self, state: dict[str, Any]) -> None:
+        self.wait()
+        if not runtime.context().is_main:
+            return
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="modelyard-checkpoint",
+                                            daemon=True)
+            self._thread.start()
+        self._pending += 1
+        self._todo.put(copy.deepcopy(state))  # training goes on changing the tensors of `state`
+
+    def _run(self) -> None:
+        while (state := self._todo.get()) is not None:
+            try:
+                runtime.save_checkpoint(state)
+            except BaseException as e:  # noqa: BLE001 - handed to the training thread by wait()
+                self._error = e
+            self._done.release()
+
+    def wait(self) -> None:
+        while self._pending:
+            self._done.acquire()
+            self._pending -= 1
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def close(self) -> None:
+        self.wait()
+        if self._thread is not None:
+            self._todo.put(None)
+            self._thread.join()
+            self._thread = None
+
+
 def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, xv: torch.Tensor, yv: torch.Tensor,
         *, lr: float, epochs: int, batch_size: int, seed: int,
         on_epoch: Callable[[int, float, float], None] | None = None) -> tuple[nn.Module, float]:
     """Trains with Adam, resuming from the job's checkpoint; returns (model, val accuracy).
 
     After every epoch the metrics are sent and, when the job is a study's trial, the pruner
-    asked: a pruned trial raises `TrialPruned` at that epoch boundary."""
+    asked: a pruned trial raises `TrialPruned` at that epoch boundary. The epoch loop's wall
+    time (start-up, data loading and model export excluded) is logged as `train_seconds`."""
     ctx = runtime.context()
     distributed = runtime.init_distributed()
     # The executor shows a job only the GPUs it was given; none means CPU.
@@ -88,37 +162,49 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, xv: torch.Tensor, yv
     # Every rank takes the same number of batches, or the all-reduce would hang.
     n = torch.tensor([len(x)], device=device)
     if distributed:
-        dist.all_reduce(n, op=dist.ReduceOp.MIN)
+        dist.all_reduce(n, op=dist.ReduceOp.MIN)  # also lines the ranks up before the clock
     n_local = int(n.item())
     loss_fn = nn.CrossEntropyLoss()
-    val_acc = accuracy(model, xv, yv)
-    for epoch in range(start, epochs):
-        g = torch.Generator().manual_seed(seed * 1000 + epoch * 10 + ctx.rank)
-        order = torch.randperm(len(x), generator=g)[:n_local].to(device)
-        net.train()
-        total, count = 0.0, 0
-        for i in range(0, n_local, batch_size):
-            idx = order[i:i + batch_size]
-            opt.zero_grad()
-            loss = loss_fn(net(x[idx]), y[idx])
-            loss.backward()
-            opt.step()
-            total += float(loss.item()) * len(idx)
-            count += len(idx)
-        val_acc = accuracy(model, xv, yv)
-        train_loss = total / max(count, 1)
-        print(f"epoch {epoch + 1}/{epochs} train_loss={train_loss:.4f} "
-              f"val_accuracy={val_acc:.4f}", flush=True)
-        runtime.log_metrics(epoch, train_loss=train_loss, val_accuracy=val_acc)
-        if pruned(distributed, device):
-            print(f"pruned by its study after epoch {epoch + 1}; stopping", flush=True)
-            raise TrialPruned(epoch)
-        runtime.save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                                 "epoch": epoch})
-        if on_epoch:
-            on_epoch(epoch, train_loss, val_acc)
+    checkpoints = BackgroundCheckpoints()
+    val_acc = 0.0
+    began = time.perf_counter()
+    try:
+        for epoch in range(start, epochs):
+            g = torch.Generator().manual_seed(seed * 1000 + epoch * 10 + ctx.rank)
+            order = torch.randperm(len(x), generator=g)[:n_local].to(device)
+            net.train()
+            total, count = 0.0, 0
+            for i in range(0, n_local, batch_size):
+                idx = order[i:i + batch_size]
+                opt.zero_grad()
+                loss = loss_fn(net(x[idx]), y[idx])
+                loss.backward()
+                opt.step()
+                total += float(loss.item()) * len(idx)
+                count += len(idx)
+            val_acc = accuracy(model, xv, yv, distributed)
+            train_loss = total / max(count, 1)
+            print(f"epoch {epoch + 1}/{epochs} train_loss={train_loss:.4f} "
+                  f"val_accuracy={val_acc:.4f}", flush=True)
+            runtime.log_metrics(epoch, train_loss=train_loss, val_accuracy=val_acc)
+            if pruned(distributed, device):
+                print(f"pruned by its study after epoch {epoch + 1}; stopping", flush=True)
+                raise TrialPruned(epoch)
+            checkpoints.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                              "epoch": epoch})
+            if on_epoch:
+                on_epoch(epoch, train_loss, val_acc)
+    finally:
+        checkpoints.close()
+    if start >= epochs:  # resumed after its last epoch: nothing trained, score what there is
+        val_acc = accuracy(model, xv, yv, distributed)
     if distributed:
         dist.barrier()
+    took = time.perf_counter() - began
+    if epochs > start:
+        print(f"trained epochs {start + 1}-{epochs} in {took:.2f} s on {ctx.world_size} "
+              f"worker(s), {torch.get_num_threads()} thread(s) each", flush=True)
+        runtime.log_metrics(epochs - 1, train_seconds=took)
     return model, val_acc
 
 
