@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -288,6 +289,23 @@ def test_gc_forgets_unheld_artifacts_and_keeps_those_a_version_holds(
     assert [a.digest for a in registry.list_artifacts("alpha")] == [kept.digest]
     assert len(blob_files(blob_root)) == 1
     assert registry.read_artifact("alpha", kept.digest) == b"model"
+
+
+def test_gc_retention_counts_from_the_last_upload_of_the_same_bytes(
+        registry: RegistryService, blob_root: Path) -> None:
+    """Bytes uploaded again (say, just before registering them) are not collected as old."""
+    again = registry.put_artifact("alpha", b"reused", "application/octet-stream", "m.onnx")
+    registry.put_artifact("alpha", b"forgotten", "application/octet-stream", "tmp.bin")
+    time.sleep(0.5)
+    between = utcnow()
+    time.sleep(0.5)
+    second = registry.put_artifact("alpha", b"reused", "application/octet-stream", "m.onnx")
+    assert second.digest == again.digest and second.created_at == again.created_at
+    report = registry.gc_artifacts(retention_s=(utcnow() - between).total_seconds())
+    assert (report.artifact_rows_deleted, report.blobs_deleted) == (1, 1)  # only "forgotten"
+    assert [a.digest for a in registry.list_artifacts("alpha")] == [again.digest]
+    assert registry.read_artifact("alpha", again.digest) == b"reused"
+    assert len(blob_files(blob_root)) == 1
 
 
 def test_migration_builds_exactly_the_orm_tables(registry: RegistryService) -> None:

@@ -36,12 +36,15 @@ class ModelsSql(SqlBase):
                 with self.db.session() as s:
                     row = s.scalar(sa.select(ArtifactRow).where(
                         ArtifactRow.project == project, ArtifactRow.digest == digest))
+                    now = utcnow()
                     if row is None:
                         row = ArtifactRow(id=new_id("art"), project=project, digest=digest,
                                           size=size, media_type=media_type, name=name,
-                                          created_at=utcnow(), created_by=user)
+                                          created_at=now, created_by=user, uploaded_at=now)
                         s.add(row)
                         s.flush()
+                    else:
+                        row.uploaded_at = now  # retention starts again
                     return _artifact(row)
             except AlreadyExists:  # the same bytes were registered concurrently
                 continue
@@ -71,8 +74,9 @@ class ModelsSql(SqlBase):
                 ModelRow, ModelRow.id == VersionRow.model_id).where(
                 ModelRow.project == ArtifactRow.project,
                 VersionArtifactRow.digest == ArtifactRow.digest)
+            last_upload = sa.func.coalesce(ArtifactRow.uploaded_at, ArtifactRow.created_at)
             q = sa.select(ArtifactRow.id, ArtifactRow.digest, ArtifactRow.size).where(
-                ArtifactRow.created_at < older_than, ~held.exists())
+                last_upload < older_than, ~held.exists())
             if project is not None:
                 q = q.where(ArtifactRow.project == project)
             doomed = s.execute(q).all()

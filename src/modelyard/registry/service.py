@@ -156,8 +156,9 @@ class RegistryService:
         return self.store.list_artifacts(project, offset, min(max(limit, 1), 1000))
 
     def gc_artifacts(self, retention_s: float = 7 * 86400, project: str | None = None) -> GcReport:
-        """Forgets artifacts that no model version holds and that are older than the retention
-        (in `project`, or everywhere), then deletes the bytes no project references any more.
+        """Forgets artifacts that no model version holds and whose last upload is older than
+        the retention (in `project`, or everywhere), then deletes the bytes no project
+        references any more.
         Blobs that other components keep in the content store without an artifact row (code
         packages, checkpoints) are never touched."""
         if not 0 <= retention_s <= MAX_RETENTION_S:

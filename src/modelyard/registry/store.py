@@ -62,7 +62,8 @@ class RegistryStore(abc.ABC):
     @abc.abstractmethod
     def add_artifact(self, project: str, digest: str, size: int, media_type: str, name: str,
                      user: str) -> Artifact:
-        """Idempotent: the existing row of the same digest in the project is returned."""
+        """Idempotent: the existing row of the same digest in the project is returned, and
+        its retention starts again (it counts from the last upload)."""
 
     @abc.abstractmethod
     def get_artifact(self, project: str, digest: str) -> Artifact: ...
@@ -74,7 +75,7 @@ class RegistryStore(abc.ABC):
     def collect_artifacts(self, older_than: datetime,
                           project: str | None) -> tuple[list[tuple[str, int]], int]:
         """Deletes artifact rows (of `project`, or of all projects with None) that no model
-        version of their project holds and that were created before `older_than`. Returns the
+        version of their project holds and that were last uploaded before `older_than`. Returns the
         (digest, size) of digests no row of any project references any more, and the number
         of rows deleted."""
 

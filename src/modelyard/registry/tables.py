@@ -91,6 +91,9 @@ class ArtifactRow(Base):
     name: Mapped[str] = mapped_column(sa.String(500))
     created_at: Mapped[datetime] = mapped_column(sa.DateTime)
     created_by: Mapped[str] = mapped_column(sa.String(100))
+    # The last upload of these bytes to the project: a re-upload means someone is about to use
+    # them, so garbage collection's retention counts from here, not from the first upload.
+    uploaded_at: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
 
 
 class ModelRow(Base):
