@@ -68,8 +68,23 @@ class MetricsSettings(BaseModel):
     maintenance_interval_s: float = Field(default=10, gt=0)  # rollup + prune pass
 
 
+# Measured by bench/admission_bench.py (bench/results/api_admission.json): one process reaches
+# its best rate on the mixed API workload with 1-4 requests in flight, more only queue; at twice
+# capacity, limits of 8-16 gave admitted requests the lowest latency (4 shed too much, 32 let
+# p99 double). 16 leaves room for requests that wait on I/O (streamed uploads) and not the CPU.
+MAX_IN_FLIGHT = 16
+QUEUE_WAIT_S = 0.1
+
+
 class ApiSettings(BaseModel):
+    """Limits of the API. `max_in_flight`: requests this process answers at once (health,
+    /metrics and serving's predictions aside); past it a request waits up to `queue_wait_s`
+    for a slot, then gets 429 with Retry-After `retry_after_s`. 0 turns the limit off."""
+
     max_body_bytes: int = 64 * 1024 * 1024
+    max_in_flight: int = Field(default=MAX_IN_FLIGHT, ge=0)
+    queue_wait_s: float = Field(default=QUEUE_WAIT_S, ge=0, le=60)
+    retry_after_s: int = Field(default=1, ge=1, le=3600)
     default_page_size: int = 50
     max_page_size: int = 1000
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, TypeVar
 
-from modelyard.core.errors import Unavailable
+from modelyard.core.errors import ResourceExhausted, Unavailable
 
 T = TypeVar("T")
 
@@ -66,15 +66,17 @@ def client() -> Any:
 
 
 def with_retry(call: Callable[[], T], what: str, patience_s: float = 60.0) -> T:
-    """Calls the server, waiting out short outages (a restarting server) up to `patience_s`."""
+    """Calls the server, waiting out short outages (a restarting server) and a server too busy
+    to take the call (429, after the client's own waits) up to `patience_s`."""
     deadline = time.monotonic() + patience_s
     delay = 0.2
     while True:
         try:
             return call()
-        except Unavailable:
+        except (Unavailable, ResourceExhausted) as e:
             if time.monotonic() > deadline:
                 raise
-            print(f"modelyard: server unreachable while trying to {what}; retrying", flush=True)
+            why = "busy" if isinstance(e, ResourceExhausted) else "unreachable"
+            print(f"modelyard: server {why} while trying to {what}; retrying", flush=True)
             time.sleep(delay)
             delay = min(delay * 2, 5.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -11,13 +12,22 @@ import httpx
 
 from modelyard.core.errors import Unavailable, error_from_dict
 
+# The longest Retry-After a 429 may ask for and still be waited out here; longer means the
+# server does not expect to take the request soon (a model larger than the serving budget).
+MAX_RETRY_AFTER_S = 10.0
+
 
 class Transport:
+    """`busy_patience_s`: how long, in all, a call waits out 429 answers (a busy server sheds
+    load: the request was not run) before it raises ResourceExhausted. A request is sent again
+    only when its body can be (bytes, JSON, form data; not a stream)."""
+
     def __init__(self, http: httpx.Client, project: str | None,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None, busy_patience_s: float = 30.0) -> None:
         self.http = http
         self.project = project
         self.headers = headers or {}
+        self.busy_patience_s = busy_patience_s
 
     def p(self, path: str, project: str | None = None) -> str:
         """A project-scoped path: `p("/datasets")` → `/api/v1/projects/<project>/datasets`."""
@@ -36,20 +46,29 @@ class Transport:
 
     def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         kwargs["headers"] = {**self.headers, **(kwargs.get("headers") or {})}
-        try:
-            resp = self.http.request(method, path, **kwargs)
-        except httpx.TransportError as e:
-            raise Unavailable(f"cannot reach the modelyard server at {self.http.base_url}: {e}") from e
+        busy = _Busy(self.busy_patience_s if _replayable(kwargs) else 0.0)
+        while True:
+            try:
+                resp = self.http.request(method, path, **kwargs)
+            except httpx.TransportError as e:
+                raise Unavailable(f"cannot reach the modelyard server at {self.http.base_url}: {e}") from e
+            if not busy.wait_out(resp):
+                break
         raise_for_error(resp)
         return resp
 
     def stream(self, method: str, path: str, **kwargs: Any) -> Iterator[bytes]:
         kwargs["headers"] = {**self.headers, **(kwargs.get("headers") or {})}
-        with self.http.stream(method, path, **kwargs) as resp:
-            if resp.status_code >= 400:
-                resp.read()
-                raise_for_error(resp)
-            yield from resp.iter_bytes()
+        busy = _Busy(self.busy_patience_s if _replayable(kwargs) else 0.0)
+        while True:
+            with self.http.stream(method, path, **kwargs) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    if busy.wait_out(resp):
+                        continue
+                    raise_for_error(resp)
+                yield from resp.iter_bytes()
+                return
 
     def get(self, path: str, **kw: Any) -> Any:
         return self.request("GET", path, **kw)
@@ -65,6 +84,43 @@ class Transport:
 
     def delete(self, path: str, **kw: Any) -> Any:
         return self.request("DELETE", path, **kw)
+
+
+class _Busy:
+    """Waits out the 429s of one call, each as long as its Retry-After says, `patience_s` in all."""
+
+    def __init__(self, patience_s: float) -> None:
+        self.deadline = time.monotonic() + patience_s
+
+    def wait_out(self, resp: httpx.Response) -> bool:
+        """True after sleeping when `resp` is a 429 worth sending the request again for."""
+        if resp.status_code != 429:
+            return False
+        try:
+            after = float(resp.headers.get("retry-after", "1"))
+        except ValueError:
+            return False  # an HTTP date: nothing this server sends
+        after = max(after, 0.05) * random.uniform(1.0, 1.25)  # callers shed together spread out
+        if after > MAX_RETRY_AFTER_S or time.monotonic() + after > self.deadline:
+            return False
+        resp.close()
+        time.sleep(after)
+        return True
+
+
+def _replayable(kwargs: dict[str, Any]) -> bool:
+    """Whether the request's body can be sent a second time (no iterator or open file in it)."""
+    content = kwargs.get("content")
+    if content is not None and not isinstance(content, bytes | bytearray | str):
+        return False
+    files = kwargs.get("files")
+    items = files.values() if isinstance(files, dict) else files or ()
+    for item in items:
+        value = item[1] if isinstance(item, tuple) else item
+        data = value[1] if isinstance(value, tuple) else value
+        if not isinstance(data, bytes | bytearray | str):
+            return False
+    return True
 
 
 def raise_for_error(resp: httpx.Response) -> None:

@@ -28,6 +28,8 @@ class Client:
 
     Errors from the server are raised as the same `modelyard.core.errors` classes.
     Pass `http=` (any `httpx.Client`, e.g. FastAPI's TestClient) to talk to an app in-process.
+    A busy server answers 429 with Retry-After (it ran nothing); a call waits that out and
+    sends the request again, up to `busy_patience_s` in all, then raises ResourceExhausted.
     """
 
     def __init__(
@@ -38,6 +40,7 @@ class Client:
         *,
         timeout: float = 60.0,
         http: httpx.Client | None = None,
+        busy_patience_s: float = 30.0,
     ) -> None:
         url = url or os.environ.get("MODELYARD_URL", "http://127.0.0.1:8600")
         token = token if token is not None else _default_token()
@@ -48,7 +51,7 @@ class Client:
             http = httpx.Client(base_url=url, headers=headers, timeout=timeout)
         self._http = http
         # Headers go on each request, so clients sharing one httpx.Client keep their own token.
-        self._t = Transport(http, project, headers)
+        self._t = Transport(http, project, headers, busy_patience_s)
         from modelyard.sdk.datasets import DatasetsAPI
         from modelyard.sdk.hpo import HpoAPI
         from modelyard.sdk.metrics import MetricsAPI

@@ -11,6 +11,7 @@ from starlette.types import ASGIApp
 
 import modelyard
 from modelyard.core.settings import Settings
+from modelyard.server.admission import AdmissionLimit
 from modelyard.server.errors import install_error_handlers
 from modelyard.server.limits import BodyLimit, JsonGuard
 from modelyard.server.platform import Platform
@@ -79,6 +80,10 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
             app.include_router(router)
     app.add_middleware(JsonGuard)
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
+    # before any body is read: a request past the limit costs next to nothing
+    app.add_middleware(AdmissionLimit, max_in_flight=settings.api.max_in_flight,
+                       queue_wait_s=settings.api.queue_wait_s,
+                       retry_after_s=settings.api.retry_after_s, registry=platform.prometheus)
     # outermost: answers the common /predict request before routing (see serving/fastpath.py)
     app.predict_fast_path = {"platform": platform, "max_bytes": settings.api.max_body_bytes}
     return app
