@@ -50,10 +50,14 @@ COVERED_ELSEWHERE = {
     "tests/hpo/test_study_e2e.py, tests/hpo/test_controller.py": "HPO study: server gone "
                                    "mid-study finishes with exactly the budget; crash between "
                                    "a job submit / an Optuna ask and its record is reconciled",
-    "tests/workflows/test_resume.py": "pipeline engine process killed -9 mid-step: resumed, "
-                                      "finished steps never repeated",
+    "tests/workflows/test_resume.py": "bare pipeline engine process killed -9 mid-step (the "
+                                      "server kill is in this suite): resumed, finished "
+                                      "steps never repeated",
     "tests/serving/test_release.py": "serving overload: full batch queue answers 429 with "
                                      "Retry-After; every admitted request right",
+    "tests/server/test_admission.py": "API admission limit: 429 + Retry-After when full, "
+                                      "probes/metrics/predictions never held back, admitted "
+                                      "again once free; the SDK waits a 429 out, bounded",
     "tests/server/test_authz_matrix.py": "every route x role x own/other project, generated from "
                                          "the route table",
     "tests/server/test_errors.py": "every route with nonsense bodies/params: 4xx JSON, never 500; "

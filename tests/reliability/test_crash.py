@@ -1,10 +1,12 @@
 """kill -9 of a real server process in the middle of writes; a restart on the same data dir
 shows everything that was acknowledged and nothing half-written.
 
-Covered elsewhere, with their own crash points (see docs/reliability.md): a dataset commit killed
-between the Lance and the metadata commit (tests/datasets/test_crash.py), a training job whose
-server dies (tests/training/test_restart.py), a pipeline engine killed mid-step
-(tests/workflows/test_resume.py).
+Crash points here, each through the real server process: an artifact upload, metric ingestion,
+a dataset upload (while its file streams in, and while its commit is written), a training job,
+an HPO study and a pipeline run. Component suites add finer ones (see docs/reliability.md): a
+dataset commit killed between the Lance and the metadata commit (tests/datasets/test_crash.py),
+a training server stopped gracefully (tests/training/test_restart.py), a bare pipeline engine
+killed mid-step (tests/workflows/test_resume.py).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.reliability._proc import server_process
+from tests.reliability._proc import ServerProcess, server_process
 from tests.reliability.conftest import Summary
 
 pytestmark = pytest.mark.integration
@@ -214,7 +216,8 @@ def test_killed_dataset_upload_leaves_the_last_acknowledged_version_or_a_whole_n
         again = c.post(f"{P}/datasets/t/upload", params={"format": "csv"}, content=_csv(5, 5))
         assert again.status_code == 201, again.text
     summary.add("crash", crash_points=[f"dataset upload over HTTP ({when}, kill -9)"],
-                crash_points_survived=1, lost=0)
+                crash_points_survived=1, lost=0, dataset_kill_outcomes=[
+                    f"{when}: {'new version whole' if len(items) == 2 else 'no new version'}"])
 
 
 JOB = '''
@@ -307,4 +310,52 @@ def test_killed_server_mid_study_finishes_with_exactly_the_trial_budget(
     assert all(t["state"] == "completed" for t in trials), trials
     assert sorted(j["id"] for j in jobs) == sorted(t["job_id"] for t in trials)
     summary.add("crash", crash_points=["HPO study (controller killed mid-trials, kill -9)"],
+                crash_points_survived=1, lost=0)
+
+
+def _wait_file(path: Path, server: ServerProcess, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        assert server.alive(), server.log.read_text()[-3000:]
+        assert time.monotonic() < deadline, f"{path.name} never appeared"
+        time.sleep(0.05)
+
+
+def test_server_killed_mid_pipeline_step_resumes_without_repeating_steps_or_effects(
+        tmp_path: Path, summary: Summary) -> None:
+    """tests/workflows/test_resume.py kills a bare engine host; this one kills the server."""
+    from tests.workflows.pipes import count
+
+    home, work = tmp_path / "home", tmp_path / "work"
+    work.mkdir()
+    with server_process(home, background=True) as server:
+        port = server.port
+        with server.client() as c:
+            _project(c)
+            r = c.post(f"{P}/pipelines", json={"source": "tests.workflows.pipes:resumable"})
+            assert r.status_code == 201, r.text
+            r = c.post(f"{P}/pipelines/resumable/runs", json={"params": {"workdir": str(work)}})
+            assert r.status_code == 202, r.text
+            run_id = r.json()["id"]
+            _wait_file(work / "s2.running", server)  # s1 done, s2 recorded its effect, waits
+        server.kill()
+    assert (count(str(work), "s1"), count(str(work), "s2"), count(str(work), "s3")) == (1, 1, 0)
+
+    with server_process(home, port=port, background=True) as server, server.client() as c:
+        before = c.get(f"{P}/pipelines/runs/{run_id}").json()
+        assert before["state"] == "running"  # acknowledged (202) before the kill: still there
+        (work / "release").touch()
+        deadline = time.monotonic() + 90
+        while (run := c.get(f"{P}/pipelines/runs/{run_id}", params={"wait_s": 5}).json())[
+                "state"] not in ("succeeded", "failed", "cancelled"):
+            assert time.monotonic() < deadline, run
+    assert run["state"] == "succeeded", run["error"]
+    steps = {s["step"]: s for s in run["steps"]}
+    assert steps["s3"]["output"] == "one+job-1+three"
+    assert count(str(work), "s1") == 1  # finished before the kill: never run again
+    assert count(str(work), "s2") == 2  # in flight at the kill: run again...
+    assert count(str(work), "submitted") == 1  # ...replaying its recorded side effect, not redoing it
+    assert steps["s2"]["effects"] == {"job": "job-1"}
+    assert count(str(work), "s3") == 1
+    summary.add("crash", crash_points=["pipeline run (server kill -9 mid-step)"],
                 crash_points_survived=1, lost=0)
