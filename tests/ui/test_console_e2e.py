@@ -25,6 +25,9 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="install the dev ex
 
 PROJECT = "demo"
 LR_SPACE = {"lr": {"type": "float", "low": 0.005, "high": 0.05, "log": True}}
+WRITE_CONTROLS = ", ".join(f"[data-testid={t}]" for t in (
+    "promote", "canary-form", "apply-split", "reset-split", "rerun", "cancel-run", "cancel-job",
+    "evaluate-alerts", "stop-study"))
 PAGE_ERRORS: list[str] = []  # uncaught script errors of every page opened
 
 
@@ -249,14 +252,39 @@ def test_viewer_sees_no_write_controls_and_the_server_refuses_their_writes(
     visit(page, world, f"pipelines/runs/{world.raw['pipeline_run']['id']}")
     assert not page.query_selector("[data-testid=rerun]")
 
-    before = world.client.registry.resolve(f"{model}@production")["version"]
-    status = page.evaluate(
-        """async ([model]) => (await fetch(`/api/v1/projects/demo/models/${model}/aliases/production`, {
-             method: 'PUT', headers: {'Content-Type': 'application/json',
-             Authorization: 'Bearer ' + sessionStorage.getItem('modelyard.token')},
-             body: JSON.stringify({version: 1})})).status""", [model])
-    assert status == 403
-    assert world.client.registry.resolve(f"{model}@production")["version"] == before
+    visit(page, world, "metrics")
+    assert page.query_selector("[data-testid=alerts] tbody tr")
+    running = world.client.training.submit("digits-cnn", world.raw["snapshot"]["id"],
+                                           hyperparameters={"epochs": 200},
+                                           experiment="ui-viewer")
+    try:
+        for route in ("metrics", "pipelines/digits-lifecycle", f"jobs/{running['id']}"):
+            visit(page, world, route)
+            assert not page.query_selector(WRITE_CONTROLS), route
+        assert page.inner_text(".page h1 .badge") in ("queued", "scheduled", "running")
+
+        before = world.client.registry.resolve(f"{model}@production")["version"]
+        split = world.client.serving.get("digits")["traffic"]
+        runs = len(world.client.workflows.list_runs("digits-lifecycle"))
+        writes = [("PUT", f"models/{model}/aliases/production", {"version": 1}),
+                  ("PUT", "deployments/digits/traffic", {"traffic": None}),
+                  ("POST", "pipelines/digits-lifecycle/runs", {}),
+                  ("POST", f"jobs/{running['id']}/cancel", None),
+                  ("POST", "metrics/alerts/evaluate", None)]
+        statuses = page.evaluate(
+            """async (writes) => Promise.all(writes.map(async ([method, path, body]) =>
+                 (await fetch(`/api/v1/projects/demo/${path}`, {method,
+                   headers: {'Content-Type': 'application/json',
+                             Authorization: 'Bearer ' + sessionStorage.getItem('modelyard.token')},
+                   body: body === null ? undefined : JSON.stringify(body)})).status))""", writes)
+        assert statuses == [403] * len(writes)
+        assert world.client.registry.resolve(f"{model}@production")["version"] == before
+        assert world.client.serving.get("digits")["traffic"] == split
+        assert len(world.client.workflows.list_runs("digits-lifecycle")) == runs
+        assert world.client.training.get(running["id"])["state"] in ("queued", "scheduled",
+                                                                    "running")
+    finally:
+        world.client.training.cancel(running["id"])
     page.close()
 
 

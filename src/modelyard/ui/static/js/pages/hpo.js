@@ -33,7 +33,7 @@ async function detail(el, ctx, name) {
   const [study, trials] = await Promise.all([ctx.api(base), ctx.api(`${base}/trials`)]);
   const { metric, direction } = study.spec.objective;
   if (ctx.canWrite && study.state === "running") {
-    const stop = h("form", { class: "inline" }, h("button", { type: "submit", class: "danger" }, "Stop study"));
+    const stop = h("form", { class: "inline" }, h("button", { type: "submit", class: "danger", testid: "stop-study" }, "Stop study"));
     el.append(guarded(stop, async () => {
       await ctx.api(`${base}/stop`, { method: "POST" });
       ctx.reload();

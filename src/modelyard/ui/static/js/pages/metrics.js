@@ -41,7 +41,7 @@ export async function render(el, ctx) {
       r.spec.deployment || "all", num(r.value), when(r.evaluated_at)]),
     "No alert rules: create one with the SDK or POST /metrics/alerts."));
   if (ctx.canWrite) {
-    const form = h("form", { class: "inline" }, h("button", { type: "submit", class: "secondary" }, "Evaluate now"));
+    const form = h("form", { class: "inline" }, h("button", { type: "submit", class: "secondary", testid: "evaluate-alerts" }, "Evaluate now"));
     card.append(guarded(form, async () => {
       drawAlerts(await ctx.api("/metrics/alerts/evaluate", { method: "POST" }));
       return "evaluated";
