@@ -52,6 +52,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     home = tmp_path_factory.mktemp("code-jobs") / "home"
     settings = Settings(home=home, background=True)
     settings.training.capacity_cpus = 2
+    settings.training.capacity_gpus = 2  # counted, not used: the jobs only report what they see
     with live_server(settings) as s:
         yield s
 
@@ -158,6 +159,32 @@ def test_a_project_over_its_quota_waits(client: Client, code: dict[str, str]) ->
         client.training.set_quota()
     assert [j["state"] for j in done] == ["succeeded", "succeeded"]
     assert _at(done[1], "scheduled_at") >= _at(done[0], "finished_at")
+
+
+SEE_GPUS = """
+import os, time
+from modelyard import runtime
+
+ctx = runtime.context()
+with open(ctx.hyperparameters["out"], "w") as f:
+    f.write(os.environ["CUDA_VISIBLE_DEVICES"])
+time.sleep(ctx.hyperparameters.get("sleep", 0))
+"""
+
+
+def test_each_job_sees_only_the_gpus_it_was_given(client: Client, tmp_path: Path) -> None:
+    code = {"digest": client.training.upload_code(_package({"gpus.py": SEE_GPUS}))["digest"],
+            "entrypoint": "gpus.py"}
+    outs = [tmp_path / f"gpus{i}" for i in range(3)]
+    jobs = [client.training.submit(code=code, hyperparameters={"out": str(out), "sleep": 1},
+                                   resources={"cpu": 0.5, "gpu": 1}) for out in outs]
+    done = [client.training.wait(j["id"], timeout=60) for j in jobs]
+    assert [j["state"] for j in done] == ["succeeded"] * 3
+    seen = [out.read_text() for out in outs]
+    assert seen == [",".join(str(g) for g in j["gpus"]) for j in done]
+    assert seen[0] != seen[1] and {seen[0], seen[1]} == {"0", "1"}  # side by side, apart
+    # Two GPUs for three one-GPU jobs: the third started once one of the first two ended.
+    assert _at(done[2], "scheduled_at") >= min(_at(d, "finished_at") for d in done[:2])
 
 
 def test_cancel_stops_a_multi_worker_job_and_every_process_it_started(

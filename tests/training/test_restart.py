@@ -1,9 +1,11 @@
-"""A server that stops while a job runs: the next one adopts the job or retries it."""
+"""A server that stops (or is killed) while a job runs: the next one adopts the job or retries it."""
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ import pytest
 
 from modelyard.core.settings import Settings
 from modelyard.sdk.client import Client
-from tests._servers.ports import free_port
+from tests._servers.ports import free_port, wait_for_port
 from tests.training._live import job_pids, serve
 
 pytestmark = pytest.mark.e2e
@@ -81,3 +83,60 @@ def test_a_job_lost_with_its_server_is_retried_from_its_checkpoint(tmp_path: Pat
     assert done["attempt"] == 1
     assert "resuming from the checkpoint of epoch" in log
     assert _starts(log) == 2
+
+
+def _server_process(s: Settings, log: Path) -> subprocess.Popen[bytes]:
+    """`modelyard server` as its own process, as a user runs it (so it can be killed)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELYARD_")}
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from modelyard.cli.main import main; main()", "server",
+             "--port", str(s.port), "--home", str(s.home)],
+            stdout=out, stderr=subprocess.STDOUT, env=env)
+    wait_for_port(s.port, timeout=120)
+    return proc
+
+
+def _job_workers(job_id: str) -> int:
+    """Worker processes of the job alive now (its launcher shell not counted)."""
+    count = 0
+    for pid in job_pids(job_id):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue  # ended meanwhile
+        count += b"modelyard.runtime.worker" in argv and b"-c" not in argv
+    return count
+
+
+def test_a_killed_server_process_ends_with_its_job_succeeded_and_never_run_twice_at_once(
+        tmp_path: Path) -> None:
+    s = _settings(tmp_path)
+    log = tmp_path / "server.log"
+    server = _server_process(s, log)
+    try:
+        job_id = _start_training(s, hyperparameters={"epochs": 8}, max_retries=1)
+        server.send_signal(signal.SIGKILL)  # no shutdown of any kind
+        server.wait(timeout=30)
+        assert job_pids(job_id), "the job should outlive its killed server"
+        server = _server_process(s, log)
+        most = 0
+        with _client(s) as c:
+            deadline = time.monotonic() + 180
+            while (job := c.training.get(job_id))["state"] not in ("succeeded", "failed",
+                                                                    "cancelled"):
+                most = max(most, _job_workers(job_id))
+                assert time.monotonic() < deadline, job
+                time.sleep(0.1)
+            job_log = "".join(c.training.logs(job_id))
+    finally:
+        server.send_signal(signal.SIGKILL)
+        server.wait(timeout=30)
+    assert job["state"] == "succeeded", job_log + log.read_text()
+    assert most <= 1  # one attempt at a time
+    if job["attempt"] == 0:  # adopted: it ran through
+        assert _starts(job_log) == 1
+    else:  # lost and retried: from its checkpoint
+        assert "resuming from the checkpoint of epoch" in job_log
+        assert _starts(job_log) == 2
+    assert job["model_version"] is not None
