@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import re
+from contextlib import nullcontext
 from datetime import timedelta
 from typing import Any, BinaryIO
 
 from modelyard.core.blobs import ContentStore
 from modelyard.core.db import Database
-from modelyard.core.errors import InvalidArgument, NotFound
+from modelyard.core.errors import InvalidArgument, NotFound, Unavailable
 from modelyard.core.events import EventBus
 from modelyard.core.ids import check_name, utcnow
 from modelyard.registry import _checks
@@ -43,6 +44,9 @@ from modelyard.registry.store import RegistryStore, SqlRegistryStore
 _REF = re.compile(r"^(?P<name>[a-z0-9][a-z0-9._-]{0,99})(?:@(?P<tag>[A-Za-z0-9._-]{1,100}))?$")
 MAX_LINEAGE_NODES = 5000
 MAX_RETENTION_S = 100 * 365 * 86400
+# Held (across processes) by garbage collection, by recording an upload and by registering a
+# version, so a collection never deletes bytes that an upload or a new version just claimed.
+ARTIFACT_GC_LOCK = "registry:artifact-gc"
 
 
 def parse_ref(ref: str) -> tuple[str, int | None, str | None]:
@@ -136,7 +140,13 @@ class RegistryService:
                 stored = self.cas.put(f, max_bytes, expect_digest)
         else:
             stored = self.cas.put(stream, max_bytes, expect_digest)
-        return self.store.add_artifact(project, stored.digest, stored.size, media_type, name, user)
+        with self.db.exclusive(ARTIFACT_GC_LOCK):
+            # put() skips bytes already stored; a collection may have deleted them since
+            if not self.cas.exists(stored.digest):
+                raise Unavailable("the artifact's bytes were garbage-collected while they were "
+                                  "uploaded; upload them again", {"digest": stored.digest})
+            return self.store.add_artifact(project, stored.digest, stored.size, media_type,
+                                           name, user)
 
     def get_artifact(self, project: str, digest: str) -> Artifact:
         return self.store.get_artifact(project, _checks.digest(digest))
@@ -164,15 +174,17 @@ class RegistryService:
         if not 0 <= retention_s <= MAX_RETENTION_S:
             raise InvalidArgument(f"retention_s must be between 0 and {MAX_RETENTION_S} "
                                   f"(100 years), not {retention_s}")
-        gone, rows = self.store.collect_artifacts(utcnow() - timedelta(seconds=retention_s), project)
         blobs = freed = 0
-        for digest, size in gone:
-            try:
-                self.cas.delete(digest)
-                blobs += 1
-                freed += size
-            except NotFound:
-                pass
+        with self.db.exclusive(ARTIFACT_GC_LOCK):
+            gone, rows = self.store.collect_artifacts(utcnow() - timedelta(seconds=retention_s),
+                                                      project)
+            for digest, size in gone:
+                try:
+                    self.cas.delete(digest)
+                    blobs += 1
+                    freed += size
+                except NotFound:
+                    pass
         return GcReport(artifact_rows_deleted=rows, blobs_deleted=blobs, bytes_freed=freed)
 
     # models, versions and aliases
@@ -196,12 +208,6 @@ class RegistryService:
         uploaded to the project; job, snapshot, code and params default to the run's."""
         check_name(model, "model name")
         artifacts = _checks.artifacts(artifacts or {})
-        for digest in set(artifacts.values()):
-            try:
-                self.store.get_artifact(project, digest)
-            except NotFound:
-                raise InvalidArgument(f"artifact {digest} is not in project {project!r}: upload "
-                                      "it with put_artifact first", {"digest": digest}) from None
         if run_id is not None:
             run = self.store.get_run(project, run_id)
             job_id = job_id or run.job_id
@@ -221,8 +227,17 @@ class RegistryService:
                  for kind, src, rel in (("run", run_id, "logged"), ("job", job_id, "produced"),
                                         ("dataset_snapshot", dataset_snapshot_id, "trained"),
                                         ("code", code_hash, "built")) if src]
-        self.store.ensure_model(project, model, user)
-        return self.store.add_version(project, model, fields, user, edges)
+        # no collection between the artifacts' check and the version that holds them
+        with self.db.exclusive(ARTIFACT_GC_LOCK) if artifacts else nullcontext():
+            for digest in set(artifacts.values()):
+                try:
+                    self.store.get_artifact(project, digest)
+                except NotFound:
+                    raise InvalidArgument(f"artifact {digest} is not in project {project!r}: "
+                                          "upload it with put_artifact first",
+                                          {"digest": digest}) from None
+            self.store.ensure_model(project, model, user)
+            return self.store.add_version(project, model, fields, user, edges)
 
     def get_version(self, project: str, model: str, version: int) -> ModelVersion:
         if not 1 <= version <= 2**31 - 1:
