@@ -33,9 +33,13 @@ def test_register_stores_the_definition_under_its_hash(api: TestClient, team: Te
 
 def test_registering_an_invalid_pipeline_is_a_400_naming_the_steps(
         api: TestClient, team: Team) -> None:
-    r = api.post(P, json={"source": "tests.workflows.pipes:cyclic"}, headers=bearer(team.editor))
-    assert r.status_code == 400
-    assert r.json()["error"]["details"]["steps"] == ["p", "q"]
+    for source, steps in (("cyclic", ["p", "q"]), ("missing_input", ["second"]),
+                          ("mismatched", ["consume", "produce"])):
+        r = api.post(P, json={"source": f"tests.workflows.pipes:{source}"},
+                     headers=bearer(team.editor))
+        assert r.status_code == 400, source
+        assert r.json()["error"]["code"] == "invalid_argument"
+        assert r.json()["error"]["details"]["steps"] == steps, source
     r = api.post(P, json={"source": "no such thing"}, headers=bearer(team.editor))
     assert r.status_code == 400 and "built-in" in r.json()["error"]["message"]
     r = api.post(P, json={"source": "tests.workflows.nowhere:x"}, headers=bearer(team.editor))
