@@ -146,31 +146,35 @@ def check_answers(server: Server, work: Workload) -> int:
     return wrong
 
 
-def batch_sizes(server: Server, model: str) -> dict[str, Any] | None:
+class BatchProbe:
     """Rows per batch the model ran, from one worker's Prometheus histogram (each worker has
-    its own; the load balances between them)."""
-    url = server.url.split("/api/", 1)[0] + "/metrics"
-    try:
-        with urllib.request.urlopen(url, timeout=10) as r:
-            text = r.read().decode()
-    except (urllib.error.URLError, OSError):
-        return None
-    total = count = 0.0
-    buckets: dict[str, float] = {}
-    for line in text.splitlines():
-        if not line.startswith("modelyard_serving_batch_size") or f'model="{model}"' not in line:
-            continue
-        value = float(line.rsplit(" ", 1)[1])
-        if line.startswith("modelyard_serving_batch_size_sum"):
-            total = value
-        elif line.startswith("modelyard_serving_batch_size_count"):
-            count = value
-        elif 'le="' in line:
-            buckets[line.split('le="', 1)[1].split('"', 1)[0]] = value
-    if not count:
-        return None
-    return {"batches": int(count), "mean_rows_per_batch": round(total / count, 2),
-            "cumulative_batches_by_rows_le": buckets}
+    its own): read over one kept-alive connection, so every reading is the same worker's."""
+
+    def __init__(self, server: Server, model: str) -> None:
+        import http.client
+
+        host, port = server.url.split("//", 1)[1].split("/", 1)[0].split(":")
+        self.conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        self.model = model
+
+    def read(self) -> tuple[float, float, dict[str, float]]:
+        """(batches, rows, cumulative batches by the bucket's upper bound) so far."""
+        self.conn.request("GET", "/metrics")
+        text = self.conn.getresponse().read().decode()
+        total = count = 0.0
+        buckets: dict[str, float] = {}
+        for line in text.splitlines():
+            if not line.startswith("modelyard_serving_batch_size") or \
+                    f'model="{self.model}"' not in line:
+                continue
+            value = float(line.rsplit(" ", 1)[1])
+            if line.startswith("modelyard_serving_batch_size_sum"):
+                total = value
+            elif line.startswith("modelyard_serving_batch_size_count"):
+                count = value
+            elif 'le="' in line:
+                buckets[line.split('le="', 1)[1].split('"', 1)[0]] = value
+        return count, total, buckets
 
 
 # -- load -----------------------------------------------------------------------------------------
@@ -191,19 +195,29 @@ def wrk(server: Server, body_file: Path, concurrency: int, duration: float) -> d
             "errors": errors, **raw}
 
 
-def sweep(server: Server, body_file: Path, duration: float) -> dict[str, Any]:
+def sweep(server: Server, body_file: Path, duration: float,
+          probe: BatchProbe | None = None) -> dict[str, Any]:
     """Closed-loop levels upward until p99 passes the bound at two levels in a row (never
     before `MIN_LEVEL`, so one stall of a busy machine does not end a sweep); the best level
-    within the bound."""
+    within the bound. With a `probe`, each level has the mean rows per batch one worker ran."""
     wrk(server, body_file, 8, 2)  # warm-up: JIT, pools, connections
     levels: list[dict[str, Any]] = []
     over = 0
     for c in LEVELS:
+        before = probe.read() if probe else None
         r = wrk(server, body_file, c, duration)
+        rows = ""
+        if probe and before:
+            after = probe.read()
+            batches = after[0] - before[0]
+            r["batches_one_worker"] = int(batches)
+            r["rows_per_batch_one_worker"] = round((after[1] - before[1]) / batches, 2) \
+                if batches else None
+            rows = f"  rows/batch {r['rows_per_batch_one_worker']}"
         levels.append(r)
         print(f"   {server.name:<16} c={c:<4} {r['throughput_rps']:>8.0f} rps  "
-              f"p50 {r['p50_ms']:6.2f} ms  p99 {r['p99_ms']:6.2f} ms  errors {r['errors']}",
-              flush=True)
+              f"p50 {r['p50_ms']:6.2f} ms  p99 {r['p99_ms']:6.2f} ms  errors {r['errors']}"
+              f"{rows}", flush=True)
         over = over + 1 if r["p99_ms"] > P99_BOUND_MS or r["errors"] else 0
         if over >= 2 and c >= MIN_LEVEL:
             break
@@ -278,12 +292,16 @@ def run_server(server: Server, work: Workload, duration: float, noop: bool,
         wrong = check_answers(server, work)
         if wrong:
             raise RuntimeError(f"{server.name} gave {wrong} wrong labels of {len(work.want)}")
+        probe = BatchProbe(server, model) if model is not None else None
         out = {"ready_s": ready_s, "checked_answers": len(work.want),
-               **sweep(server, body_file, duration),
+               **sweep(server, body_file, duration, probe),
                # a worker that crashed and was restarted shows here (its server log has why)
                "log_tracebacks": server.tail(10**7).count("Traceback (most recent call last)")}
-        if model is not None:
-            out["batch_sizes_one_worker"] = batch_sizes(server, model)
+        if probe is not None:
+            batches, rows, buckets = probe.read()
+            out["batch_sizes_one_worker"] = {
+                "batches": int(batches), "mean_rows_per_batch": round(rows / batches, 2)
+                if batches else None, "cumulative_batches_by_rows_le": buckets}
         return out
     finally:
         server.stop()

@@ -7,8 +7,9 @@ batches take less than a thread hop (INLINE_BELOW_S, measured per model). `worke
 batches run at once: the process's share of the cores (more would split the cores between
 small batches that could have been one). A worker waits up to `max_delay_s` for its batch to
 fill only while every other worker, and at least one, is running a batch (nothing could start
-the requests sooner): an idle model answers a lone request at once, and requests that arrive
-while the workers compute form the next batch.
+the requests sooner), or, for a model run in the pool, while batches keep coming with several
+rows (the requests come faster than batches finish): an idle model answers a lone request at
+once, and requests that arrive while the workers compute form the next batch.
 Each request is prepared (its preprocessing) inside the batch's thread, and one bad request fails
 alone. A retired batcher takes no new requests but finishes those it holds.
 """
@@ -71,6 +72,7 @@ class _Lane:
         self.filled = asyncio.Event()
         self.carry: Job | None = None  # taken from the queue but too big for the last batch
         self.running = 0  # batches being computed now
+        self.last_rows = 0  # rows of the batch taken last
         self.tasks: list[asyncio.Task[None]] = []
 
 
@@ -157,8 +159,7 @@ class Batcher:
                 continue
             batch, rows = [first], first.rows
             if rows < self.max_batch_size and self.max_delay_s > 0 and \
-                    lane.running >= max(1, self.workers - 1) and \
-                    queue.qsize() + rows < self.max_batch_size:
+                    self._under_load(lane) and queue.qsize() + rows < self.max_batch_size:
                 filled.clear()
                 try:
                     await asyncio.wait_for(filled.wait(), self.max_delay_s)
@@ -172,12 +173,22 @@ class Batcher:
                 batch.append(job)
                 rows += job.rows
             batch = [j for j in batch if not j.future.done()]  # drop timed-out requests
+            lane.last_rows = rows
             if batch:
                 lane.running += 1
                 try:
                     await self._run(batch)
                 finally:
                     lane.running -= 1
+
+    def _under_load(self, lane: _Lane) -> bool:
+        """Whether waiting for more rows can pay: every other worker (at least one) is running
+        a batch, or (for a model run in the pool) the last batch had several rows, so requests
+        arrive faster than batches finish. A lone request on an idle model never waits."""
+        if lane.running >= max(1, self.workers - 1):
+            return True
+        pooled = self.batch_s is None or self.batch_s >= INLINE_BELOW_S
+        return pooled and lane.last_rows > 1
 
     async def _next(self, queue: asyncio.Queue[Job]) -> Job | None:
         if self.retired:
