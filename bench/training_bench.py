@@ -6,9 +6,12 @@
   * scheduling: one admission round (`training.scheduler.admit`) over 10,000 queued jobs of 7
     projects and 3 priorities, and one full scheduler tick (DB read of the queue + admit) with
     the same 10,000 jobs queued in SQLite and no capacity free.
-  * DDP: digits-cnn on the sklearn digits snapshot, same epochs, 1 worker then 2 workers (gloo).
+  * DDP: digits-cnn on the sklearn digits snapshot, same epochs: 2 workers (gloo) of 1 CPU
+    against 1 worker of 1 CPU, and 1 worker of 2 CPUs (2 intra-op threads) for reference;
+    the job's wall and its time-to-train (the trainer's `train_seconds`) both.
 
     python -m bench.training_bench [--latency-jobs 30] [--queued 10000] [--epochs 10]
+                                   [--repeats 3] [--only ddp]
 """
 
 from __future__ import annotations
@@ -122,21 +125,50 @@ def bench_scheduling(queued: int) -> dict[str, Any]:
             "tick_jobs_considered_per_s": full * queued}
 
 
-def bench_ddp(epochs: int) -> dict[str, Any]:
-    out: dict[str, Any] = {"epochs": epochs}
+DDP_RUNS = ((1, 1.0), (2, 1.0), (1, 2.0))  # (workers, CPUs per worker): 2x1 against 1x1 and 1x2
+
+
+def bench_ddp(epochs: int, repeats: int) -> dict[str, Any]:
+    """Each configuration `repeats` times, interleaved (a busy spell of the machine hits every
+    configuration alike); medians of the job's wall (started -> finished: process start-up,
+    imports, data, training, ONNX export and registration) and of its time-to-train (the
+    trainer's own clock over the epoch loop, start-up, data loading and export excluded)."""
+    import os
+
+    runs: dict[str, list[dict[str, Any]]] = {f"{w}x{c:g}cpu": [] for w, c in DDP_RUNS}
     with tempfile.TemporaryDirectory() as tmp, _server(Path(tmp) / "home") as (c, _):
         c.datasets.import_builtin("digits", "sklearn:digits")
         snap = c.datasets.snapshot("digits")
-        for workers in (1, 2):
-            job = c.training.submit("digits-cnn", snap["id"],
-                                    hyperparameters={"epochs": epochs},
-                                    resources={"cpu": 1, "workers": workers})
-            done = c.training.wait(job["id"], timeout=600, poll_s=0.2)
-            wall = (datetime.fromisoformat(done["finished_at"])
-                    - datetime.fromisoformat(done["started_at"])).total_seconds()
-            out[f"workers_{workers}"] = {"state": done["state"], "wall_s": wall,
-                                         "val_accuracy": done["progress"].get("val_accuracy")}
-    out["speedup_2_vs_1"] = out["workers_1"]["wall_s"] / out["workers_2"]["wall_s"]
+        for _ in range(repeats):
+            for workers, cpu in DDP_RUNS:
+                load = os.getloadavg()[0]
+                job = c.training.submit("digits-cnn", snap["id"],
+                                        hyperparameters={"epochs": epochs},
+                                        resources={"cpu": cpu, "workers": workers})
+                done = c.training.wait(job["id"], timeout=600, poll_s=0.2)
+                wall = (datetime.fromisoformat(done["finished_at"])
+                        - datetime.fromisoformat(done["started_at"])).total_seconds()
+                runs[f"{workers}x{cpu:g}cpu"].append({
+                    "state": done["state"], "wall_s": wall,
+                    "train_s": done["progress"].get("train_seconds"),
+                    "val_accuracy": done["progress"].get("val_accuracy"),
+                    "loadavg_1m_before": round(load, 2)})
+    out: dict[str, Any] = {"epochs": epochs, "repeats": repeats, "runs": runs}
+    for key, rs in runs.items():
+        out[key] = {"median_wall_s": statistics.median(r["wall_s"] for r in rs),
+                    "median_train_s": statistics.median(r["train_s"] or float("nan") for r in rs),
+                    "val_accuracy": [r["val_accuracy"] for r in rs],
+                    "all_succeeded": all(r["state"] == "succeeded" for r in rs)}
+    one, two, wide = out["1x1cpu"], out["2x1cpu"], out["1x2cpu"]
+    out["train_speedup_2_vs_1"] = one["median_train_s"] / two["median_train_s"]
+    out["wall_speedup_2_vs_1"] = one["median_wall_s"] / two["median_wall_s"]
+    out["train_speedup_2x1_vs_1x2"] = wide["median_train_s"] / two["median_train_s"]
+    # Round by round (the runs of one round are minutes apart, under much the same load).
+    paired = [a["train_s"] / b["train_s"] for a, b in zip(runs["1x1cpu"], runs["2x1cpu"],
+                                                          strict=True)
+              if a["train_s"] and b["train_s"]]
+    out["train_speedup_2_vs_1_by_round"] = paired
+    out["median_train_speedup_2_vs_1_by_round"] = statistics.median(paired) if paired else None
     return out
 
 
@@ -145,19 +177,30 @@ def main() -> None:
     ap.add_argument("--latency-jobs", type=int, default=30)
     ap.add_argument("--queued", type=int, default=10_000)
     ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--repeats", type=int, default=3, help="runs of each DDP configuration")
+    ap.add_argument("--only", choices=["latency", "scheduling", "ddp"], action="append",
+                    help="run only these parts (repeat it); default: all")
     args = ap.parse_args()
+    parts = set(args.only or ["latency", "scheduling", "ddp"])
 
-    lat = bench_latency(args.latency_jobs)
-    write_result("training_submit_latency", "submit→running ≤ 0.3 s on the embedded default",
-                 "p50_seconds", lat["p50_s"], 0.3, False, lat, {}, __file__)
-    sched = bench_scheduling(args.queued)
-    write_result("training_scheduling", "a scheduling round over 10,000 queued jobs ≥ 2 / s "
-                 "(full tick, DB included)", "tick_rounds_per_s", sched["tick_rounds_per_s"],
-                 2.0, True, sched, {}, __file__)
-    ddp = bench_ddp(args.epochs)
-    write_result("training_ddp_cpu", "DDP 2 workers vs 1 on CPU (digits-cnn), same accuracy "
-                 "band; speedup reported as measured", "speedup_2_vs_1", ddp["speedup_2_vs_1"],
-                 1.0, True, ddp, {}, __file__)
+    if "latency" in parts:
+        lat = bench_latency(args.latency_jobs)
+        write_result("training_submit_latency", "submit→running ≤ 0.3 s on the embedded default",
+                     "p50_seconds", lat["p50_s"], 0.3, False, lat, {}, __file__)
+    if "scheduling" in parts:
+        sched = bench_scheduling(args.queued)
+        write_result("training_scheduling", "a scheduling round over 10,000 queued jobs ≥ 2 / s "
+                     "(full tick, DB included)", "tick_rounds_per_s", sched["tick_rounds_per_s"],
+                     2.0, True, sched, {}, __file__)
+    if "ddp" in parts:
+        ddp = bench_ddp(args.epochs, args.repeats)
+        write_result(
+            "training_ddp_cpu",
+            "report DDP 2 workers vs 1 on CPU (digits-cnn, 1 CPU per worker, same accuracy "
+            "band): the issue sets no target; 1.0 marks break-even (2 workers no slower than "
+            "1), not a requirement. value = time-to-train speedup (epoch loop, start-up and "
+            "export excluded); the whole job's wall speedup is figures.wall_speedup_2_vs_1",
+            "train_speedup_2_vs_1", ddp["train_speedup_2_vs_1"], 1.0, True, ddp, {}, __file__)
 
 
 if __name__ == "__main__":
