@@ -68,10 +68,11 @@ class MetricsSettings(BaseModel):
     maintenance_interval_s: float = Field(default=10, gt=0)  # rollup + prune pass
 
 
-# Measured by bench/admission_bench.py (bench/results/api_admission.json): one process reaches
-# its best rate on the mixed API workload with 1-4 requests in flight, more only queue; at twice
-# capacity, limits of 8-16 gave admitted requests the lowest latency (4 shed too much, 32 let
-# p99 double). 16 leaves room for requests that wait on I/O (streamed uploads) and not the CPU.
+# Measured by bench/admission_bench.py (bench/results/api_admission.json) on 2 cores: one
+# process reaches its best rate on the mixed API workload with 1 to 16 requests in flight
+# (depending on the machine's load), more only queue. 16, the most seen, should not cost
+# throughput; at twice capacity it halved the admitted requests' median latency against no
+# limit (~180 ms vs ~450 ms at load average 6-10), where limits from 4 to 32 did alike.
 MAX_IN_FLIGHT = 16
 QUEUE_WAIT_S = 0.1
 
