@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -48,9 +50,9 @@ def ray_cluster() -> Iterator[str]:
            "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
     env = {k: v for k, v in env.items() if not k.startswith("MODELYARD_")}
     ray = [sys.executable, "-m", "ray.scripts.scripts"]
-    dash = free_port()
+    dash, gcs = free_port(), free_port()
     subprocess.run([*ray, "start", "--head", "--num-cpus=2", "--num-gpus=0",
-                    "--node-ip-address=127.0.0.1", f"--port={free_port()}",
+                    "--node-ip-address=127.0.0.1", f"--port={gcs}",
                     "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
                     "--include-dashboard=true", "--disable-usage-stats", f"--temp-dir={tmp}"],
                    env=env, check=True, capture_output=True, timeout=120)
@@ -58,8 +60,44 @@ def ray_cluster() -> Iterator[str]:
         wait_for_port(dash, timeout=60)
         yield f"http://127.0.0.1:{dash}"
     finally:
-        subprocess.run([*ray, "stop", "--force"], check=False, env=env, capture_output=True, timeout=60)
+        stop_cluster(tmp, gcs)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _processes() -> dict[int, tuple[int, bytes]]:
+    """pid -> (parent pid, command line) of every process."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                found[int(entry.name)] = (ppid, (entry / "cmdline").read_bytes())
+            except (OSError, ValueError, IndexError):
+                continue
+    return found
+
+
+def stop_cluster(tmp: str, gcs_port: int, grace_s: float = 10.0) -> None:
+    """Stops the Ray head started on `tmp` and everything under it, and nothing else: `ray stop`
+    would also stop the Ray clusters of other tests running on the machine at the same time."""
+    procs = _processes()
+    gcs = re.compile(rb"127\.0\.0\.1:%d(?!\d)" % gcs_port)
+    ours = {pid for pid, (_, cmd) in procs.items() if tmp.encode() in cmd or gcs.search(cmd)}
+    grew = True
+    while grew:  # and their descendants (workers, dashboard heads, job supervisors)
+        more = {pid for pid, (ppid, _) in procs.items() if ppid in ours} - ours
+        ours |= more
+        grew = bool(more)
+    ours.discard(os.getpid())
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in ours:
+            try:
+                os.kill(pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in ours):
+            time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
