@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("modelyard.serving")
 
+# young-generation threshold of a serving process (see `ServingService.start`)
+GC_GEN0_THRESHOLD = 50_000
+
 
 class ServingService(RequestPath):
     """Deployments of registered model versions and the requests sent to them.
@@ -87,6 +90,15 @@ class ServingService(RequestPath):
         # out of the collector's full passes, which otherwise stall every request for tens of
         # milliseconds now and then under load.
         gc.freeze()
+        # Each answer leaves a prediction event in the metrics buffer until the next flush
+        # (0.5 s): at the default threshold (700 net new objects) those survivors set off a
+        # young collection every few requests and get promoted, so gen 1 and full passes
+        # follow (measured over 20,000 requests: ~200 gen-0, 17 gen-1 of up to 7 ms, a 15-20 ms
+        # full pass; ~10 in all without the events). Request garbage is freed by reference
+        # counting, so the collector only has to keep up with real cycles: let the young
+        # generation grow past a flush window's worth of events before it runs.
+        gen0, gen1, gen2 = gc.get_threshold()
+        gc.set_threshold(max(gen0, GC_GEN0_THRESHOLD), gen1, gen2)
         self._stopping.clear()
         self._thread = threading.Thread(target=self._watch, name="serving-canary", daemon=True)
         self._thread.start()
