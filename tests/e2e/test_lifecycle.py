@@ -67,3 +67,11 @@ def test_demo_command_runs_the_lifecycle_and_leaves_it_traceable(tmp_path: Path)
                 assert run_node["attrs"]["params"][key] == value
             snap = client.datasets.get_snapshot(job["dataset_snapshot"])
             assert snap["status"] == "ready" and snap["dataset"] == "digits"
+            # ... back to the dataset version (the commit) the snapshot pinned
+            assert ("dataset_version", f"digits@{snap['version']}") in nodes
+            # and forward, from the model version to the deployment that serves it
+            down = client.registry.lineage(f"model_version:digits-cnn@{mv['version']}",
+                                           direction="downstream", depth=1)
+            deployment = client.serving.get("digits")
+            assert ("deployment", deployment["id"]) in {(n["kind"], n["id"])
+                                                        for n in down["nodes"]}

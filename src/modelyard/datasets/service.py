@@ -259,6 +259,16 @@ class DatasetService:
     def get_snapshot(self, project: str, snapshot_id: str) -> Snapshot:
         return self.snapshots.get(project, snapshot_id)
 
+    def record_use(self, project: str, snapshot_id: str, dst_kind: str, dst_id: str,
+                   relation: str) -> None:
+        """Lineage of a snapshot something read: the dataset version (`NAME@VERSION`, the
+        commit) it pins, then the snapshot, then the reader. Recorded only on use, so a snapshot
+        nothing read stays unreferenced and collectable."""
+        snap = self.snapshots.get(project, snapshot_id)
+        self.registry.add_edge(project, "dataset_version", f"{snap.dataset}@{snap.version}",
+                               "dataset_snapshot", snap.id, "snapshot_of")
+        self.registry.add_edge(project, "dataset_snapshot", snap.id, dst_kind, dst_id, relation)
+
     def list_snapshots(self, project: str, name: str) -> list[Snapshot]:
         return self.snapshots.for_dataset(project, name)
 

@@ -8,10 +8,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 RUN_STATUSES = ("running", "finished", "failed", "killed")
-NODE_KINDS = ("dataset_snapshot", "code", "job", "run", "study", "model_version", "deployment",
-              "pipeline_run", "prediction")
-NodeKind = Literal["dataset_snapshot", "code", "job", "run", "study", "model_version",
-                   "deployment", "pipeline_run", "prediction"]
+NODE_KINDS = ("dataset_version", "dataset_snapshot", "code", "job", "run", "study",
+              "model_version", "deployment", "pipeline_run", "prediction")
+NodeKind = Literal["dataset_version", "dataset_snapshot", "code", "job", "run", "study",
+                   "model_version", "deployment", "pipeline_run", "prediction"]
 
 
 class _Frozen(BaseModel):

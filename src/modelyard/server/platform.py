@@ -57,6 +57,7 @@ class Platform:
         self.training.events = self.events
         self.events.subscribe(self.workflows.on_event)
         self.events.subscribe(self.hpo.on_event)
+        self.events.subscribe(self.serving.on_event)
         self._loops: list[Any] = [self.metrics, self.training, self.hpo, self.serving,
                                   self.workflows]
         if settings.role == "serving":  # a replica serves; the main server schedules and runs

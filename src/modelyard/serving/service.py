@@ -184,6 +184,24 @@ class ServingService(RequestPath):
             self._entry(key, dep.batching)
         return [k.version for k in keys]
 
+    def on_event(self, kind: str, payload: dict[str, Any]) -> None:
+        """Event-bus listener: a moved alias is re-resolved at once (not after `alias_ttl_s`)
+        and the version it now names is linked to the deployments that serve it."""
+        if kind != "alias.moved":
+            return
+        project, model = payload["project"], payload["model"]
+        self.alias_moved(project, model)
+        ref = f"{model}@{payload['alias']}"
+        for dep in self.store.list_deployments(project):
+            if dep.model_ref == ref and not dep.traffic:
+                try:
+                    self.registry.add_edge(project, "model_version",
+                                           f"{model}@{payload['version']}", "deployment",
+                                           dep.id, "served_by")
+                except ModelyardError:
+                    log.warning("lineage edge of deployment %s not recorded", dep.name,
+                                exc_info=True)
+
     def alias_moved(self, project: str, model: str) -> None:
         """Forget cached alias resolutions of `model` so the next request re-resolves."""
         for key in [k for k in self._aliases if k[0] == project and
@@ -231,6 +249,17 @@ class ServingService(RequestPath):
         self._aliases.pop((dep.project, dep.model_ref), None)
         for key in self._versions_of(dep):
             self.cache.pin(key, dep.pinned)
+        self._lineage(dep)
+
+    def _lineage(self, dep: Deployment) -> None:
+        """model_version -> deployment for every version it routes to now (idempotent)."""
+        for key in self._versions_of(dep):
+            try:
+                self.registry.add_edge(dep.project, "model_version", f"{key.model}@{key.version}",
+                                       "deployment", dep.id, "served_by")
+            except ModelyardError:
+                log.warning("lineage edge of deployment %s not recorded", dep.name,
+                            exc_info=True)
 
     def _versions_of(self, dep: Deployment) -> list[ModelKey]:
         versions = {int(v) for v, w in (dep.traffic or {}).items() if w > 0}

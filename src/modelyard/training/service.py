@@ -121,6 +121,7 @@ class TrainingService:
             model_version=None, progress={}, gpus=[],
         )
         self.store.add(job)
+        self._lineage(job)  # what it reads is known now, whether or not it ever makes a model
         self.loop.wake()
         return self.get(project, job_id)
 
@@ -289,15 +290,13 @@ class TrainingService:
     def _lineage(self, job: Job) -> None:
         # The registry links run, job, snapshot and code to the version; the job's own
         # inputs are ours to record.
-        edges = [("code", job.code_hash, "job", job.id, "ran")]
-        if job.dataset_snapshot:
-            edges.append(("dataset_snapshot", job.dataset_snapshot, "job", job.id, "read_by"))
-        for src_kind, src, dst_kind, dst, rel in edges:
-            try:
-                self.registry.add_edge(job.project, src_kind, src, dst_kind, dst, rel)
-            except ModelyardError:
-                log.warning("lineage edge %s→%s of job %s not recorded", src, dst, job.id,
-                            exc_info=True)
+        try:
+            self.registry.add_edge(job.project, "code", job.code_hash, "job", job.id, "ran")
+            if job.dataset_snapshot:
+                self.datasets.record_use(job.project, job.dataset_snapshot, "job", job.id,
+                                         "read_by")
+        except ModelyardError:
+            log.warning("lineage of job %s not recorded", job.id, exc_info=True)
 
 
 def _dump(obj: Any) -> dict[str, Any]:

@@ -94,7 +94,11 @@ def _snapshot(ctx: StepContext, cfg: Json, **_: Any) -> Json:
         snap = ctx.platform.datasets.get_snapshot(ctx.project, snap.id)
     if snap.status != "ready":
         raise FailedPrecondition(f"snapshot {snap.id} failed: {snap.error}")
-    _edge(ctx, "dataset_snapshot", snap.id, "pipeline_run", ctx.run_id, "input")
+    try:
+        ctx.platform.datasets.record_use(ctx.project, snap.id, "pipeline_run", ctx.run_id,
+                                         "input")
+    except Exception:  # lineage is best effort, as in _edge
+        log.warning("lineage of snapshot %s not recorded", snap.id, exc_info=True)
     return {"snapshot": snap.id, "dataset": snap.dataset, "version": snap.version,
             "hash": snap.hash}
 

@@ -81,6 +81,7 @@ function lineageGraph(ctx, up, down) {
     id: key, label: n.kind.replace("_", " "), sub: n.kind === "code" ? short(n.id, 16) : n.id,
     cls: `k-${n.kind}${key === root ? " root" : ""}`,
     href: n.kind === "model_version" ? ctx.href("models", ...n.id.split("@"))
+      : n.kind === "dataset_version" ? ctx.href("datasets", n.id.split("@")[0])
       : KIND_PAGE[n.kind] ? ctx.href(KIND_PAGE[n.kind], n.kind === "deployment" ? n.attrs?.name || n.id : n.id) : null,
   }));
   const unique = new Map(edges.map((e) => [`${e.src}>${e.dst}>${e.label}`, e]));
