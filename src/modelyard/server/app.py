@@ -15,6 +15,7 @@ from modelyard.server.admission import AdmissionLimit
 from modelyard.server.errors import install_error_handlers
 from modelyard.server.limits import BodyLimit, JsonGuard
 from modelyard.server.platform import Platform
+from modelyard.server.telemetry import RequestMetrics
 from modelyard.serving.fastpath import PredictFastPath
 
 # Every router of the platform, as (module, attribute): the one table to extend.
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
             app.include_router(router)
     app.add_middleware(JsonGuard)
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
+    app.add_middleware(RequestMetrics, registry=platform.prometheus)
     # before any body is read: a request past the limit costs next to nothing
     app.add_middleware(AdmissionLimit, max_in_flight=settings.api.max_in_flight,
                        queue_wait_s=settings.api.queue_wait_s,
