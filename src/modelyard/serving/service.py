@@ -121,6 +121,9 @@ class ServingService(RequestPath):
                     self.warm(dep.project, dep.name)
         except Exception:  # noqa: BLE001 - warming is best effort
             log.exception("pre-warming pinned deployments failed")
+        # the models just loaded live as long as their pin: out of the collector's passes too
+        # (else the first young pass, ~20 ms, walks all of them)
+        gc.freeze()
         while not self._stopping.wait(self.rollback_interval_s):
             try:
                 self.check_rollbacks()
