@@ -15,7 +15,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import sqlalchemy as sa
@@ -113,7 +113,7 @@ class SqlMetricsStore(MetricsStore):
         # a Core insert of the table: the same rows, without the ORM's bulk-insert bookkeeping
         # (about half the time per row; a serving replica stores one row per prediction)
         with self.db.session() as s:
-            s.execute(sa.insert(MetricEventRow.__table__), rows)
+            s.execute(sa.insert(cast(sa.Table, MetricEventRow.__table__)), rows)
         return len(rows)
 
     def upsert_feedback(self, project: str, feedback: list[Feedback]) -> int:

@@ -11,7 +11,10 @@ connection = config.attributes.get("connection")
 if connection is None:  # pragma: no cover - only used by `alembic` run by hand
     import sqlalchemy as sa
 
-    connection = sa.create_engine(config.get_main_option("sqlalchemy.url")).connect()
+    url = config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise SystemExit("set sqlalchemy.url (the database to migrate) in alembic.ini")
+    connection = sa.create_engine(url).connect()
 
 context.configure(
     connection=connection,
