@@ -6,10 +6,10 @@ it is missing, and the console's npm assets are built when they are missing.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
+
+from tests._servers.apt import apt_install
 
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -17,21 +17,13 @@ LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "ui"
 
 
-def _run(*cmd: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False, env=env)
-
-
 def ensure_chromium() -> Path:
     """Debian's chromium, installed with apt-get when absent; raises RuntimeError saying why not."""
-    if CHROMIUM.exists():
-        return CHROMIUM
-    if shutil.which("apt-get") is None:
-        raise RuntimeError("no /usr/bin/chromium and no apt-get: install Debian's `chromium`")
-    policy = _run("apt-cache", "policy", "chromium").stdout
-    if "Candidate:" not in policy or "Candidate: (none)" in policy:
-        _run("apt-get", "update")  # the package lists are empty or stale
-    done = _run("apt-get", "install", "-y", "--no-install-recommends", "chromium")
-    if done.returncode != 0 or not CHROMIUM.exists():
-        raise RuntimeError(f"`apt-get install -y chromium` failed: {done.stderr[-1500:]}")
+    if not CHROMIUM.exists():
+        try:
+            apt_install("chromium")
+        except subprocess.CalledProcessError as e:
+            raise RuntimeError(f"`apt-get install -y chromium` failed: {e.stderr[-1500:]!r}") from e
+    if not CHROMIUM.exists():
+        raise RuntimeError(f"installed chromium but {CHROMIUM} is missing")
     return CHROMIUM
