@@ -101,3 +101,24 @@ def test_alert_rules_keep_state_and_only_changes_in_history(db: Database) -> Non
     with pytest.raises(NotFound):
         alerts.get_rule("p", "slow")
     assert [r.project for r in alerts.rules(None)] == ["q"]
+
+
+def test_events_are_stored_exactly_as_the_core_insert_of_the_table_stores_them(
+        db: Database) -> None:
+    import sqlalchemy as sa
+
+    from modelyard.metrics.tables import MetricEventRow
+
+    table = MetricEventRow.__table__
+    events = [_event(1), _event(2, label=None, confidence=None, input_summary=None,
+                                shadow=True, outcome="error"),
+              _event(3, time=T0 + timedelta(microseconds=7)), _event(4, time=T0)]
+    SqlMetricsStore(db).insert_events(events)
+    cols = [c for c in table.c if c.name != "id"]
+    with db.session() as s:
+        s.execute(sa.insert(table), [{c.name: getattr(e, c.name) for c in cols}
+                                     for e in events])
+        stored = s.execute(sa.text(f"SELECT {', '.join(c.name for c in cols)} FROM "
+                                   f"{table.name} ORDER BY id")).all()
+    assert len(stored) == 8
+    assert [tuple(r) for r in stored[:4]] == [tuple(r) for r in stored[4:]]

@@ -94,6 +94,11 @@ class MetricsStore(abc.ABC):
         """Release files and connections; idempotent, and a later call opens them again."""
         return None
 
+
+_EVENT_COLUMNS = ("project", "deployment", "model", "version", "time", "latency_ms", "outcome",
+                  "label", "confidence", "request_id", "shadow", "input_summary")
+
+
 class SqlMetricsStore(MetricsStore):
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -101,6 +106,8 @@ class SqlMetricsStore(MetricsStore):
     def insert_events(self, events: list[PredictionEvent]) -> int:
         if not events:
             return 0
+        if self.db.engine.dialect.name == "sqlite":
+            return self._insert_events_sqlite(events)
         rows = [
             {
                 "project": e.project, "deployment": e.deployment, "model": e.model,
@@ -114,6 +121,31 @@ class SqlMetricsStore(MetricsStore):
         # (about half the time per row; a serving replica stores one row per prediction)
         with self.db.session() as s:
             s.execute(sa.insert(cast(sa.Table, MetricEventRow.__table__)), rows)
+        return len(rows)
+
+    def _insert_events_sqlite(self, events: list[PredictionEvent]) -> int:
+        """The same rows through the driver's executemany: each value converted by the bind
+        processor of its column, as `insert_events` would, without SQLAlchemy's per-row
+        parameter assembly (a serving replica's flush thread holds the GIL for this)."""
+        dialect = self.db.engine.dialect
+        table = cast(sa.Table, MetricEventRow.__table__)
+        procs = {n: table.c[n].type.dialect_impl(dialect).bind_processor(dialect)
+                 for n in _EVENT_COLUMNS}
+        converted = ("time", "latency_ms", "confidence", "shadow", "input_summary")
+        if any(procs[n] is not None for n in _EVENT_COLUMNS if n not in converted):
+            raise AssertionError("an event column needs a conversion this insert skips")
+
+        def conv(name: str) -> Any:
+            return procs[name] or (lambda v: v)
+
+        t, lat, conf, b, j = (conv(n) for n in converted)
+        rows = [(e.project, e.deployment, e.model, e.version, t(e.time), lat(e.latency_ms),
+                 e.outcome, e.label, conf(e.confidence), e.request_id, b(e.shadow),
+                 j(e.input_summary)) for e in events]
+        sql = (f"INSERT INTO {table.name} ({', '.join(_EVENT_COLUMNS)}) "
+               f"VALUES ({', '.join('?' * len(_EVENT_COLUMNS))})")
+        with self.db.session() as s:
+            s.connection().exec_driver_sql(sql, rows)
         return len(rows)
 
     def upsert_feedback(self, project: str, feedback: list[Feedback]) -> int:
