@@ -197,13 +197,7 @@ class ServingService(RequestPath):
         ref = f"{model}@{payload['alias']}"
         for dep in self.store.list_deployments(project):
             if dep.model_ref == ref and not dep.traffic:
-                try:
-                    self.registry.add_edge(project, "model_version",
-                                           f"{model}@{payload['version']}", "deployment",
-                                           dep.id, "served_by")
-                except ModelyardError:
-                    log.warning("lineage edge of deployment %s not recorded", dep.name,
-                                exc_info=True)
+                self._link(dep, ModelKey(project, model, int(payload["version"])))
 
     def alias_moved(self, project: str, model: str) -> None:
         """Forget cached alias resolutions of `model` so the next request re-resolves."""
@@ -257,12 +251,14 @@ class ServingService(RequestPath):
     def _lineage(self, dep: Deployment) -> None:
         """model_version -> deployment for every version it routes to now (idempotent)."""
         for key in self._versions_of(dep):
-            try:
-                self.registry.add_edge(dep.project, "model_version", f"{key.model}@{key.version}",
-                                       "deployment", dep.id, "served_by")
-            except ModelyardError:
-                log.warning("lineage edge of deployment %s not recorded", dep.name,
-                            exc_info=True)
+            self._link(dep, key)
+
+    def _link(self, dep: Deployment, key: ModelKey) -> None:
+        try:
+            self.registry.add_edge(dep.project, "model_version", f"{key.model}@{key.version}",
+                                   "deployment", dep.id, "served_by")
+        except ModelyardError:  # lineage is best effort: the deployment itself stands
+            log.warning("lineage edge of deployment %s not recorded", dep.name, exc_info=True)
 
     def _versions_of(self, dep: Deployment) -> list[ModelKey]:
         versions = {int(v) for v, w in (dep.traffic or {}).items() if w > 0}
