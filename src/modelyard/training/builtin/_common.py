@@ -8,10 +8,9 @@ the whole validation set's), and rank 0 uploads each checkpoint while the next e
 from __future__ import annotations
 
 import copy
-import queue
-import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import torch
@@ -87,50 +86,34 @@ def pruned(distributed: bool, device: torch.device) -> bool:
 
 class BackgroundCheckpoints:
     """Rank 0 uploads a checkpoint while the next epoch trains (the other ranks would wait for
-    the upload at their next all-reduce). One upload at a time: `save` waits for the previous
-    one; `wait` (after the last epoch) returns once the last is stored, or raises its error.
-    One thread does every upload (starting a thread per epoch costs a scheduler wake-up)."""
+    the upload at their next all-reduce). One upload at a time, on one reused thread: `save`
+    waits for the previous one; `wait` returns once the last is stored, or raises its error."""
 
     def __init__(self) -> None:
-        self._todo: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize=1)
-        self._done = threading.Semaphore(0)
-        self._pending = 0
-        self._error: BaseException | None = None
-        self._thread: threading.Thread | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._last: Future[str | None] | None = None
 
     def save(self, state: dict[str, Any]) -> None:
         self.wait()
         if not runtime.context().is_main:
             return
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="modelyard-checkpoint",
-                                            daemon=True)
-            self._thread.start()
-        self._pending += 1
-        self._todo.put(copy.deepcopy(state))  # training goes on changing the tensors of `state`
-
-    def _run(self) -> None:
-        while (state := self._todo.get()) is not None:
-            try:
-                runtime.save_checkpoint(state)
-            except BaseException as e:  # noqa: BLE001 - handed to the training thread by wait()
-                self._error = e
-            self._done.release()
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="modelyard-checkpoint")
+        # a copy: training goes on changing the tensors of `state`
+        self._last = self._pool.submit(runtime.save_checkpoint, copy.deepcopy(state))
 
     def wait(self) -> None:
-        while self._pending:
-            self._done.acquire()
-            self._pending -= 1
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
+        last, self._last = self._last, None
+        if last is not None:
+            last.result()
 
     def close(self) -> None:
-        self.wait()
-        if self._thread is not None:
-            self._todo.put(None)
-            self._thread.join()
-            self._thread = None
+        try:
+            self.wait()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown()
+                self._pool = None
 
 
 def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, xv: torch.Tensor, yv: torch.Tensor,
