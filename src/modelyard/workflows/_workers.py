@@ -24,6 +24,10 @@ from modelyard.workflows.context import StepContext, StepError, _wait
 
 MAX_IDLE = 8
 _mp = multiprocessing.get_context("fork")
+# catch_warnings swaps the process-wide filter list, so two branches forking at once could
+# restore each other's filters mid-fork and let lance's at-fork warning through (an error
+# under `-W error`). One lock makes each fork and its filter change one step.
+_fork_lock = threading.Lock()
 
 
 @dataclass
@@ -36,7 +40,7 @@ def _fork(target: Callable[..., None], *args: Any) -> _Worker:
     parent, child = _mp.Pipe()
     proc = _mp.Process(target=target, args=(child, os.getpid(), *args), name="modelyard-step",
                        daemon=False)
-    with warnings.catch_warnings():  # e.g. lance warns on any fork; workers never use it
+    with _fork_lock, warnings.catch_warnings():  # lance warns on any fork; workers never use it
         warnings.simplefilter("ignore")
         proc.start()
     child.close()

@@ -23,9 +23,12 @@ the offending steps: cycles, inputs nobody provides, annotations that do not mat
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib
 import inspect
 import json
+import sys
 import textwrap
 import typing
 from collections.abc import Callable
@@ -59,6 +62,15 @@ class StepSpec:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
 
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # `@step` puts this spec, not the function, under the function's name, so pickle
+        # cannot find the function by reference. A module-level step travels as its
+        # (module, qualname) to a warm worker; anything else pickles field by field.
+        module, qualname = getattr(self.fn, "__module__", None), getattr(self.fn, "__qualname__", "")
+        if module and "<locals>" not in qualname and _resolve(module, qualname) is self:
+            return _load_step, (module, qualname)
+        return super().__reduce_ex__(protocol)
+
     @property
     def signature(self) -> inspect.Signature:
         return inspect.signature(self.fn)
@@ -84,6 +96,21 @@ class StepSpec:
             return typing.get_type_hints(self.fn)
         except Exception:  # noqa: BLE001 - unresolved annotations are treated as Any
             return {}
+
+
+def _resolve(module: str, qualname: str) -> Any:
+    mod = sys.modules.get(module)
+    try:
+        return functools.reduce(getattr, qualname.split("."), mod) if mod else None
+    except AttributeError:
+        return None
+
+
+def _load_step(module: str, qualname: str) -> StepSpec:
+    obj = functools.reduce(getattr, qualname.split("."), importlib.import_module(module))
+    if not isinstance(obj, StepSpec):
+        raise TypeError(f"{module}.{qualname} is no longer a pipeline step")
+    return obj
 
 
 def step(

@@ -313,7 +313,7 @@ class Engine:
         if spec.executor == "thread":
             args = {**kwargs, "ctx": ctx} if spec.wants_ctx else kwargs
             return run_in_thread(spec.fn, args, spec.timeout_s, cancel)
-        return self._workers.run(spec.fn, kwargs, spec.timeout_s, cancel,
+        return self._workers.run(spec, kwargs, spec.timeout_s, cancel,
                                  ctx if spec.wants_ctx else None)
 
     def _record_effect(self, node: Node, key: str, value: Any) -> None:
