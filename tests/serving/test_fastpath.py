@@ -3,8 +3,10 @@ and leaves every request it is unsure of to the app."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import numpy as np
 from fastapi.testclient import TestClient
 
 from modelyard.serving.fastpath import PredictFastPath
@@ -74,3 +76,74 @@ def test_requests_it_is_unsure_of_go_to_the_route(api: TestClient, team: Team,
     nobody = api.post(URL.format("digits"), json={"inputs": pixels})
     assert nobody.status_code == 401
     assert fast.answered == answered  # none of these was answered before routing
+
+
+V2 = "/v2/models/{}/infer"
+
+
+def test_v2_infer_is_answered_like_the_route_json_binary_and_errors(
+        api: TestClient, team: Team, digits_model: DigitsModel) -> None:
+    api.post("/api/v1/projects/alpha/deployments", headers=bearer(team.editor),
+             json={"name": "digits", "model_ref": "digits@production"}).raise_for_status()
+    h = {**bearer(team.viewer), "X-Modelyard-Project": "alpha"}
+    x = (digits().test_x[:4] / 255).astype(np.float32).reshape(4, 1, 8, 8)
+    tensor = {"name": "input", "shape": [4, 1, 8, 8], "datatype": "FP32",
+              "data": x.reshape(-1).tolist()}
+    fast = _fastpath(api)
+    first = api.post(V2.format("digits"), headers=h, json={"inputs": [tensor]})
+    assert first.status_code == 200 and fast.answered == 0  # the route: a token not seen yet
+
+    def both(name: str, **kw: Any) -> tuple[Any, Any]:
+        """(answered before routing, answered by the route: a query string sends it there)"""
+        before = fast.answered
+        quick = api.post(V2.format(name), **kw)
+        routed = api.post(V2.format(name) + "?via=route", **kw)
+        assert fast.answered == before + 1
+        return quick, routed
+
+    quick, routed = both("digits", headers=h, json={"id": "q", "inputs": [tensor]})
+    assert quick.status_code == routed.status_code == 200
+    assert quick.json() == routed.json()
+    labels = np.asarray(quick.json()["outputs"][0]["data"]).reshape(4, 10).argmax(axis=1)
+    assert [str(i) for i in labels] == expected_labels(digits_model.c1, digits().test_x[:4])
+
+    # the binary tensor extension (what tritonclient sends): JSON header, then raw bytes
+    head = _dumps({"id": "b", "inputs": [{"name": "input", "shape": [4, 1, 8, 8], "datatype": "FP32",
+                                     "parameters": {"binary_data_size": x.nbytes}}],
+                         "parameters": {"binary_data_output": True}})
+    binary = {"headers": {**h, "content-type": "application/octet-stream",
+                          "Inference-Header-Content-Length": str(len(head))},
+              "content": head + x.tobytes()}
+    quick, routed = both("digits", **binary)
+    assert quick.status_code == routed.status_code == 200
+    assert quick.content == routed.content
+    assert quick.headers["inference-header-content-length"] == \
+        routed.headers["inference-header-content-length"]
+
+    # errors from the service, in the protocol's shape, the same either way
+    for name, body, status in (("nope", {"inputs": [tensor]}, 404),
+                               ("digits", {"inputs": [{**tensor, "shape": [4, 64]}]}, 400),
+                               ("digits", {"inputs": [{**tensor, "datatype": "INT64"}]}, 400)):
+        quick, routed = both(name, headers=h, json=body)
+        assert quick.status_code == routed.status_code == status
+        assert quick.json() == routed.json() and quick.json()["error"]
+
+    # bodies that do not parse, other projects and outsiders: the route, never the fast path
+    before = fast.answered
+    bad = api.post(V2.format("digits"), headers={**h, "content-type": "application/json"},
+                   content=b"[1, 2")
+    assert bad.status_code == 400 and "JSON" in bad.json()["error"]
+    api.post(V2.format("digits"), headers={**bearer(team.outsider), "X-Modelyard-Project":
+                                           "alpha"}, json={"inputs": [tensor]})
+    outsider = api.post(V2.format("digits"), headers={**bearer(team.outsider),
+                                                      "X-Modelyard-Project": "alpha"},
+                        json={"inputs": [tensor]})
+    assert outsider.status_code == 404
+    no_project = api.post(V2.format("digits"), headers=bearer(team.viewer),
+                          json={"inputs": [tensor]})
+    assert no_project.status_code == 400 and "X-Modelyard-Project" in no_project.json()["error"]
+    assert fast.answered == before
+
+
+def _dumps(doc: Any) -> bytes:
+    return json.dumps(doc).encode()

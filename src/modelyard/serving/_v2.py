@@ -16,8 +16,10 @@ from typing import Any
 
 import numpy as np
 from pydantic import ValidationError
+from starlette.responses import JSONResponse
 
-from modelyard.core.errors import InvalidArgument
+from modelyard.core.errors import InvalidArgument, ModelyardError
+from modelyard.server.errors import error_headers
 from modelyard.serving.models import InferRequest, TensorIn, TensorMeta
 from modelyard.serving.runtime import V2_TO_NUMPY
 
@@ -31,6 +33,13 @@ class Outcome:
     model_version: str
     id: str
     outputs: list[tuple[str, np.ndarray, str]]  # name, values, datatype
+
+
+def error_response(e: ModelyardError) -> JSONResponse:
+    """`{"error": "<message>"}` (plus our code and details), which Open Inference Protocol
+    clients such as tritonclient read as the message; status and Retry-After from the class."""
+    return JSONResponse({"error": e.message, "code": e.code, "details": e.details},
+                        status_code=e.status, headers=error_headers(e))
 
 
 def parse_request(body: bytes, header_length: str | None) -> tuple[InferRequest, dict[str, bytes]]:

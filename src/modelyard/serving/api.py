@@ -13,14 +13,12 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
-from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 import modelyard
 from modelyard.core.auth import Role
 from modelyard.core.errors import InvalidArgument, ModelyardError, Unavailable
 from modelyard.server.deps import Access, Caller, Editor, PlatformDep, Viewer, get_platform
-from modelyard.server.errors import error_headers
 from modelyard.serving import _v2
 from modelyard.serving.models import (
     Deployment,
@@ -105,8 +103,7 @@ class _V2Route(APIRoute):
             try:
                 return await handler(request)
             except ModelyardError as e:
-                return JSONResponse({"error": e.message, "code": e.code, "details": e.details},
-                                    status_code=e.status, headers=error_headers(e))
+                return _v2.error_response(e)
 
         return route
 

@@ -1,4 +1,5 @@
-"""The hot route without the framework: `POST .../deployments/{name}/predict`.
+"""The hot routes without the framework: `POST .../deployments/{name}/predict` and the Open
+Inference Protocol's `POST /v2/models/{name}/infer`.
 
 At a few thousand requests per second per core, FastAPI's routing (a regex per route), its
 dependency solving and request-model validation cost more CPU than the model itself. This ASGI
@@ -6,10 +7,11 @@ layer answers the common case straight away: a JSON body `{"inputs": [...]}` (no
 query string), from a caller whose token this process looked up moments ago and who may read
 the project. Everything else, and anything it is unsure of, goes to the app unchanged (the body
 it read is replayed), so validation messages, authentication and errors have one source.
+A v2 infer body that does not parse goes to the route too, which says what is wrong with it.
 
-What it does per request is what the route does: `ServingService.predict`, errors through
-`server.errors.error_response`, the caller's role through `AuthService.require`, the body limit
-and the JSON depth guard.
+What it does per request is what the route does: `ServingService.predict` or `.infer`, errors
+through `server.errors.error_response` (`_v2.error_response` under /v2), the caller's role
+through `AuthService.require`, the body limit and the JSON depth guard.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from modelyard.core.errors import ModelyardError
 from modelyard.core.ids import is_name
 from modelyard.server.errors import error_response
 from modelyard.server.limits import json_too_deep
+from modelyard.serving import _v2
 from modelyard.serving.models import MAX_PREDICT_INPUTS
 
 if TYPE_CHECKING:
@@ -34,6 +37,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("modelyard.serving")
 
 _PATH = re.compile(r"^/api/v1/projects/([^/]+)/deployments/([^/]+)/predict$")
+_V2_PATH = re.compile(r"^/v2/models/([^/]+)/infer$")
+_PROJECT = b"x-modelyard-project"
+_HEADER_LENGTH = _v2.HEADER_LENGTH.lower().encode()
 
 
 class PredictFastPath:
@@ -44,47 +50,95 @@ class PredictFastPath:
         self.answered = 0  # requests answered here, not by the app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        match = None
         if scope["type"] == "http" and scope["method"] == "POST" and not scope["query_string"]:
             match = _PATH.match(scope["path"])
-        if match is None or not is_name(match.group(2)) or \
-                not self._admitted(scope, match.group(1)):
+            if match is not None:
+                await self._predict(scope, receive, send, match.group(1), match.group(2))
+                return
+            match = _V2_PATH.match(scope["path"])
+            if match is not None:
+                await self._infer(scope, receive, send, match.group(1))
+                return
+        await self.app(scope, receive, send)
+
+    async def _predict(self, scope: Scope, receive: Receive, send: Send, project: str,
+                       name: str) -> None:
+        if not is_name(name) or not self._admitted(scope, project, json_only=True):
             await self.app(scope, receive, send)
             return
-        chunks: list[bytes] = []
-        size, more = 0, True
-        while more and size <= self.max_bytes:
-            msg = await receive()
-            if msg["type"] != "http.request":  # the client left: let the app see it as usual
-                await self.app(scope, _replay(b"".join(chunks), True, msg, receive), send)
-                return
-            chunks.append(msg.get("body", b""))
-            size += len(chunks[-1])
-            more = msg.get("more_body", False)
-        body = b"".join(chunks)
-        inputs = None if more or size > self.max_bytes else _inputs(body)
-        if inputs is None:  # the app answers (413 past the limit, its own 4xx for bad bodies)
-            await self.app(scope, _replay(body, more, None, receive), send)
+        body = await self._body(scope, receive, send)
+        if body is None:
+            return
+        inputs = _inputs(body)
+        if inputs is None:  # the app answers with its own 4xx for bad bodies
+            await self.app(scope, _replay(body, False, None, receive), send)
             return
         self.answered += 1
         try:
-            res = await self.platform.serving.predict(match.group(1), match.group(2), inputs)
+            res = await self.platform.serving.predict(project, name, inputs)
         except ModelyardError as e:
             await error_response(e)(scope, receive, send)
             return
         except Exception:
             log.exception("unhandled error on POST %s", scope["path"])
-            err = ModelyardError("internal error; the server log has the details")
-            await error_response(err)(scope, receive, send)
+            await error_response(_INTERNAL)(scope, receive, send)
             return
-        body = res.__pydantic_serializer__.to_json(res)
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+        await _send(send, res.__pydantic_serializer__.to_json(res),
+                    [(b"content-type", b"application/json")])
 
-    def _admitted(self, scope: Scope, project: str) -> bool:
-        """A JSON body from a remembered token with at least the viewer role in `project`."""
+    async def _infer(self, scope: Scope, receive: Receive, send: Send, name: str) -> None:
+        project = _header(scope, _PROJECT).decode("latin-1")
+        if not is_name(name) or not self._admitted(scope, project, json_only=False):
+            await self.app(scope, receive, send)
+            return
+        body = await self._body(scope, receive, send)
+        if body is None:
+            return
+        raw_length = _header(scope, _HEADER_LENGTH)
+        try:
+            if _header(scope, b"content-type").startswith(b"application/json") and \
+                    json_too_deep(body):
+                raise ValueError("the app's guard says how deep")
+            req, blobs = _v2.parse_request(body, raw_length.decode("latin-1")
+                                           if raw_length else None)
+        except (ModelyardError, ValueError, RecursionError):  # the route says what is wrong
+            await self.app(scope, _replay(body, False, None, receive), send)
+            return
+        self.answered += 1
+        try:
+            outcome = await self.platform.serving.infer(project, name, req, None, blobs)
+            out, headers = _v2.render(outcome, _v2.wants_binary(req))
+        except ModelyardError as e:
+            await _v2.error_response(e)(scope, receive, send)
+            return
+        except Exception:
+            log.exception("unhandled error on POST %s", scope["path"])
+            await _v2.error_response(_INTERNAL)(scope, receive, send)
+            return
+        await _send(send, out, [(k.lower().encode(), v.encode()) for k, v in headers.items()])
+
+    async def _body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
+        """The whole body within the limit; else None, with the app handed the request (413
+        past the limit, or the client's departure as usual)."""
+        chunks: list[bytes] = []
+        size, more = 0, True
+        while more and size <= self.max_bytes:
+            msg = await receive()
+            if msg["type"] != "http.request":
+                await self.app(scope, _replay(b"".join(chunks), True, msg, receive), send)
+                return None
+            chunks.append(msg.get("body", b""))
+            size += len(chunks[-1])
+            more = msg.get("more_body", False)
+        body = b"".join(chunks)
+        if more or size > self.max_bytes:
+            await self.app(scope, _replay(body, more, None, receive), send)
+            return None
+        return body
+
+    def _admitted(self, scope: Scope, project: str, json_only: bool) -> bool:
+        """A remembered token with at least the viewer role in `project` (and a JSON body,
+        where `json_only`: v2 bodies may be binary)."""
         if not is_name(project):
             return False
         auth = ctype = b""
@@ -93,7 +147,8 @@ class PredictFastPath:
                 auth = value
             elif name == b"content-type":
                 ctype = value
-        if not ctype.startswith(b"application/json") or auth[:7].lower() != b"bearer ":
+        if (json_only and not ctype.startswith(b"application/json")) or \
+                auth[:7].lower() != b"bearer ":
             return False
         auth_service = self.platform.auth
         principal = auth_service.cached_principal(auth[7:].decode("latin-1").strip())
@@ -104,6 +159,22 @@ class PredictFastPath:
         except ModelyardError:
             return False  # the route says why
         return True
+
+
+_INTERNAL = ModelyardError("internal error; the server log has the details")
+
+
+def _header(scope: Scope, name: bytes) -> bytes:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return b""
+
+
+async def _send(send: Send, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _inputs(body: bytes) -> list[object] | None:
