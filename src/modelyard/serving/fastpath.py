@@ -63,10 +63,7 @@ class PredictFastPath:
 
     async def _predict(self, scope: Scope, receive: Receive, send: Send, project: str,
                        name: str) -> None:
-        if not is_name(name) or not self._admitted(scope, project, json_only=True):
-            await self.app(scope, receive, send)
-            return
-        body = await self._body(scope, receive, send)
+        body = await self._claim(scope, receive, send, project, name, json_only=True)
         if body is None:
             return
         inputs = _inputs(body)
@@ -88,10 +85,7 @@ class PredictFastPath:
 
     async def _infer(self, scope: Scope, receive: Receive, send: Send, name: str) -> None:
         project = _header(scope, _PROJECT).decode("latin-1")
-        if not is_name(name) or not self._admitted(scope, project, json_only=False):
-            await self.app(scope, receive, send)
-            return
-        body = await self._body(scope, receive, send)
+        body = await self._claim(scope, receive, send, project, name, json_only=False)
         if body is None:
             return
         raw_length = _header(scope, _HEADER_LENGTH)
@@ -117,9 +111,13 @@ class PredictFastPath:
             return
         await _send(send, out, [(k.lower().encode(), v.encode()) for k, v in headers.items()])
 
-    async def _body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
-        """The whole body within the limit; else None, with the app handed the request (413
-        past the limit, or the client's departure as usual)."""
+    async def _claim(self, scope: Scope, receive: Receive, send: Send, project: str, name: str,
+                     json_only: bool) -> bytes | None:
+        """The whole body of a request this layer may answer; else None, with the app handed
+        the request (a caller it does not know, 413 past the limit, the client's departure)."""
+        if not is_name(name) or not self._admitted(scope, project, json_only):
+            await self.app(scope, receive, send)
+            return None
         chunks: list[bytes] = []
         size, more = 0, True
         while more and size <= self.max_bytes:
