@@ -107,7 +107,8 @@ def _resolve(module: str, qualname: str) -> Any:
 
 
 def _load_step(module: str, qualname: str) -> StepSpec:
-    obj = functools.reduce(getattr, qualname.split("."), importlib.import_module(module))
+    importlib.import_module(module)
+    obj = _resolve(module, qualname)
     if not isinstance(obj, StepSpec):
         raise TypeError(f"{module}.{qualname} is no longer a pipeline step")
     return obj
