@@ -4,6 +4,8 @@ commands in the Makefile and CI running them (issue 2's foundation)."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -62,3 +64,19 @@ def test_ci_runs_make_test() -> None:
 def test_readme_quick_start_is_the_two_commands() -> None:
     readme = (ROOT / "README.md").read_text()
     assert "make demo" in readme and "make test" in readme
+
+
+def test_every_package_imports_on_its_own() -> None:
+    """Each package, and the serving modules that once formed an import cycle (models -> _v2 ->
+    server.errors -> the whole app -> serving.fastpath -> _v2, half initialized), imports in a
+    fresh interpreter: a user's first import can be any of them."""
+    src = ROOT / "src" / "modelyard"
+    packages = sorted("modelyard." + p.parent.relative_to(src).as_posix().replace("/", ".")
+                      for p in src.glob("*/__init__.py") if p.parent.name != "migrations")
+    modules = [*packages, "modelyard.serving.models", "modelyard.serving._v2",
+               "modelyard.serving.fastpath", "modelyard.server.errors", "modelyard.metrics.models"]
+    procs = {m: subprocess.Popen([sys.executable, "-c", f"import {m}"], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE, text=True) for m in modules}
+    failed = {m: p.communicate(timeout=300)[1].strip().splitlines()[-1:] for m, p in procs.items()}
+    assert len(packages) >= 10
+    assert {m: err for m, err in failed.items() if procs[m].returncode != 0} == {}
