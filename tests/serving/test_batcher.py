@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from modelyard.core.errors import InvalidArgument
 from modelyard.serving.batcher import Batcher
 from modelyard.serving.runtime import LoadedModel, ModelKey
 from tests.serving._digits import PREPROCESSING, digits, expected_labels, onnx_model
@@ -94,3 +95,78 @@ def test_requests_arriving_while_the_batch_workers_compute_form_one_batch() -> N
     sizes, labels = asyncio.run(scenario())
     assert sizes == [1, 7]
     assert labels == expected_labels(1.0, digits().test_x[:8])
+
+
+def test_a_bad_request_fails_alone_in_a_batch_prepared_together() -> None:
+    """A batch's raw inputs are prepared in one call; when one of them is bad, the batch is
+    prepared request by request instead: the bad one gets its 4xx, the others (raw and
+    tensor requests in the same batch) their right answers, from one network run."""
+
+    async def scenario() -> tuple[list[int], list[object]]:
+        model = GatedModel(ModelKey("p", "digits", 1), onnx_model(1.0), PREPROCESSING)
+        sizes: list[int] = []
+        pixels = digits().test_x[:5]
+        with ThreadPoolExecutor(2) as pool:
+            batcher = Batcher(model, pool, max_batch_size=8, max_delay_s=0.002, max_queue=64,
+                              workers=1, on_batch=sizes.append)
+            first = asyncio.ensure_future(batcher.submit(raw=[pixels[0].tolist()]))
+            while not model.started.is_set():
+                await asyncio.sleep(0.001)
+            rest = [
+                asyncio.ensure_future(batcher.submit(raw=[pixels[1].tolist()])),
+                asyncio.ensure_future(batcher.submit(raw=[[[1.0, 2.0]]])),  # not 8x8
+                asyncio.ensure_future(batcher.submit(raw=[pixels[2].tolist(),
+                                                          pixels[3].tolist()])),
+                asyncio.ensure_future(batcher.submit(
+                    tensor=model.prepare([pixels[4].tolist()]))),
+            ]
+            await asyncio.sleep(0.01)
+            model.gate.set()
+            results = await asyncio.gather(first, *rest, return_exceptions=True)
+            batcher.retire()
+        return sizes, results
+
+    sizes, results = asyncio.run(scenario())
+    assert sizes == [1, 4]  # the second batch: 1 + 2 raw rows and the tensor, not the bad row
+    bad = results[2]
+    assert isinstance(bad, InvalidArgument) and "shape [1, 2]" in bad.message
+    want = expected_labels(1.0, digits().test_x[:5])
+    got = [p["label"] for r in (results[0], results[1], results[3])
+           for p in r.predictions]  # type: ignore[union-attr]
+    assert got == want[:4]
+    tensor = results[4]
+    assert tensor.predictions is None  # type: ignore[union-attr]
+    assert str(int(tensor.logits.argmax())) == want[4]  # type: ignore[union-attr]
+
+
+def test_raw_requests_batched_together_get_their_own_rows() -> None:
+    """Prepared in one call, decoded in one call: each request still gets its own rows,
+    inputs and summaries back."""
+
+    async def scenario() -> list[object]:
+        model = GatedModel(ModelKey("p", "digits", 1), onnx_model(1.0), PREPROCESSING)
+        pixels = digits().test_x[:7]
+        with ThreadPoolExecutor(2) as pool:
+            batcher = Batcher(model, pool, max_batch_size=8, max_delay_s=0.002, max_queue=64,
+                              workers=1)
+            first = asyncio.ensure_future(batcher.submit(raw=[pixels[0].tolist()]))
+            while not model.started.is_set():
+                await asyncio.sleep(0.001)
+            rest = [asyncio.ensure_future(batcher.submit(raw=[p.tolist() for p in chunk]))
+                    for chunk in (pixels[1:2], pixels[2:5], pixels[5:7])]
+            await asyncio.sleep(0.01)
+            model.gate.set()
+            results = await asyncio.gather(first, *rest)
+            batcher.retire()
+        return results
+
+    results = asyncio.run(scenario())
+    pixels = digits().test_x[:7]
+    want = expected_labels(1.0, pixels)
+    assert [len(r.predictions) for r in results] == [1, 1, 3, 2]  # type: ignore[attr-defined]
+    assert [p["label"] for r in results for p in r.predictions] == want  # type: ignore[attr-defined]
+    third = results[2]
+    assert third.inputs.shape == (3, 1, 8, 8)  # type: ignore[attr-defined]
+    assert np.allclose(third.inputs[:, 0] * 255, pixels[2:5], atol=1e-3)  # type: ignore[attr-defined]
+    assert [round(s["mean"], 3) for s in third.summaries] == \
+        [round(float((p / 255).mean()), 3) for p in pixels[2:5]]  # type: ignore[attr-defined]

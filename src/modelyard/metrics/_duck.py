@@ -42,7 +42,7 @@ import pyarrow as pa
 
 from modelyard.core.errors import Unavailable
 from modelyard.metrics._hist import SQL_BIN
-from modelyard.metrics.models import Cells, EventColumns, Feedback, PredictionEvent
+from modelyard.metrics.models import Cells, Event, EventColumns, Feedback
 from modelyard.metrics.store import MetricsStore, Retention, SqlMetricsStore, naive_utc
 
 RESOLUTIONS = (3600, 60)  # rollup steps in seconds, coarsest first
@@ -74,7 +74,7 @@ _ERR = "outcome IN ('error', 'timeout')"
 _EPOCH_S = "(epoch_us(time) // 1000000)"
 
 
-def events_table(events: Sequence[PredictionEvent], seq: int) -> pa.Table:
+def events_table(events: Sequence[Event], seq: int) -> pa.Table:
     """The Arrow batch of `events` (what `append` stores)."""
     means = []
     for e in events:
@@ -176,7 +176,7 @@ class DuckDbMetricsStore(MetricsStore):
                 self._open = None
 
     # -- writes ---------------------------------------------------------------------------------
-    def insert_events(self, events: list[PredictionEvent]) -> int:
+    def insert_events(self, events: Sequence[Event]) -> int:
         if not events:
             return 0
         with self._lock:

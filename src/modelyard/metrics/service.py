@@ -7,6 +7,7 @@ import math
 import threading
 import time
 from collections import Counter as _Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,6 +28,7 @@ from modelyard.metrics.models import (
     AlertRule,
     AlertRuleSpec,
     Drift,
+    Event,
     Feedback,
     InputDrift,
     Point,
@@ -114,7 +116,7 @@ class MetricsService:
         self.alert_store = alert_store or SqlAlertStore(db)
         self.events = EventBus()  # the platform shares one bus between components
         self._next_alerts = 0.0
-        self._buffer: list[PredictionEvent] = []
+        self._buffer: list[Event] = []
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._wake = threading.Event()
@@ -168,7 +170,7 @@ class MetricsService:
                     log.exception("evaluating alert rules failed")
 
     # -- ingestion ------------------------------------------------------------------------------
-    def record(self, events: list[PredictionEvent]) -> None:
+    def record(self, events: Sequence[Event]) -> None:
         """Hand events over for storage without waiting (each must carry its `project`)."""
         with self._lock:
             room = MAX_BUFFER - len(self._buffer)

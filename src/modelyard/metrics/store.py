@@ -13,6 +13,7 @@ Alert rules always live in the metadata database (`SqlAlertStore`).
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -28,6 +29,7 @@ from modelyard.metrics.models import (
     AlertRule,
     AlertRuleSpec,
     Cells,
+    Event,
     EventColumns,
     Feedback,
     PredictionEvent,
@@ -61,7 +63,7 @@ class MetricsStore(abc.ABC):
     resolutions: tuple[int, ...] = ()
 
     @abc.abstractmethod
-    def insert_events(self, events: list[PredictionEvent]) -> int:
+    def insert_events(self, events: Sequence[Event]) -> int:
         """Stores every event in one transaction (all or nothing); returns how many."""
 
     @abc.abstractmethod
@@ -103,7 +105,7 @@ class SqlMetricsStore(MetricsStore):
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def insert_events(self, events: list[PredictionEvent]) -> int:
+    def insert_events(self, events: Sequence[Event]) -> int:
         if not events:
             return 0
         if self.db.engine.dialect.name == "sqlite":
@@ -123,7 +125,7 @@ class SqlMetricsStore(MetricsStore):
             s.execute(sa.insert(cast(sa.Table, MetricEventRow.__table__)), rows)
         return len(rows)
 
-    def _insert_events_sqlite(self, events: list[PredictionEvent]) -> int:
+    def _insert_events_sqlite(self, events: Sequence[Event]) -> int:
         """The same rows through the driver's executemany: each value converted by the bind
         processor of its column, as `insert_events` would, without SQLAlchemy's per-row
         parameter assembly (a serving replica's flush thread holds the GIL for this)."""

@@ -16,7 +16,7 @@ from modelyard.core.errors import (
     Unavailable,
 )
 from modelyard.core.ids import new_id, utcnow
-from modelyard.metrics.models import PredictionEvent
+from modelyard.metrics.models import EventRow
 from modelyard.serving import _v2, canary
 from modelyard.serving.batcher import BatchResult, Retired
 from modelyard.serving.cache import Entry
@@ -148,17 +148,24 @@ class RequestPath:
     async def _submit(self, dep: Deployment, key: ModelKey, raw: list[Any] | None,
                       tensor: np.ndarray | None) -> tuple[Entry, BatchResult]:
         timeout = dep.batching.request_timeout_s or self.settings.request_timeout_s
+        loop = asyncio.get_running_loop()
         for _ in range(5):
             entry = await self._load(dep, key)
             try:
-                res = await asyncio.wait_for(entry.batcher.enqueue(raw, tensor), timeout)
+                answer = entry.batcher.enqueue(raw, tensor)
             except Retired:
                 continue  # unloaded meanwhile: load it again
+            # the deadline fails the future itself (a batch skips a request whose future is
+            # done): one timer, where `asyncio.wait_for` adds a waiter and callbacks
+            deadline = loop.call_later(timeout, _expire, answer)
+            try:
+                return entry, await answer
             except TimeoutError:
                 raise Unavailable(
                     f"no answer from {key} within {timeout:g}s; retry, or raise the "
                     "deployment's batching.request_timeout_s", {"retry_after_s": 1}) from None
-            return entry, res
+            finally:
+                deadline.cancel()
         raise Unavailable(f"model {key} keeps being unloaded; retry", {"retry_after_s": 1})
 
     async def _measured(self, dep: Deployment, key: ModelKey, request_id: str, *,
@@ -189,11 +196,9 @@ class RequestPath:
             raise Unavailable(f"model {key} failed to answer; the server log has details") from e
         finally:
             elapsed = time.perf_counter() - t0
-            labels = (dep.project, dep.name, str(key.version))
-            self.prom.requests.labels(*labels, outcome).inc()
+            self.prom.answered(dep.project, dep.name, str(key.version), outcome,
+                               None if outcome == "invalid" or shadow else elapsed)
             if outcome != "invalid":
-                if not shadow:
-                    self.prom.latency.labels(*labels).observe(elapsed)
                 self._record(dep, key, request_id, elapsed * 1000, outcome, res, entry, shadow)
 
     def _record(self, dep: Deployment, key: ModelKey, request_id: str, latency_ms: float,
@@ -202,13 +207,10 @@ class RequestPath:
         now = utcnow()
 
         def event(rid: str, label: str | None = None, confidence: float | None = None,
-                  summary: dict[str, Any] | None = None) -> PredictionEvent:
-            # built from values of the right types: skip validation on the request path
-            return PredictionEvent.model_construct(
-                project=dep.project, deployment=dep.name, model=dep.model, version=key.version,
-                time=now, latency_ms=latency_ms, outcome=outcome,
-                label=label[:200] if label else label, confidence=confidence, request_id=rid,
-                input_summary=summary, shadow=shadow)
+                  summary: dict[str, Any] | None = None) -> EventRow:
+            return EventRow(dep.project, dep.name, dep.model, key.version, now, latency_ms,
+                            outcome, label[:200] if label else label, confidence, rid,
+                            summary, shadow)
 
         if res is None:
             events = [event(request_id)]
@@ -240,3 +242,8 @@ class RequestPath:
         task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+
+def _expire(answer: asyncio.Future[Any]) -> None:
+    if not answer.done():
+        answer.set_exception(TimeoutError())

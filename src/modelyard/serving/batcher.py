@@ -230,36 +230,71 @@ class Batcher:
                 job.future.set_result(res)
 
     def _compute(self, batch: list[Job]) -> list[BatchResult | BaseException]:
-        """In a pool thread: prepare each job, run the network once, split the logits."""
+        """In a pool thread: prepare the jobs, run the network once, split the logits.
+
+        Raw inputs are prepared, and logits decoded, for the whole batch at once (per call the
+        numpy work costs more than per row); only a batch where that fails goes job by job,
+        so one bad request fails alone."""
         out: list[BatchResult | BaseException | None] = [None] * len(batch)
-        parts: list[tuple[int, np.ndarray]] = []
-        for i, job in enumerate(batch):
-            try:
-                x = job.tensor if job.tensor is not None else self.model.prepare(job.raw or [])
-                parts.append((i, x))
-            except ModelyardError as e:
-                out[i] = e
-        if parts:
+        parts, joined = self._prepared(batch, out)
+        if not parts:
+            return out  # type: ignore[return-value]
+        if joined is not None and len(parts) == len(batch):
+            x = joined  # every job was raw: the parts are its slices
+        else:
             x = np.concatenate([p for _, p in parts]) if len(parts) > 1 else parts[0][1]
-            if self.on_batch is not None:
-                self.on_batch(int(x.shape[0]))
-            started = time.perf_counter()
-            logits = self.model.run(x)
-            took = time.perf_counter() - started
-            # moving average of the network's time per batch (picks inline vs pool above)
-            self.batch_s = took if self.batch_s is None else 0.7 * self.batch_s + 0.3 * took
-            summaries = input_summaries(x)  # the whole batch at once, off the event loop
-            start = 0
-            for i, p in parts:
-                n = p.shape[0]
-                rows = logits[start:start + n]
-                summary = summaries[start:start + n]
-                start += n
+        if self.on_batch is not None:
+            self.on_batch(int(x.shape[0]))
+        started = time.perf_counter()
+        logits = self.model.run(x)
+        took = time.perf_counter() - started
+        # moving average of the network's time per batch (picks inline vs pool above)
+        self.batch_s = took if self.batch_s is None else 0.7 * self.batch_s + 0.3 * took
+        summaries = input_summaries(x)  # the whole batch at once, off the event loop
+        try:
+            decoded: list[dict[str, Any]] | None = self.model.pre.decode(logits)
+        except Exception:  # noqa: BLE001 - decoded job by job below, to fail only the culprit
+            decoded = None
+        start = 0
+        for i, p in parts:
+            n = p.shape[0]
+            rows, end = logits[start:start + n], start + n
+            preds: list[dict[str, Any]] | None = None
+            if batch[i].raw is not None:
                 try:
-                    decoded = self.model.pre.decode(rows) if batch[i].raw is not None else None
+                    preds = decoded[start:end] if decoded is not None else \
+                        self.model.pre.decode(rows)
                 except Exception as e:  # noqa: BLE001 - a preprocessing bug fails its request
                     out[i] = e
+                    start = end
                     continue
-                out[i] = BatchResult(logits=rows, inputs=p, predictions=decoded,
-                                     summaries=summary)
+            out[i] = BatchResult(logits=rows, inputs=p, predictions=preds,
+                                 summaries=summaries[start:end])
+            start = end
         return out  # type: ignore[return-value]
+
+    def _prepared(self, batch: list[Job], out: list[Any]) -> \
+            tuple[list[tuple[int, np.ndarray]], np.ndarray | None]:
+        """(job index, network input) of each job that prepares, the others' errors in `out`;
+        and the raw jobs' inputs prepared together, where that worked."""
+        raw = [i for i, job in enumerate(batch) if job.tensor is None]
+        joined = None
+        if len(raw) > 1:
+            try:
+                joined = self.model.prepare([r for i in raw for r in batch[i].raw or []])
+            except ModelyardError:
+                pass  # some input is bad: prepared job by job below, so it fails alone
+        parts: list[tuple[int, np.ndarray]] = []
+        start = 0
+        for i, job in enumerate(batch):
+            if job.tensor is not None:
+                parts.append((i, job.tensor))
+            elif joined is not None:
+                parts.append((i, joined[start:start + job.rows]))
+                start += job.rows
+            else:
+                try:
+                    parts.append((i, self.model.prepare(job.raw or [])))
+                except ModelyardError as e:
+                    out[i] = e
+        return parts, joined
