@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 
@@ -70,103 +72,76 @@ class GatedModel(LoadedModel):
         return super().run(x)
 
 
-def test_requests_arriving_while_the_batch_workers_compute_form_one_batch() -> None:
-    """One batch worker (a process with one core of its own): the first request runs at once,
-    the seven that arrive while it computes run together as the next batch."""
+def _behind_a_running_batch(later: Callable[[GatedModel], list[dict[str, Any]]]) -> \
+        tuple[list[int], list[Any]]:
+    """One batch worker (a process with one core of its own): a first request (the first test
+    image) runs and waits at the model's gate while the `later` requests (`Batcher.submit`
+    keyword arguments) queue; then the gate opens. Returns the sizes of the batches run and
+    each request's result or error, the first request's first."""
 
-    async def scenario() -> tuple[list[int], list[str]]:
+    async def scenario() -> tuple[list[int], list[Any]]:
         model = GatedModel(ModelKey("p", "digits", 1), onnx_model(1.0), PREPROCESSING)
         sizes: list[int] = []
-        pixels = digits().test_x[:8]
         with ThreadPoolExecutor(2) as pool:
             batcher = Batcher(model, pool, max_batch_size=8, max_delay_s=0.002, max_queue=64,
                               workers=1, on_batch=sizes.append)
-            first = asyncio.ensure_future(batcher.submit(raw=[pixels[0].tolist()]))
+            first = asyncio.ensure_future(batcher.submit(raw=[digits().test_x[0].tolist()]))
             while not model.started.is_set():
                 await asyncio.sleep(0.001)
-            rest = [asyncio.ensure_future(batcher.submit(raw=[img.tolist()]))
-                    for img in pixels[1:]]
+            rest = [asyncio.ensure_future(batcher.submit(**kw)) for kw in later(model)]
             await asyncio.sleep(0.01)  # let them all queue
             model.gate.set()
-            results = await asyncio.gather(first, *rest)
+            results = await asyncio.gather(first, *rest, return_exceptions=True)
             batcher.retire()
-        return sizes, [r.predictions[0]["label"] for r in results]  # type: ignore[index]
+        return sizes, list(results)
 
-    sizes, labels = asyncio.run(scenario())
+    return asyncio.run(scenario())
+
+
+def test_requests_arriving_while_the_batch_workers_compute_form_one_batch() -> None:
+    """The first request runs at once, the seven that arrive while it computes run together as
+    the next batch."""
+    pixels = digits().test_x[:8]
+    sizes, results = _behind_a_running_batch(
+        lambda _model: [{"raw": [img.tolist()]} for img in pixels[1:]])
     assert sizes == [1, 7]
-    assert labels == expected_labels(1.0, digits().test_x[:8])
+    assert [r.predictions[0]["label"] for r in results] == expected_labels(1.0, pixels)
 
 
 def test_a_bad_request_fails_alone_in_a_batch_prepared_together() -> None:
     """A batch's raw inputs are prepared in one call; when one of them is bad, the batch is
     prepared request by request instead: the bad one gets its 4xx, the others (raw and
     tensor requests in the same batch) their right answers, from one network run."""
-
-    async def scenario() -> tuple[list[int], list[object]]:
-        model = GatedModel(ModelKey("p", "digits", 1), onnx_model(1.0), PREPROCESSING)
-        sizes: list[int] = []
-        pixels = digits().test_x[:5]
-        with ThreadPoolExecutor(2) as pool:
-            batcher = Batcher(model, pool, max_batch_size=8, max_delay_s=0.002, max_queue=64,
-                              workers=1, on_batch=sizes.append)
-            first = asyncio.ensure_future(batcher.submit(raw=[pixels[0].tolist()]))
-            while not model.started.is_set():
-                await asyncio.sleep(0.001)
-            rest = [
-                asyncio.ensure_future(batcher.submit(raw=[pixels[1].tolist()])),
-                asyncio.ensure_future(batcher.submit(raw=[[[1.0, 2.0]]])),  # not 8x8
-                asyncio.ensure_future(batcher.submit(raw=[pixels[2].tolist(),
-                                                          pixels[3].tolist()])),
-                asyncio.ensure_future(batcher.submit(
-                    tensor=model.prepare([pixels[4].tolist()]))),
-            ]
-            await asyncio.sleep(0.01)
-            model.gate.set()
-            results = await asyncio.gather(first, *rest, return_exceptions=True)
-            batcher.retire()
-        return sizes, results
-
-    sizes, results = asyncio.run(scenario())
+    pixels = digits().test_x[:5]
+    sizes, results = _behind_a_running_batch(lambda model: [
+        {"raw": [pixels[1].tolist()]},
+        {"raw": [[[1.0, 2.0]]]},  # not 8x8
+        {"raw": [pixels[2].tolist(), pixels[3].tolist()]},
+        {"tensor": model.prepare([pixels[4].tolist()])},
+    ])
     assert sizes == [1, 4]  # the second batch: 1 + 2 raw rows and the tensor, not the bad row
     bad = results[2]
     assert isinstance(bad, InvalidArgument) and "shape [1, 2]" in bad.message
-    want = expected_labels(1.0, digits().test_x[:5])
-    got = [p["label"] for r in (results[0], results[1], results[3])
-           for p in r.predictions]  # type: ignore[union-attr]
+    want = expected_labels(1.0, pixels)
+    got = [p["label"] for r in (results[0], results[1], results[3]) for p in r.predictions]
     assert got == want[:4]
     tensor = results[4]
-    assert tensor.predictions is None  # type: ignore[union-attr]
-    assert str(int(tensor.logits.argmax())) == want[4]  # type: ignore[union-attr]
+    assert tensor.predictions is None
+    assert str(int(tensor.logits.argmax())) == want[4]
 
 
 def test_raw_requests_batched_together_get_their_own_rows() -> None:
     """Prepared in one call, decoded in one call: each request still gets its own rows,
     inputs and summaries back."""
-
-    async def scenario() -> list[object]:
-        model = GatedModel(ModelKey("p", "digits", 1), onnx_model(1.0), PREPROCESSING)
-        pixels = digits().test_x[:7]
-        with ThreadPoolExecutor(2) as pool:
-            batcher = Batcher(model, pool, max_batch_size=8, max_delay_s=0.002, max_queue=64,
-                              workers=1)
-            first = asyncio.ensure_future(batcher.submit(raw=[pixels[0].tolist()]))
-            while not model.started.is_set():
-                await asyncio.sleep(0.001)
-            rest = [asyncio.ensure_future(batcher.submit(raw=[p.tolist() for p in chunk]))
-                    for chunk in (pixels[1:2], pixels[2:5], pixels[5:7])]
-            await asyncio.sleep(0.01)
-            model.gate.set()
-            results = await asyncio.gather(first, *rest)
-            batcher.retire()
-        return results
-
-    results = asyncio.run(scenario())
     pixels = digits().test_x[:7]
+    chunks = (pixels[1:2], pixels[2:5], pixels[5:7])
+    _, results = _behind_a_running_batch(
+        lambda _model: [{"raw": [p.tolist() for p in chunk]} for chunk in chunks])
     want = expected_labels(1.0, pixels)
-    assert [len(r.predictions) for r in results] == [1, 1, 3, 2]  # type: ignore[attr-defined]
-    assert [p["label"] for r in results for p in r.predictions] == want  # type: ignore[attr-defined]
+    assert [len(r.predictions) for r in results] == [1, 1, 3, 2]
+    assert [p["label"] for r in results for p in r.predictions] == want
     third = results[2]
-    assert third.inputs.shape == (3, 1, 8, 8)  # type: ignore[attr-defined]
-    assert np.allclose(third.inputs[:, 0] * 255, pixels[2:5], atol=1e-3)  # type: ignore[attr-defined]
+    assert third.inputs.shape == (3, 1, 8, 8)
+    assert np.allclose(third.inputs[:, 0] * 255, pixels[2:5], atol=1e-3)
     assert [round(s["mean"], 3) for s in third.summaries] == \
-        [round(float((p / 255).mean()), 3) for p in pixels[2:5]]  # type: ignore[attr-defined]
+        [round(float((p / 255).mean()), 3) for p in pixels[2:5]]
