@@ -54,6 +54,20 @@ def test_decode_gives_the_best_label_and_its_probability() -> None:
     assert out[1]["label"] == "7" and 0.1 < out[1]["confidence"] < 0.5
 
 
+def test_top_class_is_the_softmax_argmax_and_its_probability() -> None:
+    rng = np.random.default_rng(0)
+    logits = (rng.normal(size=(33, 21)) * 8).astype(np.float32)
+    logits[5] = 700.0  # exp would overflow without the shift by the row's maximum
+    logits[5, 2] = 701.0
+    best, confidence = preprocessing.top_class(logits)
+    z = logits.astype(np.float64)
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    assert best == p.argmax(axis=1).tolist()
+    assert confidence == pytest.approx(p.max(axis=1).tolist(), rel=1e-12)
+    assert preprocessing.top_class(logits[0]) == ([best[0]], [confidence[0]])  # one row
+
+
 def test_text_transform_is_word_frequencies_over_the_vocabulary() -> None:
     vocab = preprocessing.build_vocab(["hello there", "hello world", "bye"], max_vocab=10)
     assert vocab["<unk>"] == 0 and vocab["hello"] == 1

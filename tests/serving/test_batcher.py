@@ -12,10 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+import pytest
 
-from modelyard.core.errors import InvalidArgument
-from modelyard.serving.batcher import Batcher
-from modelyard.serving.runtime import LoadedModel, ModelKey
+from modelyard.core.errors import InvalidArgument, ResourceExhausted
+from modelyard.serving.batcher import Batcher, Retired
+from modelyard.serving.runtime import LoadedModel, ModelKey, input_summaries
 from tests.serving._digits import PREPROCESSING, digits, expected_labels, onnx_model
 
 
@@ -145,3 +146,58 @@ def test_raw_requests_batched_together_get_their_own_rows() -> None:
     assert np.allclose(third.inputs[:, 0] * 255, pixels[2:5], atol=1e-3)
     assert [round(s["mean"], 3) for s in third.summaries] == \
         [round(float((p / 255).mean()), 3) for p in pixels[2:5]]
+
+
+def test_input_summaries_are_each_rows_mean_and_std() -> None:
+    rng = np.random.default_rng(1)
+    for batch in (rng.random((5, 1, 8, 8), dtype=np.float32) * 16,
+                  rng.integers(0, 9, size=(3, 1502)),
+                  np.zeros((1, 4), dtype=np.float32)):
+        rows = batch.reshape(batch.shape[0], -1).astype(np.float64)
+        got = input_summaries(batch)
+        assert [s["mean"] for s in got] == pytest.approx(rows.mean(axis=1).tolist(), abs=1e-5)
+        assert [s["std"] for s in got] == pytest.approx(rows.std(axis=1).tolist(), abs=1e-5)
+    assert input_summaries(np.array([["a"], ["b"]], dtype=object)) == [{}, {}]
+
+
+def test_retiring_ends_idle_workers_at_once_and_queued_work_first() -> None:
+    """Workers waiting for a job end when the batcher retires (no polling), after answering
+    what was queued; a retired batcher takes nothing new."""
+
+    async def scenario() -> None:
+        model = LoadedModel(ModelKey("p", "digits", 1), onnx_model(1.0), PREPROCESSING)
+        with ThreadPoolExecutor(2) as pool:
+            batcher = Batcher(model, pool, max_batch_size=8, max_delay_s=0.002, max_queue=64,
+                              workers=3)
+            pixels = digits().test_x[:3]
+            answers = [batcher.enqueue(raw=[p.tolist()]) for p in pixels]
+            batcher.retire()
+            labels = [(await a).predictions[0]["label"] for a in answers]
+            assert labels == expected_labels(1.0, pixels)
+            lane = next(iter(batcher._lanes.values()))
+            await asyncio.wait_for(asyncio.gather(*lane.tasks), 0.2)  # well under any poll
+            with pytest.raises(Retired):
+                batcher.enqueue(raw=[pixels[0].tolist()])
+
+    asyncio.run(scenario())
+
+
+def test_a_full_queue_refuses_with_the_limit_and_keeps_what_it_holds() -> None:
+    async def scenario() -> None:
+        model = GatedModel(ModelKey("p", "digits", 1), onnx_model(1.0), PREPROCESSING)
+        with ThreadPoolExecutor(2) as pool:
+            batcher = Batcher(model, pool, max_batch_size=2, max_delay_s=0.0, max_queue=3,
+                              workers=1)
+            image = digits().test_x[0].tolist()
+            running = batcher.enqueue(raw=[image])
+            while not model.started.is_set():
+                await asyncio.sleep(0.001)
+            queued = [batcher.enqueue(raw=[image]) for _ in range(3)]
+            with pytest.raises(ResourceExhausted) as refused:
+                batcher.enqueue(raw=[image])
+            assert refused.value.details["max_queue"] == 3
+            model.gate.set()
+            assert len(await asyncio.gather(running, *queued)) == 4
+            batcher.retire()
+
+    asyncio.run(scenario())

@@ -1,6 +1,6 @@
 """Dynamic batching: requests to one model wait up to a few ms to be run together.
 
-One `Batcher` per loaded model. Requests enter a bounded asyncio queue (full: ResourceExhausted,
+One `Batcher` per loaded model. Requests enter a bounded queue (full: ResourceExhausted,
 answered 429 with Retry-After); `workers` tasks each take up to `max_batch_size` rows and run
 them in a thread pool so the event loop stays free, or on the loop itself when the model's
 batches take less than a thread hop (INLINE_BELOW_S, measured per model). `workers` is how many
@@ -21,10 +21,10 @@ import logging
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -42,19 +42,17 @@ class Retired(Exception):
     """The model was unloaded between lookup and submit; look it up again."""
 
 
-@dataclass
 class Job:
     """One request: raw inputs (to preprocess) or a ready tensor, and where its answer goes."""
 
-    raw: list[Any] | None
-    tensor: np.ndarray | None
-    rows: int
-    future: asyncio.Future[Any]
-    prepared: np.ndarray | None = field(default=None)
+    __slots__ = ("raw", "tensor", "rows", "future")
+
+    def __init__(self, raw: list[Any] | None, tensor: np.ndarray | None, rows: int,
+                 future: asyncio.Future[Any]) -> None:
+        self.raw, self.tensor, self.rows, self.future = raw, tensor, rows, future
 
 
-@dataclass(frozen=True)
-class BatchResult:
+class BatchResult(NamedTuple):
     """What one job gets back: its rows of logits and the prepared inputs."""
 
     logits: np.ndarray
@@ -64,16 +62,59 @@ class BatchResult:
 
 
 class _Lane:
-    """The queue and workers of one batcher on one event loop."""
+    """The queue and workers of one batcher on one event loop.
+
+    A deque and bare futures rather than `asyncio.Queue` and `asyncio.wait_for`: a batch of
+    one request otherwise pays for a task, a waiter set and a timer just to be taken."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, max_queue: int) -> None:
         self.loop = loop
-        self.queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=max_queue)
-        self.filled = asyncio.Event()
+        self.max_queue = max_queue
+        self.jobs: deque[Job] = deque()
+        self.idle: deque[asyncio.Future[None]] = deque()  # workers waiting for a job
+        self.filling: asyncio.Future[None] | None = None  # a worker waiting for a full batch
         self.carry: Job | None = None  # taken from the queue but too big for the last batch
         self.running = 0  # batches being computed now
         self.last_rows = 0  # rows of the batch taken last
         self.tasks: list[asyncio.Task[None]] = []
+
+    def put(self, job: Job, batch_size: int) -> None:
+        self.jobs.append(job)
+        while self.idle:
+            waiter = self.idle.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                break
+        if self.filling is not None and len(self.jobs) >= batch_size:
+            _wake(self.filling)
+
+    async def job_or_wake(self) -> None:
+        """Until a job is queued (or the batcher retires)."""
+        waiter = self.loop.create_future()
+        self.idle.append(waiter)
+        await waiter
+
+    async def fill(self, delay_s: float) -> None:
+        """Until `put` fills a batch, or `delay_s` passes."""
+        self.filling = waiter = self.loop.create_future()
+        timer = self.loop.call_later(delay_s, _wake, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self.filling = None
+
+    def wake_all(self) -> None:
+        for waiter in self.idle:
+            _wake(waiter)
+        self.idle.clear()
+        if self.filling is not None:
+            _wake(self.filling)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class Batcher:
@@ -98,7 +139,7 @@ class Batcher:
     @property
     def depth(self) -> int:
         with self._lanes_lock:
-            return sum(lane.queue.qsize() for lane in self._lanes.values())
+            return sum(len(lane.jobs) for lane in self._lanes.values())
 
     def _lane(self) -> _Lane:
         loop = asyncio.get_running_loop()
@@ -123,17 +164,14 @@ class Batcher:
             raise Retired()
         lane = self._lane()
         rows = len(raw) if raw is not None else int(tensor.shape[0])  # type: ignore[union-attr]
-        fut: asyncio.Future[Any] = lane.loop.create_future()
-        try:
-            lane.queue.put_nowait(Job(raw, tensor, rows, fut))
-        except asyncio.QueueFull:
+        if len(lane.jobs) >= lane.max_queue:
             raise ResourceExhausted(
                 f"model {self.model.key} has {self.max_queue} requests waiting; retry after "
                 "a short pause or add replicas",
                 {"retry_after_s": 1, "max_queue": self.max_queue},
-            ) from None
-        if lane.queue.qsize() >= self.max_batch_size:
-            lane.filled.set()
+            )
+        fut: asyncio.Future[Any] = lane.loop.create_future()
+        lane.put(Job(raw, tensor, rows, fut), self.max_batch_size)
         return fut
 
     def retire(self) -> None:
@@ -144,29 +182,28 @@ class Batcher:
         for lane in lanes:
             if not lane.loop.is_closed():
                 try:
-                    lane.loop.call_soon_threadsafe(lane.filled.set)
+                    lane.loop.call_soon_threadsafe(lane.wake_all)
                 except RuntimeError:  # closed meanwhile
                     pass
 
     async def _work(self, lane: _Lane) -> None:
-        queue, filled = lane.queue, lane.filled
+        jobs = lane.jobs
         while True:
-            if self.retired and queue.empty() and lane.carry is None:
-                return
-            first = lane.carry or await self._next(queue)
-            lane.carry = None
-            if first is None:
+            if lane.carry is None and not jobs:
+                if self.retired:
+                    return
+                await lane.job_or_wake()
                 continue
+            if lane.carry is not None:
+                first, lane.carry = lane.carry, None
+            else:
+                first = jobs.popleft()
             batch, rows = [first], first.rows
             if rows < self.max_batch_size and self.max_delay_s > 0 and \
-                    self._under_load(lane) and queue.qsize() + rows < self.max_batch_size:
-                filled.clear()
-                try:
-                    await asyncio.wait_for(filled.wait(), self.max_delay_s)
-                except TimeoutError:
-                    pass
-            while rows < self.max_batch_size and not queue.empty():
-                job = queue.get_nowait()
+                    self._under_load(lane) and len(jobs) + rows < self.max_batch_size:
+                await lane.fill(self.max_delay_s)
+            while rows < self.max_batch_size and jobs:
+                job = jobs.popleft()
                 if rows + job.rows > self.max_batch_size:
                     lane.carry = job
                     break
@@ -189,24 +226,6 @@ class Batcher:
             return True
         pooled = self.batch_s is None or self.batch_s >= INLINE_BELOW_S
         return pooled and lane.last_rows > 1
-
-    async def _next(self, queue: asyncio.Queue[Job]) -> Job | None:
-        if self.retired:
-            try:
-                return queue.get_nowait()
-            except asyncio.QueueEmpty:
-                return None
-        get = asyncio.ensure_future(queue.get())
-        # wake up on retirement too, so an idle retired batcher ends its workers
-        while not get.done():
-            done, _ = await asyncio.wait({get}, timeout=0.5)
-            if not done and self.retired:
-                get.cancel()
-                try:
-                    return await get
-                except asyncio.CancelledError:
-                    return None
-        return get.result()
 
     async def _run(self, batch: list[Job]) -> None:
         loop = asyncio.get_running_loop()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
 from modelyard.core.errors import FailedPrecondition, InvalidArgument
+from modelyard.preprocessing import top_class
 from modelyard.serving.models import TensorMeta
 
 # onnx element types -> Open Inference Protocol datatypes (and numpy)
@@ -54,10 +56,8 @@ class _Numeric:
                 f"of numbers: {e}") from e
 
     def decode(self, logits: np.ndarray) -> list[dict[str, Any]]:
-        e = np.exp(logits - logits.max(axis=1, keepdims=True))
-        p = e / e.sum(axis=1, keepdims=True)
-        idx = p.argmax(axis=1)
-        return [{"label": str(int(i)), "confidence": float(p[r, i])} for r, i in enumerate(idx)]
+        best, confidence = top_class(logits)
+        return [{"label": str(i), "confidence": c} for i, c in zip(best, confidence, strict=True)]
 
 
 def build_preprocessor(spec: dict[str, Any]) -> Preprocessor:
@@ -185,8 +185,18 @@ def _meta(arg: Any) -> TensorMeta:
 
 def input_summaries(batch: np.ndarray) -> list[dict[str, float]]:
     """A compact summary of each input row, kept with its prediction event (for drift)."""
-    if batch.dtype == np.object_ or batch.ndim == 0 or batch.shape[0] == 0:
+    if batch.dtype == np.object_ or batch.ndim == 0 or batch.size == 0:
         return [{} for _ in range(batch.shape[0] if batch.ndim else 0)]
-    r = batch.reshape(batch.shape[0], -1).astype(np.float64, copy=False)
-    means, stds = r.mean(axis=1).round(5).tolist(), r.std(axis=1).round(5).tolist()
-    return [{"mean": m, "std": s} for m, s in zip(means, stds, strict=True)]
+    # One pass of float64 sums (of x and x²), then per-row arithmetic in Python: on the few
+    # rows of a batch each numpy call costs more than its arithmetic (~3 µs on 2 cores), and
+    # `ndarray.mean`/`.std` make several. Accurate enough for a summary rounded to 5 places.
+    r = batch.reshape(batch.shape[0], -1)
+    k = r.shape[1]
+    sums = np.add.reduce(r, axis=1, dtype=np.float64).tolist()
+    squares = np.add.reduce(np.square(r, dtype=np.float64), axis=1).tolist()
+    out = []
+    for total, square in zip(sums, squares, strict=True):
+        mean = total / k
+        std = math.sqrt(max(square / k - mean * mean, 0.0))
+        out.append({"mean": round(mean, 5), "std": round(std, 5)})
+    return out
