@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from modelyard.core.auth import TOKEN_PREFIX, Principal, Role, hash_token, new_token
@@ -27,6 +29,23 @@ def test_ids_are_unique_prefixed_and_sortable_by_time() -> None:
     assert len(set(ids)) == 200
     assert all(i.startswith("job_") and len(i) <= 40 for i in ids)
     assert ids == sorted(ids)  # strictly in creation order, even within one microsecond
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_process_does_not_repeat_its_parents_ids() -> None:
+    """Workers forked from one parent (a server's worker processes) draw different random
+    parts, so ids made in the same microsecond by two of them still differ."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next id's random part, then out
+        os.write(write, new_id("x")[-10:].encode())
+        os._exit(0)
+    os.close(write)
+    mine = new_id("x")[-10:]
+    os.waitpid(pid, 0)
+    theirs = os.read(read, 64).decode()
+    os.close(read)
+    assert len(theirs) == 10 and theirs != mine
 
 
 def test_tokens_are_random_and_only_their_hash_is_kept() -> None:
