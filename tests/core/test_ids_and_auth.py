@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -31,21 +33,33 @@ def test_ids_are_unique_prefixed_and_sortable_by_time() -> None:
     assert ids == sorted(ids)  # strictly in creation order, even within one microsecond
 
 
+_FORK_AND_COMPARE = """
+import os
+import subprocess
+import sys
+from modelyard.core.ids import new_id
+read, write = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.write(write, new_id("x")[-10:].encode())
+    os._exit(0)
+os.close(write)
+mine = new_id("x")[-10:]
+os.waitpid(pid, 0)
+print(mine, os.read(read, 64).decode())
+"""
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_forked_process_does_not_repeat_its_parents_ids() -> None:
     """Workers forked from one parent (a server's worker processes) draw different random
-    parts, so ids made in the same microsecond by two of them still differ."""
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: its next id's random part, then out
-        os.write(write, new_id("x")[-10:].encode())
-        os._exit(0)
-    os.close(write)
-    mine = new_id("x")[-10:]
-    os.waitpid(pid, 0)
-    theirs = os.read(read, 64).decode()
-    os.close(read)
-    assert len(theirs) == 10 and theirs != mine
+    parts, so ids made in the same microsecond by two of them still differ. The fork runs in
+    a fresh interpreter: this one has loaded libraries (Lance) that warn on any fork."""
+    out = subprocess.run(
+        [sys.executable, "-c", _FORK_AND_COMPARE], capture_output=True, text=True, check=True
+    ).stdout.split()
+    mine, theirs = out
+    assert len(mine) == len(theirs) == 10 and theirs != mine
 
 
 def test_tokens_are_random_and_only_their_hash_is_kept() -> None:
