@@ -12,7 +12,7 @@ import pytest
 from modelyard.core.db import Database
 from modelyard.metrics._duck import DuckDbMetricsStore
 from modelyard.metrics.models import Feedback, PredictionEvent
-from modelyard.metrics.store import MetricsStore, SqlMetricsStore
+from modelyard.metrics.store import MetricsStore, OutboxMetricsStore, SqlMetricsStore
 from tests._servers.databases import BACKENDS, fresh_database
 
 T0 = datetime(2026, 3, 1, 8, 0, 0)
@@ -24,10 +24,13 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
         yield database
 
 
-@pytest.fixture(params=["database", "duckdb"])
+@pytest.fixture(params=["database", "outbox", "duckdb"])
 def store(request: pytest.FixtureRequest, db: Database, tmp_path: Path) -> Iterator[MetricsStore]:
     if request.param == "database":
         yield SqlMetricsStore(db)
+        return
+    if request.param == "outbox":  # a serving replica's: packed chunks, read back unpacked
+        yield OutboxMetricsStore(db)
         return
     duck = DuckDbMetricsStore(tmp_path / "events.duckdb", outbox=SqlMetricsStore(db))
     yield duck
@@ -72,6 +75,19 @@ def test_feedback_joins_by_request_id_and_the_last_label_wins(store: MetricsStor
     cols = store.events("p", T0, T0 + timedelta(minutes=1), None, False)
     truth = dict(zip([f"r{int(x)}" for x in cols.latency_ms], cols.true_label, strict=True))
     assert truth == {"r0": None, "r1": "1", "r2": "2", "r3": None}
+
+
+def test_input_means_are_those_of_ok_unshadowed_events_in_the_window(
+        store: MetricsStore) -> None:
+    store.insert_events([_event(0, input_summary={"mean": 1.5}),
+                         _event(1, input_summary={"mean": -2}),
+                         _event(2, input_summary={"mean": 9.0}, outcome="error"),
+                         _event(3, input_summary={"mean": 9.0}, shadow=True),
+                         _event(4, input_summary={"mean": 9.0}, deployment="e"),
+                         _event(5, input_summary=None), _event(6, input_summary={"len": 3}),
+                         _event(90, input_summary={"mean": 9.0})])
+    means = store.input_means("p", "d", T0, T0 + timedelta(seconds=60))
+    assert sorted(means.tolist()) == [-2.0, 1.5]
 
 
 def test_an_empty_window_gives_empty_columns(store: MetricsStore) -> None:

@@ -17,7 +17,7 @@ from modelyard.core.settings import MetricsSettings, Settings
 from modelyard.metrics._duck import DuckDbMetricsStore
 from modelyard.metrics.models import PredictionEvent
 from modelyard.metrics.service import open_event_store
-from modelyard.metrics.store import SqlMetricsStore
+from modelyard.metrics.store import OutboxMetricsStore, SqlMetricsStore
 from tests.conftest import bearer
 
 
@@ -44,10 +44,13 @@ def test_the_main_server_owns_a_duckdb_file_under_its_data_dir(db: Database,
 
 def test_replicas_and_the_database_setting_keep_events_in_the_metadata_db(
         db: Database, tmp_path: Path) -> None:
-    assert isinstance(open_event_store(db, MetricsSettings(), tmp_path, "serving"),
-                      SqlMetricsStore)
-    assert isinstance(open_event_store(db, MetricsSettings(store="database"), tmp_path, "all"),
-                      SqlMetricsStore)
+    # a replica packs its events into the outbox; the database setting keeps rows (and moves
+    # replicas' chunks into them), for a replica as for the main server
+    assert type(open_event_store(db, MetricsSettings(), tmp_path, "serving")) is \
+        OutboxMetricsStore
+    for role in ("all", "serving"):
+        assert type(open_event_store(db, MetricsSettings(store="database"), tmp_path,
+                                     role)) is SqlMetricsStore
     assert not (tmp_path / "metrics").exists()
 
 
@@ -97,6 +100,6 @@ def test_a_second_process_on_the_same_data_dir_hands_its_events_to_the_owner(
     try:
         assert owner.stdout is not None and owner.stdout.readline().strip() == "open"
         store = open_event_store(db, MetricsSettings(), tmp_path, "all")
-        assert isinstance(store, SqlMetricsStore)
+        assert type(store) is OutboxMetricsStore  # leaves the chunks to the owner's import
     finally:
         owner.communicate("", timeout=60)

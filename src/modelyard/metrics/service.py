@@ -40,6 +40,7 @@ from modelyard.metrics.models import (
 from modelyard.metrics.store import (
     AlertStore,
     MetricsStore,
+    OutboxMetricsStore,
     Retention,
     SqlAlertStore,
     SqlMetricsStore,
@@ -65,14 +66,17 @@ def open_event_store(db: Database, settings: MetricsSettings, home: Path | None,
 
     The main server owns an embedded DuckDB file under its data dir (`settings.path`, default
     <home>/metrics/events.duckdb) and imports what replicas leave in the metadata DB. A serving
-    replica keeps no state of its own, so it writes to the shared metadata DB. Without a data
-    dir, the directory of a SQLite metadata DB is used; with neither (PostgreSQL and no home),
-    and with `store = "database"`, events stay in the metadata DB. So do they when another
-    process holds the file (a second process on the same data dir), which then imports them.
+    replica keeps no state of its own, so it writes packed chunks to the shared metadata DB
+    (its outbox). Without a data dir, the directory of a SQLite metadata DB is used; with
+    neither (PostgreSQL and no home), and with `store = "database"`, events stay in the
+    metadata DB, where that store moves the replicas' chunks. When another process holds the
+    file (a second process on the same data dir), this one writes to the outbox too.
     """
     sql = SqlMetricsStore(db)
-    if role == "serving" or settings.store == "database":
+    if settings.store == "database":
         return sql
+    if role == "serving":
+        return OutboxMetricsStore(db)
     path = settings.path
     if path is None:
         if home is None:
@@ -89,7 +93,7 @@ def open_event_store(db: Database, settings: MetricsSettings, home: Path | None,
     except Unavailable as e:  # another process owns the file: act as a replica of it
         log.warning("%s; writing prediction events to the metadata DB for its owner to import",
                     e)
-        return sql
+        return OutboxMetricsStore(db)
 
 
 class MetricsService:

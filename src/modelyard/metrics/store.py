@@ -3,10 +3,13 @@
 `MetricsStore` is the event-store contract. Two implementations:
   * `DuckDbMetricsStore` (`_duck.py`): the default, embedded per server, with 1-minute and
     1-hour rollups and retention (chosen by bench/metrics_bench.py);
-  * `SqlMetricsStore` (here): raw events in a metadata-DB table, no rollups. Serving replicas
-    write there (they share the metadata DB and own no file), and the owning server imports
-    those rows into its DuckDB file; `settings.metrics.store = "database"` keeps every event
-    there instead.
+  * `SqlMetricsStore` (here): raw events in a metadata-DB table, no rollups;
+    `settings.metrics.store = "database"` keeps every event there. Its queries also read the
+    packed chunks replicas leave (`_outbox.py`), and its `maintain` moves them into the table.
+  * `OutboxMetricsStore` (here): what a serving replica writes to (it shares the metadata DB
+    and owns no file): packed chunks, which the owning server imports into its DuckDB file
+    (or moves into the table, when it is a `SqlMetricsStore`). Older replicas wrote rows to
+    the table, which a DuckDB owner still imports.
 Alert rules always live in the metadata database (`SqlAlertStore`).
 """
 
@@ -21,10 +24,12 @@ from typing import Any, cast
 import numpy as np
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from modelyard.core.db import Database
 from modelyard.core.errors import AlreadyExists, NotFound
 from modelyard.core.ids import new_id, utcnow
+from modelyard.metrics._outbox import Outbox, decoded, to_events
 from modelyard.metrics.models import (
     AlertEvent,
     AlertRule,
@@ -108,12 +113,18 @@ _SQLITE_CHUNK = 256  # events converted per executemany
 class SqlMetricsStore(MetricsStore):
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.packed = Outbox(db)
 
     def insert_events(self, events: Sequence[Event]) -> int:
         if not events:
             return 0
+        with self.db.session() as s:
+            return self._write(s, events)
+
+    def _write(self, s: Session, events: Sequence[Event]) -> int:
+        """Insert `events` in `s`'s transaction."""
         if self.db.engine.dialect.name == "sqlite":
-            return self._insert_events_sqlite(events)
+            return self._write_sqlite(s, events)
         rows = [
             {
                 "project": e.project, "deployment": e.deployment, "model": e.model,
@@ -124,12 +135,11 @@ class SqlMetricsStore(MetricsStore):
             for e in events
         ]
         # a Core insert of the table: the same rows, without the ORM's bulk-insert bookkeeping
-        # (about half the time per row; a serving replica stores one row per prediction)
-        with self.db.session() as s:
-            s.execute(sa.insert(cast(sa.Table, MetricEventRow.__table__)), rows)
+        # (about half the time per row; a serving replica stored one row per prediction)
+        s.execute(sa.insert(cast(sa.Table, MetricEventRow.__table__)), rows)
         return len(rows)
 
-    def _insert_events_sqlite(self, events: Sequence[Event]) -> int:
+    def _write_sqlite(self, s: Session, events: Sequence[Event]) -> int:
         """The same rows through the driver's executemany, without SQLAlchemy's per-row
         parameter assembly, in chunks (a serving replica's flush thread holds the GIL while it
         converts a chunk; the driver lets go of it for each row it writes).
@@ -165,14 +175,13 @@ class SqlMetricsStore(MetricsStore):
 
         sql = (f"INSERT INTO {table.name} ({', '.join(_EVENT_COLUMNS)}) "
                f"VALUES ({', '.join('?' * len(_EVENT_COLUMNS))})")
-        with self.db.session() as s:
-            conn = s.connection()
-            for i in range(0, len(events), _SQLITE_CHUNK):
-                conn.exec_driver_sql(sql, [
-                    (e.project, e.deployment, e.model, e.version, when(e.time),
-                     lat(e.latency_ms), e.outcome, e.label, conf(e.confidence), e.request_id,
-                     b(e.shadow), summary(e.input_summary))
-                    for e in events[i:i + _SQLITE_CHUNK]])
+        conn = s.connection()
+        for i in range(0, len(events), _SQLITE_CHUNK):
+            conn.exec_driver_sql(sql, [
+                (e.project, e.deployment, e.model, e.version, when(e.time),
+                 lat(e.latency_ms), e.outcome, e.label, conf(e.confidence), e.request_id,
+                 b(e.shadow), summary(e.input_summary))
+                for e in events[i:i + _SQLITE_CHUNK]])
         return len(events)
 
     def upsert_feedback(self, project: str, feedback: list[Feedback]) -> int:
@@ -211,18 +220,39 @@ class SqlMetricsStore(MetricsStore):
             q = q.where(e.shadow.is_(False))
         with self.db.session() as s:
             rows = s.execute(q).all()
-        cols = list(zip(*rows, strict=True)) if rows else [()] * 8
-        times = np.array([(t - _EPOCH).total_seconds() for t in cols[3]], dtype=np.float64)
+        # read after the rows: a chunk moved into the table in between is missing from this
+        # answer (as rows a DuckDB owner imports are), never counted twice
+        packed = self.packed.select(project, start, end, deployment, include_shadow)
+        cols: list[Any] = [list(c) for c in zip(*rows, strict=True)] if rows else [[]] * 8
+        times = [(t - _EPOCH).total_seconds() for t in cols[3]]
+        if packed["request_id"]:
+            truth = self._labels(project, packed["request_id"])
+            for i, name in enumerate(("deployment", "model", "version")):
+                cols[i] = cols[i] + packed[name]
+            times += [(t - _EPOCH).total_seconds() for t in packed["time"]]
+            for i, name in ((4, "latency_ms"), (5, "outcome"), (6, "label")):
+                cols[i] = cols[i] + packed[name]
+            cols[7] = cols[7] + [truth.get(r) for r in packed["request_id"]]
         return EventColumns(
             deployment=np.array(cols[0], dtype=object),
             model=np.array(cols[1], dtype=object),
             version=np.array(cols[2], dtype=np.int64),
-            time_s=times,
+            time_s=np.array(times, dtype=np.float64),
             latency_ms=np.array(cols[4], dtype=np.float64),
             outcome=np.array(cols[5], dtype=object),
             label=np.array(cols[6], dtype=object),
             true_label=np.array(cols[7], dtype=object),
         )
+
+    def _labels(self, project: str, request_ids: list[str]) -> dict[str, str]:
+        """The feedback label of each of these requests that has one."""
+        f, ids = MetricFeedbackRow, sorted(set(request_ids))
+        out: dict[str, str] = {}
+        with self.db.session() as s:
+            for i in range(0, len(ids), 500):
+                out.update(s.execute(sa.select(f.request_id, f.label).where(
+                    f.project == project, f.request_id.in_(ids[i:i + 500]))).tuples().all())
+        return out
 
 
     def input_means(self, project: str, deployment: str, start: datetime,
@@ -233,9 +263,24 @@ class SqlMetricsStore(MetricsStore):
             e.outcome == "ok", e.shadow.is_(False))
         with self.db.session() as s:
             summaries: list[Any] = list(s.scalars(q).all())
+        packed = self.packed.select(project, start, end, deployment, False)
+        summaries += [x for x, o in zip(packed["input_summary"], packed["outcome"], strict=True)
+                      if o == "ok"]
         values = [x["mean"] for x in summaries
                   if isinstance(x, dict) and isinstance(x.get("mean"), (int, float))]
         return np.asarray(values, dtype=np.float64)
+
+    def maintain(self, now: datetime, retention: Retention) -> dict[str, int]:
+        """Move the replicas' packed chunks into the table: this store owns the events. Each
+        chunk's delete and insert commit together; raw events have no retention here."""
+        moved, after = 0, 0
+        while chunks := self.packed.take(after):
+            after = chunks[-1].id
+            for chunk, events in decoded(chunks, to_events):
+                with self.db.session() as s:
+                    if self.packed.claim(s, chunk):
+                        moved += self._write(s, events)
+        return {"imported": moved}
 
 
     def take(self, limit: int) -> list[tuple[int, PredictionEvent]]:
@@ -258,6 +303,19 @@ class SqlMetricsStore(MetricsStore):
                 chunk = rows[i:i + 500]
                 s.execute(sa.delete(e).where(e.id.in_([r[0] for r in chunk])).where(
                     sa.tuple_(e.id, e.request_id).in_(chunk)))
+
+
+class OutboxMetricsStore(SqlMetricsStore):
+    """A serving replica's store: events go to the outbox as packed chunks, for the owning
+    server to take; queries read them there and in the table, as `SqlMetricsStore` does."""
+
+    def insert_events(self, events: Sequence[Event]) -> int:
+        return self.packed.put(events)
+
+    def maintain(self, now: datetime, retention: Retention) -> dict[str, int]:
+        """Nothing: the owner takes the chunks (a DuckDB owner imports them itself, and a
+        replica moving them into the table meanwhile would have it import them twice)."""
+        return {}
 
 
 def naive_utc(t: datetime) -> datetime:

@@ -32,6 +32,22 @@ class MetricEventRow(Base):
     input_summary: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
 
 
+class MetricOutboxRow(Base):
+    """A chunk of a serving replica's events, packed column-wise (`_outbox.py`): one row per
+    flush instead of one per event. `first_time`/`last_time` bound its events' times, so a
+    query reads only the chunks that overlap its window."""
+
+    __tablename__ = "metrics_outbox"
+    __table_args__ = (sa.UniqueConstraint("batch_id", name="uq_metrics_outbox_batch_id"),)
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    batch_id: Mapped[str] = mapped_column(sa.String(40))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime)
+    n_events: Mapped[int] = mapped_column(sa.Integer)
+    first_time: Mapped[datetime] = mapped_column(sa.DateTime)
+    last_time: Mapped[datetime] = mapped_column(sa.DateTime)
+    payload: Mapped[bytes] = mapped_column(sa.LargeBinary)
+
+
 class MetricFeedbackRow(Base):
     __tablename__ = "metrics_feedback"
     __table_args__ = (
