@@ -49,8 +49,9 @@ def test_replicas_and_the_database_setting_keep_events_in_the_metadata_db(
     assert type(open_event_store(db, MetricsSettings(), tmp_path, "serving")) is \
         OutboxMetricsStore
     for role in ("all", "serving"):
-        assert type(open_event_store(db, MetricsSettings(store="database"), tmp_path,
-                                     role)) is SqlMetricsStore
+        store = open_event_store(db, MetricsSettings(store="database"), tmp_path, role)
+        assert type(store) is SqlMetricsStore
+        assert store.owner is (role == "all")  # only the main server moves replicas' chunks
     assert not (tmp_path / "metrics").exists()
 
 

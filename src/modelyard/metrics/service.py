@@ -74,7 +74,7 @@ def open_event_store(db: Database, settings: MetricsSettings, home: Path | None,
     """
     sql = SqlMetricsStore(db)
     if settings.store == "database":
-        return sql
+        return SqlMetricsStore(db, owner=role != "serving")
     if role == "serving":
         return OutboxMetricsStore(db)
     path = settings.path

@@ -111,8 +111,13 @@ _SQLITE_CHUNK = 256  # events converted per executemany
 
 
 class SqlMetricsStore(MetricsStore):
-    def __init__(self, db: Database) -> None:
+    """Events in the metadata DB's table. `owner`: this process keeps the events there, so its
+    `maintain` moves the replicas' packed chunks into the table; a serving replica set to this
+    store is no owner (its main server may keep DuckDB, which imports the chunks itself)."""
+
+    def __init__(self, db: Database, owner: bool = True) -> None:
         self.db = db
+        self.owner = owner
         self.packed = Outbox(db)
 
     def insert_events(self, events: Sequence[Event]) -> int:
@@ -273,6 +278,8 @@ class SqlMetricsStore(MetricsStore):
     def maintain(self, now: datetime, retention: Retention) -> dict[str, int]:
         """Move the replicas' packed chunks into the table: this store owns the events. Each
         chunk's delete and insert commit together; raw events have no retention here."""
+        if not self.owner:
+            return {}
         moved, after = 0, 0
         while chunks := self.packed.take(after):
             after = chunks[-1].id
