@@ -42,6 +42,10 @@ def test_the_fast_path_answers_a_remembered_caller_like_the_route(
         assert [p["label"] for p in body["predictions"]] == want
         assert body["model_version"] == digits_model.v1 and body["request_id"].startswith("req_")
     assert first.json()["predictions"] == second.json()["predictions"]
+    # byte for byte the route's JSON (the fast path writes it without the response model)
+    ids = first.json()["request_id"].encode(), second.json()["request_id"].encode()
+    assert second.content == first.content.replace(*ids)
+    assert second.headers["content-type"] == first.headers["content-type"]
 
     # errors from the service: the one error shape, the same status as through the route
     unknown = api.post(URL.format("nope"), headers=h, json={"inputs": pixels})
