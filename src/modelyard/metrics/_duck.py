@@ -395,19 +395,9 @@ class DuckDbMetricsStore(MetricsStore):
                 tables = decoded(chunks, columns_table)
                 if not tables:
                     continue
-                done = pa.table({"batch_id": [c.batch_id for c, _ in tables]})
                 batch = pa.concat_tables([t for _, t in tables])
-                self._con.execute("BEGIN")
-                try:
-                    self.append(batch)
-                    self._con.register("_done", done)
-                    self._con.execute("INSERT INTO outbox_chunks_pending SELECT * FROM _done")
-                    self._con.execute("COMMIT")
-                except BaseException:
-                    self._con.execute("ROLLBACK")  # a gap in seq numbers is harmless
-                    raise
-                finally:
-                    self._con.unregister("_done")
+                self._append_taken(batch, "outbox_chunks_pending",
+                                   pa.table({"batch_id": [c.batch_id for c, _ in tables]}))
                 total += batch.num_rows
 
     def _import_rows(self, outbox: SqlMetricsStore) -> int:
@@ -422,20 +412,26 @@ class DuckDbMetricsStore(MetricsStore):
                 rows = outbox.take(50_000)
                 if not rows:
                     return total
-                done = pa.table({"id": [i for i, _ in rows],
-                                 "request_id": [e.request_id for _, e in rows]})
-                self._con.execute("BEGIN")
-                try:
-                    self.append(events_table([e for _, e in rows], 0))
-                    self._con.register("_done", done)
-                    self._con.execute("INSERT INTO outbox_pending SELECT * FROM _done")
-                    self._con.execute("COMMIT")
-                except BaseException:
-                    self._con.execute("ROLLBACK")  # a gap in seq numbers is harmless
-                    raise
-                finally:
-                    self._con.unregister("_done")
+                self._append_taken(events_table([e for _, e in rows], 0), "outbox_pending",
+                                   pa.table({"id": [i for i, _ in rows],
+                                             "request_id": [e.request_id for _, e in rows]}))
                 total += len(rows)
+
+    def _append_taken(self, events: pa.Table, pending: str, taken: pa.Table) -> None:
+        """Append events taken from the metadata DB and note what was taken in `pending`, in
+        one transaction: the next pass deletes them there, so a crash in between neither
+        loses nor repeats them."""
+        self._con.execute("BEGIN")
+        try:
+            self.append(events)
+            self._con.register("_taken", taken)
+            self._con.execute(f"INSERT INTO {pending} SELECT * FROM _taken")
+            self._con.execute("COMMIT")
+        except BaseException:
+            self._con.execute("ROLLBACK")  # a gap in seq numbers is harmless
+            raise
+        finally:
+            self._con.unregister("_taken")
 
 
 def _epoch(t: datetime) -> int:
