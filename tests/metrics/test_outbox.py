@@ -293,3 +293,17 @@ def test_a_serving_replicas_recorded_events_reach_the_owners_queries(
     assert {s.group["deployment"]: s.points[0].value for s in res.series} == \
         {d: sum(e.deployment == d for e in sent) for d in ("d0", "d1")}
     assert not (tmp_path / "replica").exists()  # a replica owns no file
+
+
+def test_a_summary_orjson_cannot_write_is_packed_and_imported_as_json_writes_it(
+        db: Database, duck: DuckDbMetricsStore) -> None:
+    # an integer past 64 bits: orjson refuses it; a flush that failed on it would fail forever
+    event = PredictionEvent(project="p", deployment="d1", model="m", version=1, time=T0,
+                            latency_ms=1.5, outcome="ok", label="a", confidence=0.5,
+                            request_id="req_big", input_summary={"mean": 0.5, "n": 2**70})
+    OutboxMetricsStore(db).insert_events([event])
+    assert duck.maintain(NOW, Retention())["imported"] == 1
+    assert _chunks_left(db) == []
+    got = duck.events("p", T0, T0 + timedelta(hours=1), None, True)
+    assert got.latency_ms.tolist() == [1.5] and got.label.tolist() == ["a"]
+    assert duck.input_means("p", "d1", T0, T0 + timedelta(hours=1)).tolist() == [0.5]

@@ -29,6 +29,7 @@ latency bucket whatever the maintenance pass has reached.
 
 from __future__ import annotations
 
+import json
 import threading
 import weakref
 from collections.abc import Iterable, Sequence
@@ -91,8 +92,11 @@ def _summary_json(x: Any) -> str | None:
     as text."""
     if x is None:
         return None
-    return orjson.dumps(x, default=str,
-                        option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY).decode()
+    try:
+        return orjson.dumps(x, default=str,
+                            option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY).decode()
+    except orjson.JSONEncodeError:  # e.g. an integer past 64 bits, which `json` writes
+        return json.dumps(x, default=str)
 
 
 def events_table(events: Sequence[Event], seq: int) -> pa.Table:

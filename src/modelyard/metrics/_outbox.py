@@ -22,6 +22,7 @@ Arrow casts them back in bulk). A payload of another version, or a malformed one
 
 from __future__ import annotations
 
+import json
 import logging
 import operator
 from collections.abc import Callable, Iterable, Sequence
@@ -57,6 +58,11 @@ def _naive(t: datetime) -> datetime:
     return t.astimezone(UTC).replace(tzinfo=None) if t.tzinfo is not None else t
 
 
+def _iso(v: Any) -> str:
+    """What orjson writes for a datetime (ISO 8601 with a "T"); `str` of anything else."""
+    return v.isoformat() if isinstance(v, datetime) else str(v)
+
+
 def pack(events: Sequence[Event]) -> tuple[bytes, datetime, datetime]:
     """The payload of `events` (at least one), and their earliest and latest time."""
     # the checks run in C (map), as does the transpose of EventRows
@@ -69,8 +75,11 @@ def pack(events: Sequence[Event]) -> tuple[bytes, datetime, datetime]:
         times = cols[4] = [_naive(t) for t in times]
     # default=str: a summary value orjson cannot write is kept as text (as the DuckDB store
     # does), not a chunk that fails every flush
-    payload = orjson.dumps({"v": VERSION, **dict(zip(COLUMNS, cols, strict=True))},
-                           default=str, option=orjson.OPT_SERIALIZE_NUMPY)
+    doc = {"v": VERSION, **dict(zip(COLUMNS, cols, strict=True))}
+    try:
+        payload = orjson.dumps(doc, default=str, option=orjson.OPT_SERIALIZE_NUMPY)
+    except orjson.JSONEncodeError:  # e.g. an integer past 64 bits: `json` writes it
+        payload = json.dumps(doc, default=_iso).encode()
     return payload, min(times), max(times)
 
 
