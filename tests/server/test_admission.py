@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -92,3 +93,44 @@ def test_slots_hand_over_in_order_and_time_out() -> None:
         return done
 
     assert asyncio.run(scenario()) == [True, False, 1, True, 0]
+
+
+def test_sdk_sends_a_streamed_file_upload_again_after_a_429(live: Live, tmp_path: Path) -> None:
+    """A file upload shed with 429 starts over from the file's first byte once admitted: the
+    dataset gets every row once, and the progress callback is taken back for the lost try."""
+    data = tmp_path / "talk.csv"
+    data.write_text("text,labels\n" + "".join(f"utterance {i},label{i % 3}\n" for i in range(2000)))
+    blob = tmp_path / "model.bin"
+    blob.write_bytes(bytes(range(256)) * 5000)
+    seen: list[int] = []
+    got: list[dict[str, object]] = []
+    with Client(live.url, live.token, project="alpha", busy_patience_s=30) as patient:
+        patient.datasets.create("talk", "text_intent")
+        with slot_held(live):
+            uploads = threading.Thread(target=lambda: got.extend([
+                patient.datasets.upload_file("talk", data, progress=seen.append),
+                patient.registry.upload_artifact(blob)]))
+            uploads.start()
+            live.until("modelyard_api_requests_shed", 1)  # the upload has been refused once
+        uploads.join(30)
+        commit, artifact = got
+        assert commit["row_count"] == 2000
+        assert [v["row_count"] for v in patient.datasets.versions("talk")] == [2000]
+        assert artifact["size"] == blob.stat().st_size
+        assert b"".join(patient.registry.iter_artifact(str(artifact["digest"]))) == \
+            blob.read_bytes()
+    assert sum(seen) == data.stat().st_size
+    assert any(n < 0 for n in seen)  # the shed try's bytes were taken back
+
+
+def test_sdk_does_not_resend_a_stream_it_cannot_rewind(live: Live) -> None:
+    """A pipe cannot be read twice: its 429 is the caller's (ResourceExhausted), at once."""
+    read_end, write_end = os.pipe()
+    os.write(write_end, b"text,labels\nhello,greet\n")
+    os.close(write_end)
+    with Client(live.url, live.token, project="alpha", busy_patience_s=30) as c, \
+            open(read_end, "rb") as pipe:
+        c.datasets.create("talk", "text_intent")
+        with slot_held(live), pytest.raises(ResourceExhausted):
+            c.datasets.upload_stream("talk", pipe, "csv")
+        assert c.datasets.versions("talk") == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import quote
 
 import httpx
@@ -15,12 +15,14 @@ from modelyard.core.errors import Unavailable, error_from_dict
 # The longest Retry-After a 429 may ask for and still be waited out here; longer means the
 # server does not expect to take the request soon (a model larger than the serving budget).
 MAX_RETRY_AFTER_S = 10.0
+CHUNK = 1024 * 1024  # bytes per read of a streamed upload
 
 
 class Transport:
     """`busy_patience_s`: how long, in all, a call waits out 429 answers (a busy server sheds
     load: the request was not run) before it raises ResourceExhausted. A request is sent again
-    only when its body can be (bytes, JSON, form data; not a stream)."""
+    only when its body can be (bytes, JSON, form data, a `FileBody` of a seekable file; not
+    another stream)."""
 
     def __init__(self, http: httpx.Client, project: str | None,
                  headers: dict[str, str] | None = None, busy_patience_s: float = 30.0) -> None:
@@ -54,6 +56,7 @@ class Transport:
                 raise Unavailable(f"cannot reach the modelyard server at {self.http.base_url}: {e}") from e
             if not busy.wait_out(resp):
                 break
+            _rewind(kwargs)
         raise_for_error(resp)
         return resp
 
@@ -65,6 +68,7 @@ class Transport:
                 if resp.status_code >= 400:
                     resp.read()
                     if busy.wait_out(resp):
+                        _rewind(kwargs)
                         continue
                     raise_for_error(resp)
                 yield from resp.iter_bytes()
@@ -108,9 +112,54 @@ class _Busy:
         return True
 
 
-def _replayable(kwargs: dict[str, Any]) -> bool:
-    """Whether the request's body can be sent a second time (no iterator or open file in it)."""
+class FileBody:
+    """A binary file's bytes, from where it stands, as a request body streamed in chunks that
+    can be sent again (after a 429) when the file is seekable: `rewind` seeks back to the start.
+    `progress(n)` hears each chunk's size and, when the body starts over, minus the bytes sent
+    before."""
+
+    def __init__(self, f: BinaryIO, progress: Callable[[int], None] | None = None) -> None:
+        self.f = f
+        self.progress = progress
+        try:
+            self.start: int | None = f.tell() if f.seekable() else None
+        except (AttributeError, OSError):  # a file-like object without a usable position
+            self.start = None
+        self.sent = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        while chunk := self.f.read(CHUNK):
+            self.sent += len(chunk)
+            if self.progress:
+                self.progress(len(chunk))
+            yield chunk
+
+    @property
+    def rewindable(self) -> bool:
+        return self.start is not None
+
+    def rewind(self) -> None:
+        if self.start is None:
+            raise ValueError("a stream that cannot seek cannot be sent again")
+        self.f.seek(self.start)
+        if self.progress and self.sent:
+            self.progress(-self.sent)
+        self.sent = 0
+
+
+def _rewind(kwargs: dict[str, Any]) -> None:
+    """Before a request is sent again: a file body starts over."""
     content = kwargs.get("content")
+    if isinstance(content, FileBody):
+        content.rewind()
+
+
+def _replayable(kwargs: dict[str, Any]) -> bool:
+    """Whether the request's body can be sent a second time (no iterator or open file in it,
+    other than a `FileBody` that can seek back)."""
+    content = kwargs.get("content")
+    if isinstance(content, FileBody):
+        return content.rewindable
     if content is not None and not isinstance(content, bytes | bytearray | str):
         return False
     files = kwargs.get("files")

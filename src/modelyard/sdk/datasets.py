@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from modelyard.core.errors import FailedPrecondition, Unavailable
-from modelyard.sdk._http import Transport
+from modelyard.sdk._http import FileBody, Transport
 
-CHUNK = 1024 * 1024
 FOLDER_GROUP_ROWS = 5_000  # images per Parquet row group when uploading a folder
 
 
@@ -91,15 +90,9 @@ class DatasetsAPI:
                       mode: str = "append", message: str = "", tags: builtins.list[str] | None = None,
                       progress: Callable[[int], None] | None = None,
                       project: str | None = None) -> dict[str, Any]:
-        def chunks() -> Iterator[bytes]:
-            while chunk := stream.read(CHUNK):
-                if progress:
-                    progress(len(chunk))
-                yield chunk
-
         params = {"format": format, "mode": mode, "message": message, "tags": ",".join(tags or [])}
         return self._t.post(self._p(f"/datasets/{name}/upload", project), params=params,  # type: ignore[no-any-return]
-                            content=chunks(),
+                            content=FileBody(stream, progress),
                             headers={"content-type": "application/octet-stream"})
 
     def upload_folder(self, name: str, folder: str | Path, mode: str = "append",

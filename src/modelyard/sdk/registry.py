@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any, BinaryIO, Self
 from urllib.parse import quote
 
-from modelyard.sdk._http import Transport
+from modelyard.sdk._http import FileBody, Transport
 
-CHUNK = 1024 * 1024
 log = logging.getLogger("modelyard.sdk")
 
 
@@ -112,11 +111,6 @@ class MetricLogger:
         self.close()
 
 
-def _file_chunks(f: BinaryIO) -> Iterator[bytes]:
-    while chunk := f.read(CHUNK):
-        yield chunk
-
-
 class RegistryAPI:
     """`client.registry`: runs, metric series, artifacts, models, aliases and lineage.
     Answers are the server's JSON objects as dicts."""
@@ -192,10 +186,10 @@ class RegistryAPI:
             p = Path(data)
             with open(p, "rb") as f:
                 return self._t.post(path, params={"name": name or p.name},  # type: ignore[no-any-return]
-                                    content=_file_chunks(f),
+                                    content=FileBody(f),
                                     headers={"Content-Type": media_type,
                                              "Content-Length": str(p.stat().st_size)})
-        content: Any = data if isinstance(data, (bytes, bytearray)) else _file_chunks(data)
+        content: Any = data if isinstance(data, (bytes, bytearray)) else FileBody(data)
         return self._t.post(path, params={"name": name or ""}, content=content,  # type: ignore[no-any-return]
                             headers={"Content-Type": media_type})
 
