@@ -84,6 +84,12 @@ def test_malformed_requests_get_4xx_with_the_reason(api: TestClient, client: Cli
     r = api.post("/v2/models/digits/infer", headers={**h, "content-type": "application/json"},
                  content=b"[1, 2")
     assert r.status_code == 400
+    # the JSON header of a binary request, nested past the depth limit: a 400, not a crash
+    head = b'{"inputs": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    r = api.post("/v2/models/digits/infer", content=head,
+                 headers={**h, "content-type": "application/octet-stream",
+                          "Inference-Header-Content-Length": str(len(head))})
+    assert r.status_code == 400 and "nests deeper" in r.json()["error"], r.text
     r = api.post("/v2/models/nope/infer", headers=h, json={"inputs": [_tensor(x)]})
     assert r.status_code == 404 and "nope" in r.json()["error"]
     assert api.get("/v2/models/nope", headers=h).status_code == 404

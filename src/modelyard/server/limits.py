@@ -96,7 +96,7 @@ def json_too_deep(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
 
 
 class JsonGuard:
-    """Refuses a JSON body that is not UTF-8 or nests deeper than MAX_JSON_DEPTH (400).
+    """Refuses a JSON body that is not UTF-8 or nests deeper than MAX_JSON_DEPTH.
 
     Runs inside BodyLimit, so the body it buffers is already bounded.
     """

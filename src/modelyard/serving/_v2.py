@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse
 
 from modelyard.core.errors import InvalidArgument, ModelyardError
 from modelyard.server.errors import error_headers
+from modelyard.server.limits import MAX_JSON_DEPTH, json_too_deep
 from modelyard.serving.models import InferRequest, TensorIn, TensorMeta
 from modelyard.serving.runtime import V2_TO_NUMPY
 
@@ -52,6 +53,10 @@ def parse_request(body: bytes, header_length: str | None) -> tuple[InferRequest,
         head, rest = body[: int(header_length)], body[int(header_length):]
     else:
         head, rest = body, b""
+    # the app's guard sees JSON bodies only; the JSON header of a binary request is checked here
+    if json_too_deep(head):
+        raise InvalidArgument(f"the request's JSON nests deeper than {MAX_JSON_DEPTH} levels; "
+                              "flatten it")
     try:
         req = InferRequest.model_validate(json.loads(head))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:

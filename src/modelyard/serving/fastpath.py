@@ -93,13 +93,10 @@ class PredictFastPath:
         if body is None:
             return
         raw_length = _header(scope, _HEADER_LENGTH)
-        try:
-            if _header(scope, b"content-type").startswith(b"application/json") and \
-                    json_too_deep(body):
-                raise ValueError("the app's guard says how deep")
+        try:  # (parse_request refuses JSON nested too deep, so json.loads cannot recurse out)
             req, blobs = _v2.parse_request(body, raw_length.decode("latin-1")
                                            if raw_length else None)
-        except (ModelyardError, ValueError, RecursionError):  # the route says what is wrong
+        except (ModelyardError, ValueError):  # the route says what is wrong
             await self.app(scope, _replay(body, False, None, receive), send)
             return
         self.answered += 1
