@@ -182,6 +182,39 @@ def test_deep_json_on_every_json_route_is_4xx(api: TestClient, client: object,
     summary.add("hostile", deep_json_requests=tried, server_errors=0)
 
 
+
+def test_deep_json_no_body_guard_sees_is_4xx_and_stores_nothing(
+        api: TestClient, client: object, summary: Summary) -> None:
+    """JSON the app's body guard never sees (it checks JSON bodies): an uploaded JSON or JSONL
+    file, a v2 binary request's JSON header, a multipart form field, a page token."""
+    import base64
+
+    h = bearer(api.app.state.platform.settings.resolved_admin_token_file.read_text().strip())  # type: ignore[attr-defined]
+    deep = DEEP[0].encode()
+    assert api.post(f"{P}/datasets", json={"name": "talk", "type": "text_intent"},
+                    headers=h).status_code == 201
+    token = base64.urlsafe_b64encode(deep).decode().rstrip("=")
+    head = b'{"inputs": ' + deep + b"}"
+    answers = [
+        api.post(f"{P}/datasets/talk/upload", params={"format": "json"}, headers=h,
+                 content=b'[{"text": ' + deep + b', "labels": "a"}]'),
+        api.post(f"{P}/datasets/talk/upload", params={"format": "jsonl"}, headers=h,
+                 content=b'{"text": "hi", "labels": "a"}\n{"text": ' + deep + b"}\n"),
+        api.post("/v2/models/any/infer", content=head,
+                 headers={**h, "X-Modelyard-Project": "alpha",
+                          "content-type": "application/octet-stream",
+                          "Inference-Header-Content-Length": str(len(head))}),
+        api.post(f"{P}/jobs/job_none/model", headers=h, data={"meta": DEEP[1]},
+                 files=[("files", ("model.onnx", b"x", "application/octet-stream"))]),
+        api.get(f"{P}/runs", params={"page_token": token}, headers=h),
+    ]
+    assert [r.status_code for r in answers] == [400] * len(answers), \
+        [(r.status_code, r.text[:200]) for r in answers]
+    assert "deep" in answers[0].json()["error"]["message"]
+    assert answers[1].json()["error"]["details"]["rows"] == [1]
+    assert api.get(f"{P}/datasets/talk/versions", headers=h).json() == []  # nothing stored
+    summary.add("hostile", deep_json_requests=len(answers), server_errors=0)
+
 def test_invalid_utf8_bodies_are_4xx(api: TestClient, client: object, summary: Summary) -> None:
     platform = api.app.state.platform  # type: ignore[attr-defined]
     h = {**bearer(platform.settings.resolved_admin_token_file.read_text().strip()),

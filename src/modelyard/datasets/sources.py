@@ -51,6 +51,9 @@ def _json(path: Path) -> list[dict[str, Any]]:
     # A JSON document cannot be parsed in pieces; JSONL, CSV and Parquet stream.
     try:
         data = json.loads(path.read_text("utf-8"))
+    except RecursionError as e:
+        raise InvalidArgument("the JSON upload nests too deep to read; flatten it",
+                              {"format": "json"}) from e
     except (ValueError, UnicodeDecodeError) as e:
         raise InvalidArgument(f"the upload is not valid JSON: {str(e)[:200]}",
                               {"format": "json"}) from e
@@ -114,7 +117,7 @@ def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
                 continue
             try:
                 row = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON, or nested too deep to read
                 bad.append(i)
             else:
                 if not bad:

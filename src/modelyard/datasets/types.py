@@ -358,7 +358,7 @@ class Generic(DatasetType):
             if isinstance(meta, str):
                 try:
                     meta = json.loads(meta)
-                except ValueError:
+                except (ValueError, RecursionError):
                     meta = None
             if not isinstance(meta, dict):
                 errors.add(i, "metadata", "must be a JSON object")

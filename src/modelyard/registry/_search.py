@@ -132,7 +132,7 @@ def decode_token(token: str | None) -> int:
         if not isinstance(offset, int) or not 0 <= offset <= 2**53:
             raise ValueError
         return offset
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise InvalidArgument("page_token is not one this server gave out; start again without it") from None
 
 

@@ -105,7 +105,7 @@ def register_model(job_id: str, access: Editor, platform: PlatformDep,
                    files: Annotated[list[UploadFile], File()]) -> dict[str, Any]:
     try:
         parsed = ModelMeta.model_validate(json.loads(meta))
-    except (ValueError, ValidationError) as e:
+    except (ValueError, ValidationError, RecursionError) as e:
         raise InvalidArgument(f"invalid model meta: {str(e)[:500]}", {"field": "meta"}) from None
     named = {f.filename or "file": f.file for f in files}
     return platform.training.register_model(access.project, job_id, parsed, named)
