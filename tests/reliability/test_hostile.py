@@ -193,6 +193,8 @@ def test_deep_json_no_body_guard_sees_is_4xx_and_stores_nothing(
     deep = DEEP[0].encode()
     assert api.post(f"{P}/datasets", json={"name": "talk", "type": "text_intent"},
                     headers=h).status_code == 201
+    assert api.post(f"{P}/datasets", json={"name": "files", "type": "generic"},
+                    headers=h).status_code == 201
     token = base64.urlsafe_b64encode(deep).decode().rstrip("=")
     head = b'{"inputs": ' + deep + b"}"
     answers = [
@@ -207,12 +209,17 @@ def test_deep_json_no_body_guard_sees_is_4xx_and_stores_nothing(
         api.post(f"{P}/jobs/job_none/model", headers=h, data={"meta": DEEP[1]},
                  files=[("files", ("model.onnx", b"x", "application/octet-stream"))]),
         api.get(f"{P}/runs", params={"page_token": token}, headers=h),
+        # a generic row's metadata may come as a JSON string
+        api.post(f"{P}/datasets/files/upload", params={"format": "csv"}, headers=h,
+                 content=b"file,metadata\na.bin," + DEEP[0].encode() + b"\n"),
     ]
     assert [r.status_code for r in answers] == [400] * len(answers), \
         [(r.status_code, r.text[:200]) for r in answers]
     assert "deep" in answers[0].json()["error"]["message"]
     assert answers[1].json()["error"]["details"]["rows"] == [1]
-    assert api.get(f"{P}/datasets/talk/versions", headers=h).json() == []  # nothing stored
+    assert "metadata" in answers[-1].text
+    for name in ("talk", "files"):  # nothing stored
+        assert api.get(f"{P}/datasets/{name}/versions", headers=h).json() == []
     summary.add("hostile", deep_json_requests=len(answers), server_errors=0)
 
 def test_invalid_utf8_bodies_are_4xx(api: TestClient, client: object, summary: Summary) -> None:
