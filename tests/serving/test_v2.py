@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 from fastapi.testclient import TestClient
 
 from modelyard.sdk.client import Client
@@ -95,3 +96,39 @@ def test_malformed_requests_get_4xx_with_the_reason(api: TestClient, client: Cli
     assert api.get("/v2/models/nope", headers=h).status_code == 404
     r = api.get("/v2/models/digits", headers=bearer(admin_token))
     assert r.status_code == 400 and "X-Modelyard-Project" in r.json()["error"]
+
+
+@pytest.mark.parametrize(("datatype", "data", "want"), [
+    ("FP32", [0.5, 1, 2.25, 3], [0.5, 1.0, 2.25, 3.0]),  # flat: straight to numpy
+    ("FP32", [[0.5, 1], [2.25, 3]], [0.5, 1.0, 2.25, 3.0]),  # nested: flattened row-major
+    ("INT32", [1, 2, 3.0, 4], [1, 2, 3, 4]),  # an integral float is an integer
+    ("BOOL", [True, False, True, True], [True, False, True, True]),
+    ("FP32", [0.5, True, 2, 3], "not a number"),
+    ("FP32", [0.5, "1", 2, 3], "not a number"),
+    ("INT32", [1, 2, 3.5, 4], "not an integer"),
+    ("BOOL", [True, 1, True, True], "not a boolean"),
+])
+def test_tensor_values_are_checked_whether_flat_or_nested(datatype: str, data: list[Any],
+                                                          want: list[Any] | str) -> None:
+    from modelyard.core.errors import InvalidArgument
+    from modelyard.serving._v2 import decode_tensor
+    from modelyard.serving.models import TensorIn, TensorMeta
+
+    tensor = TensorIn(name="x", shape=[2, 2], datatype=datatype, data=data)
+    meta = TensorMeta(name="x", datatype=datatype, shape=[-1, 2])
+    if isinstance(want, str):
+        with pytest.raises(InvalidArgument, match=want):
+            decode_tensor(tensor, meta)
+    else:
+        assert decode_tensor(tensor, meta).reshape(-1).tolist() == want
+
+
+def test_request_json_orjson_refuses_is_read_as_the_standard_parser_reads_it() -> None:
+    from modelyard.core.errors import InvalidArgument
+    from modelyard.serving._v2 import parse_request
+
+    body = b'{"inputs": [{"name": "x", "shape": [2], "datatype": "FP64", "data": [NaN, 1]}]}'
+    req, _ = parse_request(body, None)
+    assert req.inputs[0].data is not None and req.inputs[0].data[1] == 1
+    with pytest.raises(InvalidArgument, match="not JSON"):
+        parse_request(b'{"inputs": [', None)

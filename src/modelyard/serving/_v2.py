@@ -58,7 +58,7 @@ def parse_request(body: bytes, header_length: str | None) -> tuple[InferRequest,
         raise InvalidArgument(f"the request's JSON nests deeper than {MAX_JSON_DEPTH} levels; "
                               "flatten it")
     try:
-        req = InferRequest.model_validate(json.loads(head))
+        req = InferRequest.model_validate(_loads(head))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise InvalidArgument(f"the request body is not JSON: {e}") from e
     except ValidationError as e:
@@ -133,8 +133,24 @@ def decode_tensor(t: TensorIn, meta: TensorMeta, raw: bytes | None = None) -> np
     return arr.reshape(t.shape)
 
 
+def _loads(text: bytes) -> Any:
+    """JSON by orjson (an eighth of the standard parser's time on a tensor of floats); what it
+    refuses (NaN, integers past 64 bits, bad UTF-8) the standard parser reads or explains."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
+# the element types a flat list may hold to go to numpy as it is, by datatype
+_FLAT_KINDS: dict[str, set[type]] = {"BOOL": {bool}, **{t: {int} for t in _INT_TYPES}}
+_NUMBERS: set[type] = {int, float}
+
+
 def _flatten(data: list[Any], datatype: str) -> list[Any]:
     """Row-major flattening of (possibly nested) JSON lists, rejecting mixed-up values."""
+    if set(map(type, data)) <= _FLAT_KINDS.get(datatype, _NUMBERS):
+        return data  # already flat, every value of the right kind (what clients mostly send)
     out: list[Any] = []
     stack = [iter(data)]
     while stack:

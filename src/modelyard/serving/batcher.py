@@ -57,7 +57,7 @@ class BatchResult(NamedTuple):
 
     logits: np.ndarray
     inputs: np.ndarray
-    predictions: list[dict[str, Any]] | None  # decoded labels, for raw-input requests
+    predictions: list[dict[str, Any]] | None  # decoded labels (of a tensor job: if the batch's were)
     summaries: list[dict[str, float]]  # per input row, for prediction events (drift)
 
 
@@ -278,11 +278,11 @@ class Batcher:
         for i, p in parts:
             n = p.shape[0]
             rows, end = logits[start:start + n], start + n
-            preds: list[dict[str, Any]] | None = None
-            if batch[i].raw is not None:
+            # a tensor job gets its labels too, where the batch decoded (for its event)
+            preds = decoded[start:end] if decoded is not None else None
+            if preds is None and batch[i].raw is not None:
                 try:
-                    preds = decoded[start:end] if decoded is not None else \
-                        self.model.pre.decode(rows)
+                    preds = self.model.pre.decode(rows)
                 except Exception as e:  # noqa: BLE001 - a preprocessing bug fails its request
                     out[i] = e
                     start = end
