@@ -9,7 +9,9 @@ runs as a user deploys it for serving: `modelyard serve --workers 2` (a replica 
 server's database), the deployment pinned, the request through `/predict` with a bearer token.
 The headline uses the one-machine default, SQLite in the data dir; the same replicas on a shared
 PostgreSQL (where each replica's prediction events go to the server through that database) are
-measured in the same run and reported beside it (`figures.modelyard_postgresql`).
+measured in the same run and reported beside it (`figures.modelyard_postgresql`), and so is
+the digits deployment through the Open Inference Protocol (`POST /v2/models/digits/infer`, a
+JSON FP32 tensor; `figures.modelyard_v2_infer`; no peer here speaks it).
 
 One load generator drives them all: `wrk` (C, one thread, closed loop) with a fixed POST body.
 Concurrency is swept upward; per server the result is the highest throughput (answered 2xx per
@@ -133,17 +135,10 @@ class Server:
             pass
 
 
-def predictions(answer: Any) -> list[dict[str, Any]]:
-    return answer if isinstance(answer, list) else answer["predictions"]
-
-
 def check_answers(server: Server, work: Workload) -> int:
     """Sends each check input alone; returns how many labels differ from ONNX Runtime's."""
-    wrong = 0
-    for raw, label in zip(work.check_inputs, work.want, strict=True):
-        got = predictions(server.post(work.body_of(raw)))
-        wrong += got[0]["label"] != label
-    return wrong
+    return sum(work.label_of(server.post(work.body_of(raw))) != label
+               for raw, label in zip(work.check_inputs, work.want, strict=True))
 
 
 class BatchProbe:
@@ -180,7 +175,7 @@ class BatchProbe:
 # -- load -----------------------------------------------------------------------------------------
 def wrk(server: Server, body_file: Path, concurrency: int, duration: float) -> dict[str, Any]:
     env = {**os.environ, "WRK_BODY": str(body_file),
-           "WRK_AUTH": server.headers.get("Authorization", "")}
+           "WRK_HEADERS": "\n".join(f"{k}: {v}" for k, v in server.headers.items())}
     out = subprocess.run(
         ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(duration))}s", "--timeout", "5s",
          "-s", str(LUA), server.url], capture_output=True, text=True, env=env, check=True,
@@ -263,17 +258,22 @@ def modelyard_home(home: Path, database_url: str | None, works: dict[str, Worklo
 
 
 def modelyard_server(home: Path, database_url: str | None, token: str, port: int,
-                     deployment: str, work: Path) -> Server:
+                     deployment: str, work: Path, v2: bool = False) -> Server:
+    """`modelyard serve`, driven at the deployment's /predict, or with `v2` its Open Inference
+    Protocol infer route."""
     exe = Path(sys.executable).parent / "modelyard"
     env = {**os.environ, "MODELYARD_HOME": str(home)}
     env.pop("MODELYARD_URL", None)
     if database_url:
         env["MODELYARD_DATABASE_URL"] = database_url
-    return Server(f"modelyard-{deployment}",
+    headers = {"Authorization": f"Bearer {token}"}
+    url = f"http://127.0.0.1:{port}/api/v1/projects/bench/deployments/{deployment}/predict"
+    if v2:
+        url = f"http://127.0.0.1:{port}/v2/models/{deployment}/infer"
+        headers["X-Modelyard-Project"] = "bench"
+    return Server(f"modelyard-{deployment}{'-v2' if v2 else ''}",
                   [str(exe), "serve", "--port", str(port), "--workers", str(peers.WORKERS)],
-                  work, env,
-                  f"http://127.0.0.1:{port}/api/v1/projects/bench/deployments/{deployment}/predict",
-                  {"Authorization": f"Bearer {token}"})
+                  work, env, url, headers)
 
 
 # -- main -----------------------------------------------------------------------------------------
@@ -361,6 +361,10 @@ def main() -> None:
         results["modelyard"].update(run_server(
             modelyard_server(home, database_url, token, free_port(), "noop", tmp),
             works["noop"], duration, noop=True))
+        print("== modelyard_v2", flush=True)  # the same digits deployment, over v2 infer
+        results["modelyard_v2"] = run_server(
+            modelyard_server(home, database_url, token, free_port(), "digits", tmp, v2=True),
+            serving_models.v2_of(works["digits"]), duration, noop=False, model="digits")
         if args.database == "both":  # the same replicas on the shared PostgreSQL
             print("== modelyard_postgresql", flush=True)
             pg_home = tmp / "modelyard-home-pg"
@@ -449,6 +453,10 @@ def report(results: dict[str, dict[str, Any]], skipped: dict[str, str], duration
                  "modelyard_intent": results.get("modelyard_intent"),
                  "summary": summary,
                  "modelyard_postgresql": results.get("modelyard_postgresql"),
+                 # no peer here speaks the protocol: v2 beside modelyard's own /predict
+                 "modelyard_v2_infer": results.get("modelyard_v2"),
+                 "v2_vs_predict_digits": round(tput(results.get("modelyard_v2")) / ours, 3)
+                 if ours else None,
                  "ratio_on_postgresql": round(ratio_pg, 3) if ratio_pg else None,
                  "setup": setup},
         peers=peers_out, script=__file__)

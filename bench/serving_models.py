@@ -12,6 +12,7 @@ request each server gets and the labels ONNX Runtime gives for the check inputs.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,37 @@ class Workload:
 
     def body_of(self, raw: Any) -> bytes:
         return json.dumps({"inputs": [raw]}).encode()
+
+    def label_of(self, answer: Any) -> str:
+        """The label in one answer: `{"predictions": [...]}` (BentoML's: the bare list)."""
+        preds = answer if isinstance(answer, list) else answer["predictions"]
+        return str(preds[0]["label"])
+
+
+@dataclass(frozen=True)
+class V2Workload(Workload):
+    """An image model through the Open Inference Protocol: the client sends the network's input
+    tensor (the image scaled as the preprocessing spec says), as tritonclient users do, and
+    reads the label off the logits."""
+
+    def body_of(self, raw: Any) -> bytes:
+        pre = self.preprocessing
+        x = np.asarray(raw, dtype=np.float32) * np.float32(pre["scale"])
+        shape = [1, 1, pre["height"], pre["width"]]
+        return json.dumps({"inputs": [{"name": "input", "shape": shape, "datatype": "FP32",
+                                       "data": x.reshape(-1).tolist()}]}).encode()
+
+    def label_of(self, answer: Any) -> str:
+        return str(self.preprocessing["labels"][int(np.argmax(answer["outputs"][0]["data"]))])
+
+
+def v2_of(work: Workload) -> V2Workload:
+    """The same model, inputs and expected labels as `work`, asked over v2."""
+    fields = {f.name: getattr(work, f.name) for f in dataclasses.fields(work)}
+    v2 = V2Workload(**{**fields, "name": f"{work.name}-v2",
+                       "description": f"{work.description}, sent to POST /v2/models/{{name}}/"
+                                      "infer as a 1x1x8x8 FP32 JSON tensor"})
+    return dataclasses.replace(v2, body=v2.body_of(work.check_inputs[0]))
 
 
 def _fit(net: Any, x: Any, y: Any, epochs: int, lr: float) -> Any:

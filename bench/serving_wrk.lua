@@ -1,13 +1,16 @@
--- wrk script of the serving benchmark: POST the body in $WRK_BODY (JSON) with an optional
--- Authorization header ($WRK_AUTH); at the end print one line of JSON after "WRKJSON ".
+-- wrk script of the serving benchmark: POST the body in $WRK_BODY (JSON) with the extra
+-- headers in $WRK_HEADERS ("Name: value" lines); at the end print one line of JSON after
+-- "WRKJSON ".
 local f = assert(io.open(os.getenv("WRK_BODY"), "rb"))
 wrk.method = "POST"
 wrk.body = f:read("*a")
 f:close()
 wrk.headers["Content-Type"] = "application/json"
-local auth = os.getenv("WRK_AUTH")
-if auth ~= nil and auth ~= "" then
-  wrk.headers["Authorization"] = auth
+for line in (os.getenv("WRK_HEADERS") or ""):gmatch("[^\n]+") do
+  local name, value = line:match("^([^:]+):%s*(.*)$")
+  if name then
+    wrk.headers[name] = value
+  end
 end
 
 function done(summary, latency, requests)
