@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from enum import Enum
 
 import typer
@@ -27,6 +28,7 @@ def register(app: typer.Typer) -> None:
         from modelyard.core.settings import Settings
         from modelyard.server.app import create_app
 
+        os.environ.setdefault("MODELYARD_SERVING__TUNE_GC", "1")  # this process only serves
         overrides: dict[str, object] = {}
         if host:
             overrides["host"] = host
@@ -55,9 +57,8 @@ def register(app: typer.Typer) -> None:
         MODELYARD_BLOBS__*) and keep no state of their own: put any number behind a load
         balancer.
         """
-        import os
-
         os.environ["MODELYARD_ROLE"] = "serving"
+        os.environ.setdefault("MODELYARD_SERVING__TUNE_GC", "1")  # the workers only serve
         # each worker process runs as many batches at once as it has cores of its own
         os.environ.setdefault("MODELYARD_SERVING__BATCH_WORKERS",
                               str(max(1, (os.cpu_count() or 1) // max(1, workers))))

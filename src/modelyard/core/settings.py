@@ -50,6 +50,11 @@ class ServingSettings(BaseModel):
     # share of the cores only splits them between small batches that would have been one big
     # one; `modelyard serve --workers N` sets it to cores / N.
     batch_workers: int | None = Field(default=None, ge=1, le=64)
+    # Tune Python's garbage collector for serving (`ServingService.start`: the long-lived heap
+    # frozen, a larger young generation). Process-wide, so only for a process that is nothing
+    # but a server: `modelyard serve` and `modelyard server` turn it on; an embedded server
+    # (`modelyard.server.embedded`, a notebook, the demo) leaves its host's collector alone.
+    tune_gc: bool = False
 
 
 class MetricsSettings(BaseModel):

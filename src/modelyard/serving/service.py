@@ -86,19 +86,8 @@ class ServingService(RequestPath):
 
     def start(self) -> None:
         """Pre-warm pinned deployments and watch canaries for the rollback rule."""
-        # Everything alive now (modules, app, settings) lives as long as the process: keep it
-        # out of the collector's full passes, which otherwise stall every request for tens of
-        # milliseconds now and then under load.
-        gc.freeze()
-        # Each answer leaves a prediction event in the metrics buffer until the next flush
-        # (0.5 s): at the default threshold (700 net new objects) those survivors set off a
-        # young collection every few requests and get promoted, so gen 1 and full passes
-        # follow (measured over 20,000 requests: ~200 gen-0, 17 gen-1 of up to 7 ms, a 15-20 ms
-        # full pass; ~10 in all without the events). Request garbage is freed by reference
-        # counting, so the collector only has to keep up with real cycles: let the young
-        # generation grow past a flush window's worth of events before it runs.
-        gen0, gen1, gen2 = gc.get_threshold()
-        gc.set_threshold(max(gen0, GC_GEN0_THRESHOLD), gen1, gen2)
+        if self.settings.tune_gc:
+            _tune_gc()
         self._stopping.clear()
         self._thread = threading.Thread(target=self._watch, name="serving-canary", daemon=True)
         self._thread.start()
@@ -123,7 +112,8 @@ class ServingService(RequestPath):
             log.exception("pre-warming pinned deployments failed")
         # the models just loaded live as long as their pin: out of the collector's passes too
         # (else the first young pass, ~20 ms, walks all of them)
-        gc.freeze()
+        if self.settings.tune_gc:
+            gc.freeze()
         while not self._stopping.wait(self.rollback_interval_s):
             try:
                 self.check_rollbacks()
@@ -348,3 +338,20 @@ class ServingService(RequestPath):
             done.append(DeploymentEvent(time=utcnow(), deployment=dep.name, kind="rollback",
                                         message=message, details=details))
         return done
+
+
+def _tune_gc() -> None:
+    """For a process that is only a server (`ServingSettings.tune_gc`)."""
+    # Everything alive now (modules, app, settings) lives as long as the process: keep it out
+    # of the collector's full passes, which otherwise stall every request for tens of
+    # milliseconds now and then under load.
+    gc.freeze()
+    # Each answer leaves a prediction event in the metrics buffer until the next flush (0.5 s):
+    # at the default threshold (700 net new objects) those survivors set off a young collection
+    # every few requests and get promoted, so gen 1 and full passes follow (measured over
+    # 20,000 requests: ~200 gen-0, 17 gen-1 of up to 7 ms, a 15-20 ms full pass; ~10 in all
+    # without the events). Request garbage is freed by reference counting, so the collector
+    # only has to keep up with real cycles: let the young generation grow past a flush
+    # window's worth of events before it runs.
+    gen0, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(max(gen0, GC_GEN0_THRESHOLD), gen1, gen2)
