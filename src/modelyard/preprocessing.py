@@ -25,6 +25,8 @@ import numpy as np
 
 from modelyard.core.errors import InvalidArgument
 
+MAX_IMAGE_SIDE = 4096  # pixels a side of an image input, as a dataset's images may have
+
 _WORD = re.compile(r"[a-z0-9']+")
 UNKNOWN = "<unk>"
 
@@ -108,8 +110,15 @@ class ImagePreprocessor(_Decoder):
             from PIL import Image, UnidentifiedImageError
 
             try:
-                img = Image.open(io.BytesIO(bytes(raw))).convert("L")
-            except (UnidentifiedImageError, OSError):
+                opened = Image.open(io.BytesIO(bytes(raw)))  # reads the header, decodes nothing
+                w, h = opened.size
+                if not (0 < w <= MAX_IMAGE_SIDE and 0 < h <= MAX_IMAGE_SIDE):
+                    # a few kB of PNG can claim gigapixels: refused before it is decoded
+                    raise InvalidArgument(
+                        f"input {i}: the image is {w}x{h}; send at most {MAX_IMAGE_SIDE} pixels "
+                        f"a side (the model takes {self.width}x{self.height})", {"index": i})
+                img = opened.convert("L")
+            except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
                 raise InvalidArgument(f"input {i}: not a readable image", {"index": i}) from None
             if img.size != (self.width, self.height):
                 img = img.resize((self.width, self.height), Image.Resampling.BILINEAR)

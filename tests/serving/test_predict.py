@@ -71,6 +71,11 @@ def test_bad_inputs_get_4xx_with_the_reason(api: TestClient, client: Client,
         client.serving.predict("digits", [[[999] * 8] * 8])
     with pytest.raises(InvalidArgument, match="base64"):
         client.serving.predict("digits", ["not an image"])
+    # a small PNG that claims a large image is refused before it is decoded
+    buf = io.BytesIO()
+    Image.new("L", (5000, 1)).save(buf, format="PNG")
+    with pytest.raises(InvalidArgument, match="5000x1; send at most 4096"):
+        client.serving.predict("digits", [base64.b64encode(buf.getvalue()).decode()])
     h = bearer(api.app.state.platform.settings.resolved_admin_token_file.read_text().strip())  # type: ignore[attr-defined]
     r = api.post("/api/v1/projects/alpha/deployments/digits/predict", content=b"{not json",
                  headers={**h, "content-type": "application/json"})
