@@ -25,7 +25,7 @@ import numpy as np
 
 from modelyard.core.errors import InvalidArgument
 
-MAX_IMAGE_SIDE = 4096  # pixels a side of an image input, as a dataset's images may have
+MAX_IMAGE_SIDE = 4096  # pixels a side of an image: a model's input, a dataset's row
 
 _WORD = re.compile(r"[a-z0-9']+")
 UNKNOWN = "<unk>"

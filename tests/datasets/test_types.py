@@ -8,7 +8,8 @@ import zlib
 import pytest
 
 from modelyard.core.errors import InvalidArgument
-from modelyard.datasets.types import TYPES, get_type, png_size
+from modelyard.datasets._png import png_size
+from modelyard.datasets.types import TYPES, get_type
 from tests.datasets.conftest import png
 
 
