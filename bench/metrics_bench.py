@@ -55,7 +55,8 @@ from prometheus_client import CollectorRegistry
 
 from bench._harness import percentile, write_result
 from modelyard.core.db import Database
-from modelyard.metrics._duck import SCHEMA, DuckDbMetricsStore
+from modelyard.metrics._arrow import SCHEMA
+from modelyard.metrics._duck import DuckDbMetricsStore
 from modelyard.metrics.models import PredictionEvent
 from modelyard.metrics.service import MetricsService
 from modelyard.metrics.store import SqlMetricsStore

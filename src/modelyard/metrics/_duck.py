@@ -29,34 +29,25 @@ latency bucket whatever the maintenance pass has reached.
 
 from __future__ import annotations
 
-import json
 import threading
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import numpy as np
-import orjson
 import pyarrow as pa
 
 from modelyard.core.errors import Unavailable
+from modelyard.metrics._arrow import columns_table, events_table
 from modelyard.metrics._hist import SQL_BIN
-from modelyard.metrics._outbox import Columns, Outbox, decoded
+from modelyard.metrics._outbox import Outbox, decoded
 from modelyard.metrics.models import Cells, Event, EventColumns, Feedback
 from modelyard.metrics.store import MetricsStore, Retention, SqlMetricsStore, naive_utc
 
 RESOLUTIONS = (3600, 60)  # rollup steps in seconds, coarsest first
-
-SCHEMA = pa.schema([
-    ("seq", pa.int64()), ("project", pa.string()), ("deployment", pa.string()),
-    ("model", pa.string()), ("version", pa.int32()), ("time", pa.timestamp("us")),
-    ("latency_ms", pa.float64()), ("outcome", pa.string()), ("label", pa.string()),
-    ("confidence", pa.float64()), ("request_id", pa.string()), ("shadow", pa.bool_()),
-    ("input_mean", pa.float64()), ("input_summary", pa.string()),
-])
 
 _DDL = [
     "CREATE TABLE IF NOT EXISTS events (seq BIGINT, project VARCHAR, deployment VARCHAR, "
@@ -76,69 +67,6 @@ _DDL = [
 ]
 _ERR = "outcome IN ('error', 'timeout')"
 _EPOCH_S = "(epoch_us(time) // 1000000)"
-
-
-def _means(summaries: Iterable[Any]) -> list[float | None]:
-    means = []
-    for x in summaries:
-        m = x.get("mean") if isinstance(x, dict) else None
-        means.append(float(m) if isinstance(m, (int, float)) and not isinstance(m, bool)
-                     else None)
-    return means
-
-
-def _summary_json(x: Any) -> str | None:
-    """JSON of a summary, orjson's (a twentieth of `json.dumps`'s cost), what it cannot write
-    as text."""
-    if x is None:
-        return None
-    try:
-        return orjson.dumps(x, default=str,
-                            option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY).decode()
-    except orjson.JSONEncodeError:  # e.g. an integer past 64 bits, which `json` writes
-        return json.dumps(x, default=str)
-
-
-def events_table(events: Sequence[Event], seq: int) -> pa.Table:
-    """The Arrow batch of `events` (what `append` stores)."""
-    means = _means(e.input_summary for e in events)
-    return pa.table({
-        "seq": pa.array(np.full(len(events), seq, dtype=np.int64)),
-        "project": [e.project for e in events],
-        "deployment": [e.deployment for e in events],
-        "model": [e.model for e in events],
-        "version": pa.array([e.version for e in events], pa.int32()),
-        "time": pa.array([naive_utc(e.time) for e in events], pa.timestamp("us")),
-        "latency_ms": pa.array([e.latency_ms for e in events], pa.float64()),
-        "outcome": [e.outcome for e in events],
-        "label": pa.array([e.label for e in events], pa.string()),
-        "confidence": pa.array([e.confidence for e in events], pa.float64()),
-        "request_id": [e.request_id for e in events],
-        "shadow": pa.array([e.shadow for e in events], pa.bool_()),
-        "input_mean": pa.array(means, pa.float64()),
-        "input_summary": pa.array([_summary_json(e.input_summary) for e in events],
-                                  pa.string()),
-    }, schema=SCHEMA)
-
-
-def columns_table(cols: Columns) -> pa.Table:
-    """The Arrow batch of an outbox chunk's columns, like `events_table`'s."""
-    return pa.table({
-        "seq": pa.array(np.zeros(len(cols["request_id"]), dtype=np.int64)),
-        **{name: pa.array(cols[name], pa.string())
-           for name in ("project", "deployment", "model")},
-        "version": pa.array(cols["version"], pa.int32()),
-        "time": pa.array(cols["time"], pa.string()).cast(pa.timestamp("us")),
-        "latency_ms": pa.array(cols["latency_ms"], pa.float64()),
-        "outcome": pa.array(cols["outcome"], pa.string()),
-        "label": pa.array(cols["label"], pa.string()),
-        "confidence": pa.array(cols["confidence"], pa.float64()),
-        "request_id": pa.array(cols["request_id"], pa.string()),
-        "shadow": pa.array(cols["shadow"], pa.bool_()),
-        "input_mean": pa.array(_means(cols["input_summary"]), pa.float64()),
-        "input_summary": pa.array([_summary_json(x) for x in cols["input_summary"]],
-                                  pa.string()),
-    }, schema=SCHEMA)
 
 
 class DuckDbMetricsStore(MetricsStore):
@@ -222,7 +150,7 @@ class DuckDbMetricsStore(MetricsStore):
             return self.append(events_table(events, self._seq + 1))
 
     def append(self, batch: pa.Table) -> int:
-        """Store an Arrow batch shaped like `SCHEMA` (its `seq` is set here) in one commit."""
+        """Store an Arrow batch shaped like `_arrow.SCHEMA` (its `seq` is set here) in one commit."""
         with self._lock:
             self._seq += 1
             batch = batch.set_column(0, "seq", pa.array(np.full(batch.num_rows, self._seq,
