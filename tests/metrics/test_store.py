@@ -97,8 +97,8 @@ def test_an_empty_window_gives_empty_columns(store: MetricsStore) -> None:
 
 def test_alert_rules_keep_state_and_only_changes_in_history(db: Database) -> None:
     from modelyard.core.errors import AlreadyExists, NotFound
+    from modelyard.metrics.alert_store import SqlAlertStore
     from modelyard.metrics.models import AlertRuleSpec
-    from modelyard.metrics.store import SqlAlertStore
 
     alerts = SqlAlertStore(db)
     spec = AlertRuleSpec(name="slow", metric="latency_p95", threshold=100, deployment="d")

@@ -22,6 +22,7 @@ from modelyard.core.ids import check_name, utcnow
 from modelyard.core.settings import MetricsSettings
 from modelyard.metrics import alerts
 from modelyard.metrics._aggregate import ROLLUP_METRICS, aggregate, aggregate_cells
+from modelyard.metrics.alert_store import AlertStore, SqlAlertStore
 from modelyard.metrics.models import (
     METRICS,
     AlertEvent,
@@ -38,11 +39,9 @@ from modelyard.metrics.models import (
     Series,
 )
 from modelyard.metrics.store import (
-    AlertStore,
     MetricsStore,
     OutboxMetricsStore,
     Retention,
-    SqlAlertStore,
     SqlMetricsStore,
     to_epoch,
 )
