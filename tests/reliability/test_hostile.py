@@ -6,6 +6,7 @@ here the streamed uploads (artifacts, dataset files, code packages) get the same
 
 from __future__ import annotations
 
+import base64
 import io
 import socket
 import zipfile
@@ -187,8 +188,6 @@ def test_deep_json_no_body_guard_sees_is_4xx_and_stores_nothing(
         api: TestClient, client: object, summary: Summary) -> None:
     """JSON the app's body guard never sees (it checks JSON bodies): an uploaded JSON or JSONL
     file, a v2 binary request's JSON header, a multipart form field, a page token."""
-    import base64
-
     h = bearer(api.app.state.platform.settings.resolved_admin_token_file.read_text().strip())  # type: ignore[attr-defined]
     deep = DEEP[0].encode()
     assert api.post(f"{P}/datasets", json={"name": "talk", "type": "text_intent"},
