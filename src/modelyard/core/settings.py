@@ -40,6 +40,23 @@ class TrainingSettings(BaseModel):
     poll_interval_s: float = 0.2
 
 
+class SecuritySettings(BaseModel):
+    """How user code is confined (see docs/security.md).
+
+    `sandbox`: `auto` (the default) runs user code under bubblewrap when it works on this
+    machine; without it, user code still runs while the platform has a single user (the
+    embedded default, `make demo`), with a warning at start and in /readyz, and is refused once
+    a second user exists. `required` refuses user code unless bubblewrap works. `off` runs user
+    code unconfined, for a trusted single user only: a warning at start and in /readyz.
+    `sandbox_uid_base`: a server running as root runs each job as an unprivileged uid from
+    `sandbox_uid_base` up (one per job, so per-job process limits hold and the data dir, 0700,
+    stays out of reach even if a mount were to leak).
+    """
+
+    sandbox: Literal["auto", "required", "off"] = "auto"
+    sandbox_uid_base: int = Field(default=200_000, ge=1000)
+
+
 class ServingSettings(BaseModel):
     memory_budget_mb: int = 2048
     max_batch_size: int = 32
@@ -111,6 +128,7 @@ class Settings(BaseSettings):
     serving: ServingSettings = Field(default_factory=ServingSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
     background: bool = True  # run the scheduler, pipeline engine and other loops
     # `all`: every component (`modelyard server`). `serving`: a stateless model-server replica
     # (`modelyard serve`): health, serving and /v2 routes, no scheduler or pipeline engine.
