@@ -48,6 +48,7 @@ __all__ = [
     "Package",
     "PackageLimits",
     "check_entrypoint",
+    "list_files",
     "normalize",
     "unpack",
 ]
@@ -103,6 +104,12 @@ def unpack(data: bytes, dest: Path, *, limits: PackageLimits = DEFAULT_LIMITS) -
     finally:
         os.close(root)
     return sorted(files)
+
+
+def list_files(data: bytes, *, limits: PackageLimits = DEFAULT_LIMITS) -> tuple[str, ...]:
+    """The sorted paths of the files in `data`, validated like `normalize` (any archive form,
+    so packages stored before canonical form existed are read alike)."""
+    return tuple(sorted(_read(data, limits)))
 
 
 def check_entrypoint(files: Iterable[str], entrypoint: str) -> None:

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from modelyard.core.codepkg import PackageLimits
 
 
 def _default_home() -> Path:
@@ -55,6 +58,18 @@ class SecuritySettings(BaseModel):
 
     sandbox: Literal["auto", "required", "off"] = "auto"
     sandbox_uid_base: int = Field(default=200_000, ge=1000)
+    # Code packages (trainer, pipeline, inference code; core/codepkg.py): an upload past one
+    # of these is refused with 413. Code is small; data and weights have their own homes.
+    package_max_members: int = Field(default=10_000, ge=1)
+    package_max_unpacked_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
+    package_max_ratio: float = Field(default=100, ge=1)
+
+    def package_limits(self) -> PackageLimits:
+        from modelyard.core.codepkg import PackageLimits
+
+        return PackageLimits(max_members=self.package_max_members,
+                             max_total_bytes=self.package_max_unpacked_bytes,
+                             max_ratio=self.package_max_ratio)
 
 
 class ServingSettings(BaseModel):
