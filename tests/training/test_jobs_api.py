@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import tarfile
 import zipfile
 from typing import Any
 
@@ -161,7 +162,10 @@ def test_a_code_package_belongs_to_the_project_it_was_uploaded_to(
     with zipfile.ZipFile(buf, "w") as z:
         z.writestr("train.py", "print('hi')\n")
     digest = client.training.upload_code(buf.getvalue())["digest"]
-    assert client.training.download_code(digest) == buf.getvalue()
+    # What comes back is the package in its canonical form (a tar): the same files.
+    with tarfile.open(fileobj=io.BytesIO(client.training.download_code(digest))) as t:
+        assert t.getnames() == ["train.py"]
+        assert t.extractfile("train.py").read() == b"print('hi')\n"  # type: ignore[union-attr]
     beta = "/api/v1/projects/beta"
     assert api.get(f"{beta}/training/code/{digest}",
                    headers=bearer(team.outsider)).status_code == 404

@@ -65,6 +65,19 @@ class PackageLimits:
     max_ratio: float = 100.0
     ratio_floor: int = 1024 * 1024
 
+    def encode(self) -> str:
+        """A one-line form for a job's environment (the worker checks with the same limits)."""
+        return f"{self.max_members},{self.max_total_bytes},{self.max_ratio:g},{self.ratio_floor}"
+
+    @classmethod
+    def decode(cls, raw: str) -> PackageLimits:
+        """The limits `encode` wrote; the defaults when `raw` is empty or malformed."""
+        try:
+            members, total, ratio, floor = raw.split(",")
+            return cls(int(members), int(total), float(ratio), int(floor))
+        except ValueError:
+            return DEFAULT_LIMITS
+
 
 DEFAULT_LIMITS = PackageLimits()
 
@@ -413,8 +426,8 @@ def _path(name: str, *, allow_root: bool = False) -> str:
         raise InvalidArgument(f"code package member {name[:100]!r} has an unusable name; "
                               "rename it", {"member": name[:200]})
     if raw.startswith("/") or _DRIVE.match(raw):
-        raise InvalidArgument(f"code package member {name!r} has an absolute path; use paths "
-                              "relative to the package's root", {"member": name})
+        raise InvalidArgument(f"code package member {name!r} has an absolute path, which escapes "
+                              "the package; use paths relative to its root", {"member": name})
     parts = [p for p in raw.split("/") if p not in ("", ".")]
     if ".." in parts:
         raise InvalidArgument(f"code package member {name!r} escapes the package (`..`); use "

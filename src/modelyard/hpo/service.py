@@ -190,9 +190,8 @@ class HpoService:
             if spec.dataset_snapshot is None:
                 raise InvalidArgument(f"trainer {spec.trainer!r} needs a dataset_snapshot",
                                       {"field": "dataset_snapshot"})
-        elif not self.training.cas.exists(spec.code.digest):  # type: ignore[union-attr]
-            raise InvalidArgument("no such code package: upload it with POST .../training/code "
-                                  "first", {"field": "code.digest"})
+        else:  # every trial runs this package: refuse the study, not each trial, if it cannot
+            self.training.check_code(project, spec.code)  # type: ignore[arg-type]
         _space.validate(spec.search_space, known, check)
         self._check_resources(spec)
         if spec.dataset_snapshot is not None:

@@ -276,6 +276,7 @@ class SchedulerLoop:
             env["MODELYARD_ENTRYPOINT"] = f"{BUILTINS[job.trainer].module}:main"
         elif job.code:
             env["MODELYARD_CODE_DIGEST"] = job.code.digest
+            env["MODELYARD_PACKAGE_LIMITS"] = self.svc.settings.security.package_limits().encode()
             env["MODELYARD_ENTRYPOINT"] = job.code.entrypoint
         return env
 

@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-import io
 import logging
-import tarfile
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from modelyard.core import codepkg
 from modelyard.core.errors import (
     FailedPrecondition,
     InvalidArgument,
     ModelyardError,
     NotFound,
+    PayloadTooLarge,
 )
 from modelyard.core.events import EventBus
 from modelyard.core.ids import check_name, new_id, utcnow
 from modelyard.training.executors import open_executor
 from modelyard.training.loop import SchedulerLoop, job_capacity
 from modelyard.training.models import (
+    CodeRef,
     CodeUpload,
     Job,
     JobPage,
@@ -63,6 +63,7 @@ class TrainingService:
         self.loop = SchedulerLoop(self)
         self.executor.on_exit = self.loop.wake  # a job's exit is seen at once, not next poll
         self.events = EventBus()  # the platform shares one bus between components
+        self._files: dict[str, tuple[str, ...]] = {}  # code package digest -> its files
 
     # background loop -------------------------------------------------------------------
     def start(self) -> None:
@@ -83,15 +84,33 @@ class TrainingService:
         return [b.info() for b in BUILTINS.values()]
 
     def upload_code(self, project: str, user: str, data: BinaryIO) -> CodeUpload:
-        stored = self.cas.put(data, max_bytes=MAX_CODE_BYTES)
-        try:
-            _check_archive(self.cas.get(stored.digest))
-        except InvalidArgument:
-            if stored.created:
-                self.cas.delete(stored.digest)
-            raise
+        """Validates the archive and stores its canonical form: the digest is the code's
+        identity (its files' paths and contents), so re-zipping the same source is a no-op.
+        Nothing is stored when the archive is refused."""
+        raw = data.read(MAX_CODE_BYTES + 1)
+        if len(raw) > MAX_CODE_BYTES:
+            raise PayloadTooLarge(f"a code package archive may be at most {MAX_CODE_BYTES} "
+                                  "bytes; leave out data and weights",
+                                  {"limit": MAX_CODE_BYTES})
+        package = codepkg.normalize(raw, limits=self.settings.security.package_limits())
+        stored = self.cas.put(package.data)
+        self._files[package.digest] = package.files
         self.store.add_code(project, stored.digest, stored.size, user)
         return CodeUpload(digest=stored.digest, size=stored.size)
+
+    def check_code(self, project: str, code: CodeRef) -> None:
+        """Raises InvalidArgument unless `project` holds the package and it holds the
+        entrypoint: a job that could not start is refused before it is queued."""
+        if not self.store.has_code(project, code.digest):
+            raise InvalidArgument(f"no code package {code.digest}: upload it with "
+                                  "POST .../training/code first", {"field": "code.digest"})
+        files = self._files.get(code.digest)
+        if files is None:
+            # Packages are immutable: their file lists are read once per process.
+            files = codepkg.list_files(self.cas.get(code.digest),
+                                       limits=self.settings.security.package_limits())
+            self._files[code.digest] = files
+        codepkg.check_entrypoint(files, code.entrypoint)
 
     def download_code(self, project: str, digest: str) -> bytes:
         """A code package of `project` (packages of other projects stay invisible)."""
@@ -248,9 +267,7 @@ class TrainingService:
             raise InvalidArgument("give exactly one of `trainer` (a built-in name) or `code` "
                                   "(an uploaded package)", {"field": "trainer"})
         if spec.code is not None:
-            if not self.store.has_code(project, spec.code.digest):
-                raise InvalidArgument(f"no code package {spec.code.digest}: upload it with "
-                                      "POST .../training/code first", {"field": "code.digest"})
+            self.check_code(project, spec.code)
             return dict(spec.hyperparameters), spec.code.digest
         builtin = get_builtin(spec.trainer or "")
         if spec.dataset_snapshot is None:
@@ -305,28 +322,3 @@ def _dump(obj: Any) -> dict[str, Any]:
     if isinstance(obj, dict):
         return obj
     return dict(vars(obj))
-
-
-def _check_archive(data: bytes) -> None:
-    buf = io.BytesIO(data)
-    if zipfile.is_zipfile(buf):
-        with zipfile.ZipFile(buf) as z:
-            _check_members(z.namelist())
-        return
-    try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as t:
-            _check_members(t.getnames())
-            return
-    except tarfile.TarError:
-        raise InvalidArgument("a code package must be a .zip or .tar.gz archive") from None
-
-
-def _check_members(names: list[str]) -> None:
-    """A package whose member would unpack outside its folder is refused at upload."""
-    for name in names:
-        parts = name.replace("\\", "/").split("/")
-        if name.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
-            raise InvalidArgument(f"code package member {name!r} escapes the package; use "
-                                  "relative paths inside it", {"member": name})
-
-
