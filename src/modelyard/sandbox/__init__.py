@@ -23,3 +23,10 @@ Public surface (implemented in the private modules):
         .run(spec, stdout, stderr) -> Outcome      (blocking: start, wait, read the exit file)
     read_outcome(exit_file) -> Outcome | None
 """
+
+from __future__ import annotations
+
+from modelyard.sandbox._sandbox import Sandbox
+from modelyard.sandbox._spec import Limits, Outcome, Spec, read_outcome
+
+__all__ = ["Limits", "Outcome", "Sandbox", "Spec", "read_outcome"]

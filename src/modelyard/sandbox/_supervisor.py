@@ -1,0 +1,418 @@
+"""The trusted supervisor of one sandboxed run: `python -I -S .../_supervisor.py PLAN_FILE`.
+
+It runs outside the sandbox, as the server's user, leading the process group the server
+started in a new session (so it outlives a server restart). It reads the plan the server wrote
+(mode 0600, deleted at once: it holds the run's credentials), puts the run in a cgroup of its
+own when one can be made, sets the rlimits, starts the command (bwrap ...), watches the limits,
+ends the run on a breach, and writes the exit file `{"code": int | null, "reason": str | null}`
+(temp file, then rename). Its own exit status is the run's.
+
+Standard library only and started without `site` (`-S`): it is on the path from submit to the
+first line of user code, and the interpreter starts in about 10 ms that way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import select
+import signal
+import sys
+import time
+
+TICK_S = 0.2
+GRACE_S = 3.0
+MIB = 1024 * 1024
+CGROUP_ROOT = "/sys/fs/cgroup"
+
+
+class Cgroup:
+    """The run's own memory and pids cgroups (v1: two directories; v2: one)."""
+
+    def __init__(self, dirs: dict[str, str], v2: bool) -> None:
+        self.dirs = dirs
+        self.v2 = v2
+
+    @classmethod
+    def make(cls, name: str, memory_mb: int, processes: int) -> Cgroup | None:
+        """A fresh cgroup under the supervisor's own, with the limits set; None when this
+        machine gives us none we may write (the caller falls back to rlimits and a watchdog)."""
+        try:
+            own = _own_cgroups()
+        except OSError:
+            return None
+        made = cls._make_v1(own, name) or cls._make_v2(own, name)
+        if made is None:
+            return None
+        try:
+            made._limit(memory_mb * MIB, processes)
+        except OSError:
+            made.remove()
+            return None
+        return made
+
+    @classmethod
+    def _make_v1(cls, own: dict[str, str], name: str) -> Cgroup | None:
+        dirs: dict[str, str] = {}
+        for ctl in ("memory", "pids"):
+            if ctl not in own or not os.path.isdir(f"{CGROUP_ROOT}/{ctl}"):
+                return None
+        try:
+            for ctl in ("memory", "pids"):
+                path = f"{CGROUP_ROOT}/{ctl}{own[ctl].rstrip('/')}/{name}"
+                os.mkdir(path, 0o755)
+                dirs[ctl] = path
+        except OSError:
+            Cgroup(dirs, v2=False).remove()
+            return None
+        return cls(dirs, v2=False)
+
+    @classmethod
+    def _make_v2(cls, own: dict[str, str], name: str) -> Cgroup | None:
+        if "" not in own:
+            return None
+        root = CGROUP_ROOT if os.path.exists(f"{CGROUP_ROOT}/cgroup.controllers") else (
+            f"{CGROUP_ROOT}/unified")
+        parent = f"{root}{own[''].rstrip('/')}"
+        try:
+            enabled = _read(f"{parent}/cgroup.subtree_control").split()
+            if not {"memory", "pids"} <= set(enabled):
+                # Allowed only in a cgroup without processes of its own (a delegated parent).
+                _write(f"{parent}/cgroup.subtree_control", "+memory +pids")
+            path = f"{parent}/{name}"
+            os.mkdir(path, 0o755)
+        except OSError:
+            return None
+        return cls({"memory": path, "pids": path}, v2=True)
+
+    def _limit(self, memory: int, processes: int) -> None:
+        mem = self.dirs["memory"]
+        if self.v2:
+            _write(f"{mem}/memory.max", str(memory))
+            _write_if_there(f"{mem}/memory.swap.max", "0")
+        else:
+            _write(f"{mem}/memory.limit_in_bytes", str(memory))
+            _write_if_there(f"{mem}/memory.memsw.limit_in_bytes", str(memory))
+        _write(f"{self.dirs['pids']}/pids.max", str(processes))
+
+    def join(self) -> None:
+        """Put the calling process in the cgroup (the child, before it runs the command)."""
+        for path in set(self.dirs.values()):
+            _write(f"{path}/cgroup.procs", "0")
+
+    def oom_kills(self) -> int:
+        name = "memory.events" if self.v2 else "memory.oom_control"
+        return _counter(f"{self.dirs['memory']}/{name}", "oom_kill")
+
+    def forks_refused(self) -> int:
+        return _counter(f"{self.dirs['pids']}/pids.events", "max")
+
+    def kill_all(self) -> None:
+        for path in set(self.dirs.values()):
+            try:
+                for pid in _read(f"{path}/cgroup.procs").split():
+                    _kill(int(pid), signal.SIGKILL)
+            except OSError:
+                pass
+
+    def remove(self) -> None:
+        for path in set(self.dirs.values()):
+            for _ in range(50):  # a cgroup is busy until its last process is reaped
+                try:
+                    os.rmdir(path)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    self.kill_all()
+                    time.sleep(0.02)
+
+
+class Watch:
+    """What the supervisor learns of a bubblewrap sandbox from outside: its processes (through
+    the sandbox's own /proc) and how full its /tmp is (through an fd that outlives the run)."""
+
+    def __init__(self, inner_pid: int, disk_mb: int) -> None:
+        self.inner = inner_pid
+        self.disk_bytes = disk_mb * MIB
+        self.disk_fd: int | None = None
+        self.disk_full = False
+
+    def check_disk(self) -> None:
+        if self.disk_fd is None:
+            try:
+                fd = os.open(f"/proc/{self.inner}/root/tmp", os.O_RDONLY | os.O_DIRECTORY)
+            except OSError:
+                return
+            st = os.fstatvfs(fd)
+            if st.f_blocks * st.f_frsize != self.disk_bytes:  # not yet the sandbox's tmpfs
+                os.close(fd)
+                return
+            self.disk_fd = fd
+        st = os.fstatvfs(self.disk_fd)
+        # Writes past a tmpfs's size fail with ENOSPC: nearly no room left is what that leaves.
+        if st.f_bavail * st.f_frsize * 100 < self.disk_bytes:
+            self.disk_full = True
+
+    def usage(self) -> tuple[int, int]:
+        """(resident private memory in bytes, threads) of every process in the sandbox."""
+        memory = threads = 0
+        proc = f"/proc/{self.inner}/root/proc"
+        try:
+            pids = [p for p in os.listdir(proc) if p.isdigit()]
+        except OSError:
+            return 0, 0
+        for pid in pids:
+            try:
+                status = _read(f"{proc}/{pid}/status")
+            except OSError:
+                continue
+            for line in status.splitlines():
+                key, _, value = line.partition(":")
+                if key in ("RssAnon", "RssShmem"):
+                    memory += int(value.split()[0]) * 1024
+                elif key == "Threads":
+                    threads += int(value)
+        return memory, threads
+
+
+def run(plan: dict) -> tuple[int | None, str | None]:
+    limits = plan["limits"]
+    cgroup = None
+    if plan.get("cgroup"):
+        cgroup = Cgroup.make(_cgroup_name(plan), limits["memory_mb"], limits["processes"])
+    if plan.get("chown") is not None and plan.get("work_dir"):
+        os.chown(plan["work_dir"], plan["chown"], plan["chown"])
+    info_r, info_w = os.pipe() if plan.get("info_fd") else (-1, -1)
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        _exec_child(plan, cgroup, info_w)
+    if info_w >= 0:
+        os.close(info_w)
+    stop = {"signal": 0}
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stop["signal"] = signum
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+    try:
+        return _supervise(plan, pid, cgroup, info_r, stop)
+    finally:
+        if cgroup is not None:
+            cgroup.kill_all()
+            cgroup.remove()
+
+
+def _exec_child(plan: dict, cgroup: Cgroup | None, info_w: int) -> None:
+    try:
+        limits = plan["limits"]
+        if cgroup is not None:
+            cgroup.join()
+        if info_w >= 0:
+            os.dup2(info_w, 3)  # bwrap --info-fd 3: where it tells the sandbox's pid
+        files = limits["open_files"]
+        resource.setrlimit(resource.RLIMIT_NOFILE, (files, files))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if plan.get("nproc"):  # per-uid count: only meaningful for a uid of the run's own
+            procs = limits["processes"]
+            resource.setrlimit(resource.RLIMIT_NPROC, (procs, procs))
+        if cgroup is None and plan.get("data_limit"):
+            # No cgroup: one process's runaway allocation stops here, before the watchdog's
+            # next look at the whole sandbox; 2x since VmData counts reserved, untouched pages.
+            data = 2 * limits["memory_mb"] * MIB
+            resource.setrlimit(resource.RLIMIT_DATA, (data, data))
+        # bwrap makes the dirs leading to each bind with the umask: they must be traversable
+        # by the run's uid (a server's umask of 077 would shut it out of its own Python).
+        os.umask(0o022)
+        os.chdir(plan.get("cwd") or "/")
+        argv = plan["argv"]
+        os.execve(argv[0], argv, plan["env"])
+    except BaseException as e:  # noqa: BLE001 - the child must never return into the parent
+        try:
+            os.write(2, f"modelyard sandbox: could not start: {e}\n".encode())
+        finally:
+            os._exit(126)
+
+
+def _supervise(plan: dict, pid: int, cgroup: Cgroup | None, info_r: int,
+               stop: dict[str, int]) -> tuple[int | None, str | None]:
+    limits = plan["limits"]
+    started = time.monotonic()
+    wall = limits.get("wall_s")
+    try:
+        pidfd: int | None = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        pidfd = None
+    watch = None
+    if info_r >= 0:
+        inner = _read_inner_pid(info_r, pid)
+        watch = Watch(inner, limits["disk_mb"]) if inner else None
+    reason: str | None = None
+    kill_at: float | None = None
+    tick = 0.005  # short at first: the watch on /tmp must be taken while the sandbox lives
+    while True:
+        tick = min(tick * 2, TICK_S)
+        if pidfd is not None:
+            poller = select.poll()
+            poller.register(pidfd, select.POLLIN)
+            poller.poll(tick * 1000)
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        now = time.monotonic()
+        if pidfd is None:
+            time.sleep(tick)
+        if reason is None:
+            reason = _breach(limits, cgroup, watch, now - started, wall)
+            if reason is not None:
+                _kill(pid, signal.SIGKILL)  # bwrap's init dies with it, and its namespace
+                if cgroup is not None:
+                    cgroup.kill_all()
+        if stop["signal"] and kill_at is None:
+            _kill(pid, signal.SIGTERM)
+            kill_at = now + GRACE_S
+        if kill_at is not None and now >= kill_at:
+            _kill(pid, signal.SIGKILL)
+    code = os.waitstatus_to_exitcode(status)
+    if code < 0:
+        code = 128 - code
+    if watch is not None:
+        watch.check_disk()
+    if reason is None and code != 0:
+        reason = _after(limits, cgroup, watch)
+    return code, reason
+
+
+def _breach(limits: dict, cgroup: Cgroup | None, watch: Watch | None, elapsed: float,
+            wall: float | None) -> str | None:
+    if wall is not None and elapsed > wall:
+        return f"ran past its wall time ({wall:g} s)"
+    if cgroup is not None:
+        if cgroup.oom_kills():
+            return f"exceeded its memory limit ({limits['memory_mb']} MB)"
+        if cgroup.forks_refused():
+            return f"exceeded its process limit ({limits['processes']})"
+    if watch is None:
+        return None
+    watch.check_disk()
+    if cgroup is None:
+        memory, threads = watch.usage()
+        if memory > limits["memory_mb"] * MIB:
+            return f"exceeded its memory limit ({limits['memory_mb']} MB)"
+        if threads >= limits["processes"]:
+            return f"exceeded its process limit ({limits['processes']})"
+    return None
+
+
+def _after(limits: dict, cgroup: Cgroup | None, watch: Watch | None) -> str | None:
+    """Why a run that failed on its own failed, when a limit explains it."""
+    if cgroup is not None:
+        if cgroup.oom_kills():
+            return f"exceeded its memory limit ({limits['memory_mb']} MB)"
+        if cgroup.forks_refused():
+            return f"exceeded its process limit ({limits['processes']})"
+    if watch is not None and watch.disk_full:
+        return f"filled its work dir ({limits['disk_mb']} MB)"
+    return None
+
+
+def _read_inner_pid(fd: int, outer: int) -> int | None:
+    """The sandbox's init as bwrap reports it on its info fd (checked to be bwrap's child)."""
+    data = b""
+    deadline = time.monotonic() + 5.0
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.05)
+            chunk = os.read(fd, 4096) if ready else b""
+            if ready and not chunk:
+                break  # bwrap closes it once written (or failed before writing)
+            data += chunk
+    finally:
+        os.close(fd)
+    try:
+        inner = int(json.loads(data)["child-pid"])
+        status = _read(f"/proc/{inner}/status")
+    except (ValueError, KeyError, TypeError, OSError):
+        return None
+    ppid = next((int(v.split()[0]) for k, _, v in (ln.partition(":") for ln in status.splitlines())
+                 if k == "PPid"), None)
+    return inner if ppid == outer else None
+
+
+def _own_cgroups() -> dict[str, str]:
+    """{controller: path} of this process ("" for the v2 hierarchy)."""
+    found: dict[str, str] = {}
+    for line in _read("/proc/self/cgroup").splitlines():
+        _, controllers, path = line.split(":", 2)
+        for ctl in controllers.split(","):
+            found[ctl] = path
+    return found
+
+
+def _cgroup_name(plan: dict) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in plan.get("name", ""))[:64]
+    return f"modelyard-{safe or 'run'}-{os.getpid()}"
+
+
+def _counter(path: str, key: str) -> int:
+    try:
+        for line in _read(path).splitlines():
+            name, _, value = line.partition(" ")
+            if name == key:
+                return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def _write_if_there(path: str, text: str) -> None:
+    if os.path.exists(path):
+        _write(path, text)
+
+
+def _kill(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def write_exit(exit_file: str, code: int | None, reason: str | None) -> None:
+    tmp = f"{exit_file}.tmp"
+    with open(tmp, "w") as f:
+        json.dump({"code": code, "reason": reason}, f)
+    os.replace(tmp, exit_file)
+
+
+def main(args: list[str]) -> int:
+    if len(args) != 1:
+        print("usage: _supervisor.py PLAN_FILE", file=sys.stderr)
+        return 2
+    with open(args[0]) as f:
+        plan = json.load(f)
+    os.unlink(args[0])
+    try:
+        code, reason = run(plan)
+    except Exception as e:  # noqa: BLE001 - an exit file is owed whatever happened
+        print(f"modelyard sandbox: supervisor failed: {e!r}", file=sys.stderr, flush=True)
+        code, reason = None, f"the sandbox failed: {e}"
+    if reason:
+        print(f"modelyard sandbox: the run {reason}", file=sys.stderr, flush=True)
+    write_exit(plan["exit_file"], code, reason)
+    return code if code is not None else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
