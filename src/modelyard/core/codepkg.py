@@ -144,8 +144,9 @@ def check_entrypoint(files: Iterable[str], entrypoint: str) -> None:
     names = module.split(".")
     if not all(n.isidentifier() for n in names) or (func and not func.isidentifier()):
         raise InvalidArgument(
-            f"entrypoint {entrypoint!r} is neither `path/to/script.py` nor `module:function`",
-            {"field": "code.entrypoint"})
+            f"entrypoint {entrypoint!r} is neither `path/to/script.py` nor `module:function`; "
+            f"the package holds {_sample(held)}",
+            {"field": "code.entrypoint", "files": sorted(held)[:10]})
     base = "/".join(names)
     if f"{base}.py" in held or f"{base}/__init__.py" in held:
         return
