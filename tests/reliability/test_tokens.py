@@ -27,8 +27,9 @@ TOKEN_SHAPE = re.compile(rb"myd_[A-Za-z0-9_\-]{16,}")
 TRAIN = '''
 import os, sys
 from modelyard import runtime
+from modelyard.runtime._context import credentials  # what the ticket was exchanged for
 ctx = runtime.context()
-open(ctx.hyperparameters["token_file"], "w").write(os.environ["MODELYARD_TOKEN"])
+open(ctx.hyperparameters["token_file"], "w").write(credentials().token)
 print("training with a token it must not print", flush=True)
 print("stderr line", file=sys.stderr, flush=True)
 runtime.log_metrics(0, loss=1.0)

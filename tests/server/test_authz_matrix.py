@@ -4,6 +4,11 @@ Each route under `/projects/{project}` is called on project `alpha` with dummy v
 other path parameters: without a token (401), with the token of another project's admin or a
 job token scoped to another project (404: outsiders learn nothing) and with a viewer's token
 (403 wherever the route needs editor or admin). Routes that other components add are picked up without touching this file.
+
+A few project routes are not called with API tokens but with a one-time launch ticket (a job
+process fetching its credentials): they are listed in TICKET_ROUTES, and every API token, the
+superuser's included, gets 401 there. The server-wide user routes that only a superuser may use
+for other users (grants, other users' tokens) are refused alike to everyone else.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from starlette.routing import BaseRoute
 
 from modelyard.core.auth import Role
 from modelyard.server.app import ROUTERS
-from modelyard.server.deps import get_principal
+from modelyard.server.deps import LaunchTicket, get_principal
 from tests.conftest import Team, bearer
 
 # Routes that exist today; the discovery must find at least these.
@@ -33,6 +38,16 @@ KNOWN = {
     ("PUT", "/api/v1/projects/{project}/members"),
 }
 
+
+# Project routes authenticated by a launch ticket instead of an API token.
+TICKET_ROUTES = {("POST", "/api/v1/projects/{project}/jobs/{job_id}/credentials")}
+
+# Server-wide routes where only a superuser may act on another user: (method, path, body).
+SUPERUSER_ON_OTHERS = [
+    ("PUT", "/api/v1/users/{user}/grants", {"can_create_projects": True}),
+    ("GET", "/api/v1/users/{user}/tokens", None),
+    ("DELETE", "/api/v1/users/{user}/tokens/tok_dummy", None),
+]
 
 # Routes anyone may call: probes, metrics exposition, the inference server's metadata, and the
 # console's page shell and static assets (it holds no data; every call it makes sends a token).
@@ -46,6 +61,7 @@ class ProjectRoute:
     path: str
     url: str  # the path with `alpha` and dummy values filled in
     required: Role | None  # from the access dependency (`required_role`), None if it has none
+    ticket: bool = False  # authenticated by a launch ticket (`ticket_auth`), not a token
 
     def __str__(self) -> str:
         return f"{self.method} {self.path}"
@@ -60,9 +76,18 @@ def _required_role(dependant: Dependant) -> Role | None:
     return found
 
 
+def _ticket_auth(dependant: Dependant) -> bool:
+    return bool(getattr(dependant.call, "ticket_auth", False)) or any(
+        _ticket_auth(sub) for sub in dependant.dependencies)
+
+
 def _needs_principal(dependant: Dependant) -> bool:
     return dependant.call is get_principal or any(
         _needs_principal(sub) for sub in dependant.dependencies)
+
+
+def _authenticated(dependant: Dependant) -> bool:
+    return _needs_principal(dependant) or _ticket_auth(dependant)
 
 
 def _path_params(dependant: Dependant) -> dict[str, Any]:
@@ -112,8 +137,9 @@ def project_routes(app: FastAPI) -> list[ProjectRoute]:
             continue
         url = _fill(path, dependant)
         required = _required_role(dependant)
+        ticket = _ticket_auth(dependant)
         for method in sorted(methods - {"HEAD", "OPTIONS"}):
-            found.append(ProjectRoute(method, path, url, required))
+            found.append(ProjectRoute(method, path, url, required, ticket))
     return found
 
 
@@ -160,7 +186,7 @@ def _refusal(api: TestClient, route: ProjectRoute, token: str | None) -> tuple[i
 
 
 def test_every_project_route_checks_access(routes: list[ProjectRoute]) -> None:
-    unchecked = [str(r) for r in routes if r.required is None]
+    unchecked = [str(r) for r in routes if r.required is None and not r.ticket]
     assert unchecked == [], (
         "these project routes take no `access: Viewer | Editor | Admin` dependency: "
         f"{unchecked}")
@@ -190,9 +216,40 @@ def test_other_projects_tokens_get_404_everywhere(api: TestClient, team: Team,
         token = auth.scoped_token("admin", "beta", Role.editor, 3600, "job")
     # The refusal must come from the access check (details name the project), not from a
     # handler that looked for a dummy id and found nothing: that 404 would hide a missing check.
-    wrong = {str(r): got for r in routes
-             if (got := _refusal(api, r, token)) != (404, "not_found", {"project": "alpha"})}
+    wrong = {str(r): got for r in routes if not r.ticket
+             and (got := _refusal(api, r, token)) != (404, "not_found", {"project": "alpha"})}
     assert wrong == {}
+
+
+def test_ticket_routes_are_the_known_ones_and_refuse_every_api_token(
+        api: TestClient, team: Team, routes: list[ProjectRoute]) -> None:
+    ticketed = [r for r in routes if r.ticket]
+    assert {(r.method, r.path) for r in ticketed} == TICKET_ROUTES
+    assert getattr(typing.get_args(LaunchTicket)[1].dependency, "ticket_auth", False)
+    job_token = api.app.state.platform.auth.scoped_token(  # type: ignore[attr-defined]
+        "admin", "alpha", Role.editor, 3600, "job")
+    wrong = {}
+    for r in ticketed:
+        for who, token in [("superuser", team.admin), ("admin of alpha", team.owner),
+                           ("editor", team.editor), ("job token", job_token)]:
+            if (got := _refusal(api, r, token))[:2] != (401, "unauthenticated"):
+                wrong[f"{r} as {who}"] = got
+    assert wrong == {}
+
+
+@pytest.mark.parametrize(("method", "path", "body"), SUPERUSER_ON_OTHERS)
+def test_only_a_superuser_acts_on_other_users(api: TestClient, team: Team, method: str,
+                                              path: str, body: Any) -> None:
+    job_token = api.app.state.platform.auth.scoped_token(  # type: ignore[attr-defined]
+        "admin", "alpha", Role.admin, 3600, "job")
+    for token in (team.viewer, team.editor, team.owner, team.outsider, job_token):
+        answers = set()
+        # An existing user and a name nobody has: the refusal must not tell them apart.
+        for target in ("admin", "nobody-here"):
+            r = api.request(method, path.format(user=target), json=body, headers=bearer(token))
+            assert r.status_code == 403, (target, r.text)
+            answers.add(r.content)
+        assert len(answers) == 1, answers
 
 
 def test_viewer_is_refused_every_editor_or_admin_route(api: TestClient, team: Team,
@@ -218,7 +275,7 @@ def test_viewer_passes_the_access_check_of_read_routes(api: TestClient, team: Te
 def test_only_probes_are_public_and_everything_else_needs_a_token(api: TestClient) -> None:
     public, wrong = [], {}
     for path, methods, dependant in _api_routes(api.app.routes):  # type: ignore[attr-defined]
-        if not _needs_principal(dependant):
+        if not _authenticated(dependant):
             public.append(path)
             continue
         for method in methods - {"HEAD", "OPTIONS"}:

@@ -52,6 +52,8 @@ def test_a_new_membership_works_at_once_for_a_token_just_used(api: TestClient,
 
 def test_a_project_is_usable_by_its_creator_at_once(api: TestClient, team: Team) -> None:
     assert api.get("/api/v1/projects", headers=bearer(team.editor)).status_code == 200
+    assert api.put("/api/v1/users/eve/grants", json={"can_create_projects": True},
+                   headers=bearer(team.admin)).status_code == 200
     assert api.post("/api/v1/projects", json={"name": "gamma"},
                     headers=bearer(team.editor)).status_code == 201
     assert api.get("/api/v1/projects/gamma", headers=bearer(team.editor)).status_code == 200

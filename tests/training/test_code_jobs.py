@@ -25,11 +25,12 @@ pytestmark = pytest.mark.e2e
 TRAIN = '''
 import os, time
 from modelyard import runtime
+from modelyard.runtime._context import credentials  # what the ticket was exchanged for
 
 ctx = runtime.context()
 print(f"hello from user code, attempt {ctx.attempt}", flush=True)
 if ctx.hyperparameters.get("token_file"):
-    open(ctx.hyperparameters["token_file"], "w").write(os.environ["MODELYARD_TOKEN"])
+    open(ctx.hyperparameters["token_file"], "w").write(credentials().token)
 if ctx.hyperparameters.get("sleep"):
     time.sleep(ctx.hyperparameters["sleep"])
 if ctx.attempt < ctx.hyperparameters.get("fail_attempts", 0):

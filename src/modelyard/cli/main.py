@@ -16,6 +16,7 @@ app = typer.Typer(name="modelyard", help="A deep learning platform: data to depl
 # (module, command name): each module has `app`, a Typer group of that component.
 GROUPS = (
     ("modelyard.cli.projects", "project"),
+    ("modelyard.cli.users", "user"),
     ("modelyard.cli.datasets", "dataset"),
     ("modelyard.cli.training", "train"),
     ("modelyard.cli.hpo", "hpo"),

@@ -26,9 +26,10 @@ def add_user(ctx: typer.Context, project: str, user: str, role: str = "viewer") 
 
 
 @app.command("create-user")
-def create_user(ctx: typer.Context, name: str, superuser: bool = False) -> None:
+def create_user(ctx: typer.Context, name: str, superuser: bool = False,
+                create_projects: bool = typer.Option(False, help="may create projects")) -> None:
     """Create a user; prints its first token once."""
-    show(ctx, client(ctx).create_user(name, superuser))
+    show(ctx, client(ctx).create_user(name, superuser, create_projects))
 
 
 @app.command("whoami")

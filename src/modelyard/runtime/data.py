@@ -57,8 +57,10 @@ class SplitDataset(Dataset[dict[str, Any]]):
         self.shuffle = shuffle
         self.label_names: list[str] = list(snapshot.get("label_names") or [])
         self._kind = get_type(snapshot["type"], snapshot.get("config") or {})
-        opts = storage_options(snapshot)
-        self.positions = np.asarray(_splits.read_split(snapshot["splits_uri"], opts, split),
+        # Kept with the dataset: a DataLoader worker started by spawn gets them with it (a
+        # pickle through a pipe), rather than using up another exchange of the job's ticket.
+        self._opts = storage_options(snapshot)
+        self.positions = np.asarray(_splits.read_split(snapshot["splits_uri"], self._opts, split),
                                     dtype=np.int64)
         self._ds: Any = None
         self._addresses: np.ndarray | None = None
@@ -77,7 +79,7 @@ class SplitDataset(Dataset[dict[str, Any]]):
             import lance
 
             self._ds = lance.dataset(self.snapshot["uri"], version=int(self.snapshot["lance_version"]),
-                                     storage_options=storage_options(self.snapshot))
+                                     storage_options=self._opts)
             if hasattr(self._ds, "_take_rows"):
                 # Taking by position is slow on a version with deleted rows (Lance maps every
                 # offset through the deletion files); row addresses of the pinned version are
@@ -129,9 +131,15 @@ def load_split_arrays(snapshot: dict[str, Any], split: str) -> tuple[list[dict[s
 
 
 def storage_options(snapshot: dict[str, Any]) -> dict[str, str]:
-    """The snapshot's public storage options plus the credentials the job was given."""
+    """The snapshot's public storage options plus the credentials to read it: inside a job,
+    those its launch ticket was exchanged for; elsewhere (a notebook with its own keys),
+    MODELYARD_STORAGE_OPTIONS if set."""
+    from modelyard.runtime._context import credentials
+
     opts = dict(snapshot.get("storage_options") or {})
-    secret = os.environ.get("MODELYARD_STORAGE_OPTIONS")
-    if secret:
+    creds = credentials()
+    if creds is not None:
+        opts.update(creds.storage_options)
+    elif secret := os.environ.get("MODELYARD_STORAGE_OPTIONS"):
         opts.update(json.loads(secret))
     return opts

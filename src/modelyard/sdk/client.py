@@ -100,9 +100,31 @@ class Client:
     def get_project(self, name: str) -> dict[str, Any]:
         return self._t.get(f"/api/v1/projects/{name}")  # type: ignore[no-any-return]
 
-    def create_user(self, name: str, is_superuser: bool = False) -> dict[str, Any]:
+    def create_user(self, name: str, is_superuser: bool = False,
+                    can_create_projects: bool = False) -> dict[str, Any]:
         """Creates a user; the answer holds its first token (shown once)."""
-        return self._t.post("/api/v1/users", json={"name": name, "is_superuser": is_superuser})  # type: ignore[no-any-return]
+        return self._t.post("/api/v1/users", json={  # type: ignore[no-any-return]
+            "name": name, "is_superuser": is_superuser,
+            "can_create_projects": can_create_projects})
+
+    def set_grants(self, user: str, *, can_create_projects: bool) -> dict[str, Any]:
+        """Superusers: let `user` create projects (or take that right back)."""
+        return self._t.put(f"/api/v1/users/{user}/grants",  # type: ignore[no-any-return]
+                           json={"can_create_projects": can_create_projects})
+
+    def list_tokens(self, user: str | None = None) -> list[dict[str, Any]]:
+        """Live tokens (never their secrets) of `user`, default your own; a superuser may
+        name anyone."""
+        if user is None:
+            return self._t.get("/api/v1/tokens")  # type: ignore[no-any-return]
+        return self._t.get(f"/api/v1/users/{user}/tokens")  # type: ignore[no-any-return]
+
+    def revoke_token(self, token_id: str, user: str | None = None) -> None:
+        """Revokes a token of `user` (default your own; a superuser may name anyone)."""
+        if user is None:
+            self._t.delete(f"/api/v1/tokens/{token_id}")
+        else:
+            self._t.delete(f"/api/v1/users/{user}/tokens/{token_id}")
 
     def set_member(self, project: str, user: str, role: str) -> dict[str, Any]:
         return self._t.put(f"/api/v1/projects/{project}/members", json={"user": user, "role": role})  # type: ignore[no-any-return]

@@ -12,7 +12,10 @@ from modelyard.server.models import (
     Project,
     ProjectCreate,
     TokenCreate,
+    TokenInfo,
+    User,
     UserCreate,
+    UserGrants,
     UserWithToken,
     WhoAmI,
 )
@@ -28,12 +31,37 @@ def whoami(caller: Caller) -> WhoAmI:
 
 @router.post("/users", status_code=status.HTTP_201_CREATED)
 def create_user(body: UserCreate, caller: Caller, platform: PlatformDep) -> UserWithToken:
-    return platform.auth.create_user(caller, body.name, body.is_superuser)
+    return platform.auth.create_user(caller, body.name, body.is_superuser,
+                                     body.can_create_projects)
+
+
+@router.put("/users/{user}/grants")
+def set_grants(user: str, body: UserGrants, caller: Caller, platform: PlatformDep) -> User:
+    """Superusers only: what the user may do beyond project roles (create projects)."""
+    return platform.auth.set_grants(caller, user, body)
+
+
+@router.get("/users/{user}/tokens")
+def list_user_tokens(user: str, caller: Caller, platform: PlatformDep) -> list[TokenInfo]:
+    """A user's live tokens, never their secrets: your own, or anyone's for a superuser."""
+    return platform.auth.list_tokens(caller, user)
+
+
+@router.delete("/users/{user}/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
+def revoke_user_token(user: str, token_id: str, caller: Caller, platform: PlatformDep) -> None:
+    """Revoke one of a user's tokens (yours, or anyone's for a superuser); it stops at once."""
+    platform.auth.revoke_user_token(caller, user, token_id)
 
 
 @router.post("/tokens", status_code=status.HTTP_201_CREATED)
 def create_token(body: TokenCreate, caller: Caller, platform: PlatformDep) -> NewToken:
     return platform.auth.create_token(caller, body.name, body.ttl_s)
+
+
+@router.get("/tokens")
+def list_tokens(caller: Caller, platform: PlatformDep) -> list[TokenInfo]:
+    """Your own live tokens (ids, names, scopes, dates; never the secrets)."""
+    return platform.auth.list_tokens(caller, caller.user_name)
 
 
 @router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)

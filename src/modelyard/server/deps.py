@@ -79,3 +79,23 @@ def _access(required: Role):  # type: ignore[no-untyped-def]
 Viewer = Annotated[Access, Depends(_access(Role.viewer))]
 Editor = Annotated[Access, Depends(_access(Role.editor))]
 Admin = Annotated[Access, Depends(_access(Role.admin))]
+
+
+@dataclass(frozen=True)
+class TicketAccess:
+    """A call authenticated by a one-time launch ticket (not an API token): the ticket, and the
+    project of the route. The route's use case checks the ticket; nothing else is granted."""
+
+    ticket: str | None
+    project: str
+
+
+async def _launch_ticket(
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    project: Annotated[str, Path(description="project name", max_length=100)],
+) -> TicketAccess:
+    return TicketAccess(creds.credentials if creds else None, project)
+
+
+_launch_ticket.ticket_auth = True  # type: ignore[attr-defined]  # read by the authz matrix test
+LaunchTicket = Annotated[TicketAccess, Depends(_launch_ticket)]

@@ -24,12 +24,20 @@ class User(BaseModel):
     id: str
     name: str
     is_superuser: bool = False
+    can_create_projects: bool = False
     created_at: datetime
 
 
 class UserCreate(BaseModel):
     name: str
     is_superuser: bool = False
+    can_create_projects: bool = False
+
+
+class UserGrants(BaseModel):
+    """What a superuser may grant a user beyond project roles."""
+
+    can_create_projects: bool
 
 
 class UserWithToken(BaseModel):
@@ -56,6 +64,7 @@ class TokenInfo(BaseModel):
     expires_at: datetime | None = None
     scope_project: str | None = None
     scope_role: str | None = None
+    last_used_at: datetime | None = None
 
 
 class TokenCreate(BaseModel):

@@ -13,10 +13,22 @@ from pathlib import Path
 from modelyard.core.auth import Principal, Role, hash_token, new_token
 from modelyard.core.errors import PermissionDenied, Unauthenticated
 from modelyard.core.ids import check_name, utcnow
-from modelyard.server.models import Member, NewToken, Project, User, UserWithToken
+from modelyard.server.models import (
+    Member,
+    NewToken,
+    Project,
+    TokenInfo,
+    User,
+    UserGrants,
+    UserWithToken,
+)
 from modelyard.server.store import AuthStore
+from modelyard.server.tickets import LaunchTickets
 
 ADMIN_USER = "admin"
+PROJECT_CREATION_REFUSED = (
+    "you may not create projects: a superuser creates them, or grants you the right "
+    "(`modelyard user grant <you> --create-projects`)")
 log = logging.getLogger("modelyard.server")
 
 
@@ -44,6 +56,7 @@ class AuthService:
         self._generation = 0  # bumped when remembered principals are forgotten
         self._refreshing: set[str] = set()
         self._refresher: ThreadPoolExecutor | None = None
+        self.tickets = LaunchTickets(store, self.forget_principals)
 
     def bootstrap(self, token_file: Path) -> str | None:
         """On a first start, create the admin user and write its token to a 0600 file."""
@@ -146,10 +159,34 @@ class AuthService:
         if not principal.is_superuser or principal.scope_project is not None:
             raise PermissionDenied("only an administrator of the server can do this")
 
-    def create_user(self, principal: Principal, name: str, is_superuser: bool) -> UserWithToken:
+    def create_user(self, principal: Principal, name: str, is_superuser: bool,
+                    can_create_projects: bool = False) -> UserWithToken:
         self.require_superuser(principal)
-        user = self.store.create_user(check_name(name, "user"), is_superuser)
+        user = self.store.create_user(check_name(name, "user"), is_superuser, can_create_projects)
         return UserWithToken(user=user, token=self._mint(user, "initial", None, None, None).token)
+
+    def set_grants(self, principal: Principal, name: str, grants: UserGrants) -> User:
+        self.require_superuser(principal)
+        return self.store.set_grants(name, grants.can_create_projects)
+
+    def _token_owner(self, principal: Principal, name: str) -> User:
+        """The user whose tokens `principal` may see and revoke: itself, or anyone for a
+        superuser. Checked before the name is looked up: others' names don't leak."""
+        if principal.scope_project is not None:
+            raise PermissionDenied("a project-scoped token cannot manage tokens")
+        if name != principal.user_name:
+            self.require_superuser(principal)
+        return self.store.get_user(name)
+
+    def list_tokens(self, principal: Principal, user: str) -> list[TokenInfo]:
+        """A user's live tokens (never their secrets): the user's own, or anyone's for a
+        superuser."""
+        return self.store.list_tokens(self._token_owner(principal, user).id)
+
+    def revoke_user_token(self, principal: Principal, user: str, token_id: str) -> None:
+        owner = self._token_owner(principal, user)
+        self.store.revoke_token(owner.id, token_id)
+        self.forget_principals(token_id)
 
     def create_token(self, principal: Principal, name: str, ttl_s: int | None) -> NewToken:
         if principal.scope_project is not None:
@@ -174,9 +211,12 @@ class AuthService:
         return NewToken(info=info, token=token)
 
     def create_project(self, principal: Principal, name: str, description: str) -> Project:
-        if principal.scope_project is not None:
-            raise PermissionDenied("a project-scoped token cannot create projects")
+        # The right is checked before anything about the name: a refusal reads the same
+        # whether or not a project of that name exists.
         user = self.store.get_user(principal.user_name)
+        if principal.scope_project is not None or not (user.is_superuser
+                                                       or user.can_create_projects):
+            raise PermissionDenied(PROJECT_CREATION_REFUSED)
         project = self.store.create_project(check_name(name, "project"), description, user)
         self.forget_principals()  # the creator is now its admin
         return project

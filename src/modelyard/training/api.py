@@ -12,10 +12,11 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from modelyard.core.errors import InvalidArgument
-from modelyard.server.deps import Admin, Editor, PlatformDep, Viewer
+from modelyard.server.deps import Admin, Editor, LaunchTicket, PlatformDep, Viewer
 from modelyard.training.models import (
     CodeUpload,
     Job,
+    JobCredentials,
     JobPage,
     JobSpec,
     JobState,
@@ -77,6 +78,14 @@ def job_logs(
     data, nxt = svc.read_logs(access.project, job_id, offset)
     return Response(data, media_type="text/plain; charset=utf-8",
                     headers={"X-Next-Offset": str(nxt)})
+
+
+@router.post("/jobs/{job_id}/credentials")
+def redeem_credentials(job_id: str, ticket: LaunchTicket, platform: PlatformDep) -> JobCredentials:
+    """For the job's own processes: `Authorization: Bearer <MODELYARD_TICKET>` is exchanged,
+    once per worker of the running attempt, for the job's token and the blob store's options.
+    Anything else (an API token, a used-up, expired or other job's ticket) is 401."""
+    return platform.training.redeem_credentials(ticket.project, job_id, ticket.ticket)
 
 
 @router.post("/jobs/{job_id}/metrics", status_code=status.HTTP_204_NO_CONTENT)

@@ -16,9 +16,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from modelyard.core.auth import Principal, Role
+from modelyard.core.auth import Principal
 from modelyard.core.errors import ModelyardError
 from modelyard.core.ids import utcnow
+from modelyard.training._credentials import issue_ticket, void_tickets
 from modelyard.training.executors import Launch
 from modelyard.training.models import ACTIVE_STATES, Job, JobState
 from modelyard.training.scheduler import Capacity, Demand, Limit, admit
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
     from modelyard.training.service import TrainingService
 
 log = logging.getLogger("modelyard.training")
-TOKEN_GRACE_S = 3600
 ADMIT_EVERY_S = 5.0
 RUN_STATUS = {JobState.succeeded: "finished", JobState.failed: "failed",
               JobState.cancelled: "killed"}
@@ -195,6 +195,12 @@ class SchedulerLoop:
                             exc_info=True)
 
     def revoke_token(self, job: Job) -> None:
+        """Voids the attempt's launch ticket and revokes every token it was exchanged for."""
+        try:
+            void_tickets(self.svc.auth, job.id)
+        except ModelyardError:
+            log.warning("could not void the launch ticket of job %s", job.id, exc_info=True)
+        # A token minted at launch (by a server before launch tickets) is revoked by its id.
         ref = self.store.token_ref(job.id)
         if ref is None:
             return
@@ -254,13 +260,11 @@ class SchedulerLoop:
         return str(run_id) if run_id else None
 
     def _env(self, job: Job, run_id: str | None) -> dict[str, str]:
-        token = self.svc.auth.scoped_token(job.created_by, job.project, Role.editor,
-                                           job.timeout_s + TOKEN_GRACE_S, name=f"job:{job.id}")
-        holder = self.svc.auth.authenticate(token)
-        self.store.update(job.id, None, token_id=holder.token_id, token_user_id=holder.user_id)
+        # No secret in here: executors show the environment to others (Ray's dashboard). The
+        # job exchanges the one-time ticket for its token and the blob store's options.
         env = {
             "MODELYARD_URL": self.svc.settings.resolved_public_url,
-            "MODELYARD_TOKEN": token,
+            "MODELYARD_TICKET": issue_ticket(self.svc.auth, job),
             "MODELYARD_PROJECT": job.project,
             "MODELYARD_JOB_ID": job.id,
             "MODELYARD_RUN_ID": run_id or "",
@@ -269,8 +273,6 @@ class SchedulerLoop:
             "MODELYARD_HYPERPARAMETERS": json.dumps(job.hyperparameters),
             "MODELYARD_CODE_HASH": job.code_hash,
             "MODELYARD_TRAINER": job.trainer or "",
-            # Blob-store credentials reach the job here, never through API responses.
-            "MODELYARD_STORAGE_OPTIONS": json.dumps(self.svc.cas.blobs.storage_options),
         }
         if job.trainer:
             env["MODELYARD_ENTRYPOINT"] = f"{BUILTINS[job.trainer].module}:main"

@@ -170,3 +170,13 @@ class ModelMeta(BaseModel):
     preprocessing: dict[str, Any] | None = None
     metrics: dict[str, float] = Field(default_factory=dict)
     framework: str = "onnx"
+
+
+class JobCredentials(BaseModel):
+    """What a job process gets for one use of its launch ticket; it keeps them in memory."""
+
+    token: str = Field(description="an API token scoped to the job's project, revoked when "
+                                   "the attempt ends")
+    storage_options: dict[str, str] = Field(
+        default_factory=dict, description="options (credentials included) to read the blob "
+                                          "store's datasets with")

@@ -17,12 +17,14 @@ from modelyard.core.errors import (
 )
 from modelyard.core.events import EventBus
 from modelyard.core.ids import check_name, new_id, utcnow
+from modelyard.training import _credentials
 from modelyard.training.executors import open_executor
 from modelyard.training.loop import SchedulerLoop, job_capacity
 from modelyard.training.models import (
     CodeRef,
     CodeUpload,
     Job,
+    JobCredentials,
     JobPage,
     JobSpec,
     JobState,
@@ -172,6 +174,10 @@ class TrainingService:
         self.loop.ended(done)
         self.loop.wake()
         return self.get(project, job_id)
+
+    def redeem_credentials(self, project: str, job_id: str, ticket: str | None) -> JobCredentials:
+        """A job process's token and blob store options, for one use of its launch ticket."""
+        return _credentials.redeem(self.auth, self.store, self.cas.blobs, project, job_id, ticket)
 
     def read_logs(self, project: str, job_id: str, offset: int,
                   max_bytes: int = 1024 * 1024) -> tuple[bytes, int]:
