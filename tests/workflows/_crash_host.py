@@ -12,13 +12,15 @@ from pathlib import Path
 
 from modelyard.core.settings import Settings
 from modelyard.server.platform import Platform
+from tests.workflows._packages import register
 
 
 def main(home: str, workdir: str) -> None:
-    platform = Platform(Settings(home=Path(home), background=True))
+    platform = Platform(Settings(home=Path(home), background=True,
+                                 security={"sandbox": "off"}))  # type: ignore[arg-type]
     platform.start()
     wf = platform.workflows
-    wf.register("alpha", "tests.workflows.pipes:resumable", "tester")
+    register(wf, "resumable")
     run = wf.run("alpha", "resumable", {"workdir": workdir}, "tester")
     (Path(workdir) / "run_id").write_text(run.id)
     while True:

@@ -1,4 +1,9 @@
-"""Fixtures of the workflow tests: the service of an in-process platform, a scratch dir."""
+"""Fixtures of the workflow tests: the service of an in-process platform, a scratch dir.
+
+The engine's tests run user steps with the sandbox off (still a process of their own, never
+the server's): their steps count runs in files of the test's scratch dir, which bubblewrap
+would rightly hide. The attacker tests run under bubblewrap too (test_hostile.py).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,14 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from modelyard.core.settings import Settings
 from modelyard.workflows.service import WorkflowService
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path / "home", background=False,
+                    security={"sandbox": "off"})  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
+import tarfile
 import time
 from datetime import timedelta
 
 from fastapi.testclient import TestClient
+from httpx import Response
 from typer.testing import CliRunner
 
 from modelyard.core.ids import utcnow
@@ -14,18 +17,40 @@ from modelyard.sdk.client import Client
 from modelyard.workflows.service import WorkflowService
 from tests._servers.live import live_server
 from tests.conftest import Team, bearer
+from tests.workflows._packages import MODULE, SOURCE, count, files, package
 
 P = "/api/v1/projects/alpha/pipelines"
 
 
-def test_register_stores_the_definition_under_its_hash(api: TestClient, team: Team) -> None:
-    r = api.post(P, json={"source": "tests.workflows.pipes:cached"}, headers=bearer(team.editor))
+def _upload(api: TestClient, token: str, attr: str, data: bytes | None = None,
+            **params: str) -> Response:
+    return api.post(f"{P}/packages", params={"entry": f"{MODULE}:{attr}", **params},
+                    content=package() if data is None else data, headers=bearer(token))
+
+
+def _tar_gz(members: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as t:
+        for name, data in reversed(list(members.items())):  # another order, other metadata
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime = len(data), 1_700_000_000
+            t.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def test_register_stores_the_definition_under_its_package_hash(
+        api: TestClient, team: Team) -> None:
+    r = _upload(api, team.editor, "cached")
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["name"] == "cached" and len(body["definition_hash"]) == 64
+    assert body["source"] == "package" and body["entry"] == f"{MODULE}:cached"
+    assert len(body["package_digest"]) == 64
     assert {s["name"]: s["inputs"] for s in body["steps"]}["d"] == {"b": "b", "c": "c"}
-    again = api.post(P, json={"source": "tests.workflows.pipes:cached"},
-                     headers=bearer(team.editor))
+    # The same files packed again, as a tar.gz in another order: the same package and version
+    again = _upload(api, team.editor, "cached", _tar_gz(files()))
+    assert again.status_code == 201, again.text
+    assert again.json()["package_digest"] == body["package_digest"]
     assert again.json()["definition_hash"] == body["definition_hash"]
     versions = api.get(f"{P}/cached/versions", headers=bearer(team.viewer)).json()
     assert versions == [body["definition_hash"]]
@@ -33,22 +58,34 @@ def test_register_stores_the_definition_under_its_hash(api: TestClient, team: Te
 
 def test_registering_an_invalid_pipeline_is_a_400_naming_the_steps(
         api: TestClient, team: Team) -> None:
-    for source, steps in (("cyclic", ["p", "q"]), ("missing_input", ["second"]),
-                          ("mismatched", ["consume", "produce"])):
-        r = api.post(P, json={"source": f"tests.workflows.pipes:{source}"},
-                     headers=bearer(team.editor))
-        assert r.status_code == 400, source
+    for attr, steps in (("cyclic", ["p", "q"]), ("missing_input", ["second"]),
+                        ("mismatched", ["consume", "produce"])):
+        r = _upload(api, team.editor, attr)
+        assert r.status_code == 400, attr
         assert r.json()["error"]["code"] == "invalid_argument"
-        assert r.json()["error"]["details"]["steps"] == steps, source
-    r = api.post(P, json={"source": "no such thing"}, headers=bearer(team.editor))
-    assert r.status_code == 400 and "built-in" in r.json()["error"]["message"]
-    r = api.post(P, json={"source": "tests.workflows.nowhere:x"}, headers=bearer(team.editor))
-    assert r.status_code == 400 and "cannot import" in r.json()["error"]["message"]
+        assert r.json()["error"]["details"]["steps"] == steps, attr
+    r = _upload(api, team.editor, "nothing_here")
+    assert r.status_code == 400 and "nothing_here" in r.json()["error"]["message"]
+    r = api.post(f"{P}/packages", params={"entry": "nowhere:pipeline"}, content=package(),
+                 headers=bearer(team.editor))
+    assert r.status_code == 400 and "not in the code package" in r.json()["error"]["message"]
     assert api.get(P, headers=bearer(team.viewer)).json() == []
 
 
+def test_a_module_path_source_is_refused_with_how_to_upload_a_package(
+        api: TestClient, team: Team) -> None:
+    for source in ("os:abort", "tests.workflows.package.wfpipes:fanout", "no such thing"):
+        r = api.post(P, json={"source": source}, headers=bearer(team.editor))
+        assert r.status_code == 400, source
+        message = r.json()["error"]["message"]
+        assert "not a built-in" in message and "pipelines/packages?entry=" in message
+    assert api.get(P, headers=bearer(team.viewer)).json() == []
+    assert api.get("/readyz").status_code == 200  # os:abort was never called
+
+
 def test_a_viewer_can_read_but_not_run_or_cancel(api: TestClient, team: Team) -> None:
-    api.post(P, json={"source": "tests.workflows.pipes:fanout"}, headers=bearer(team.editor))
+    assert _upload(api, team.viewer, "fanout").status_code == 403
+    _upload(api, team.editor, "fanout")
     assert api.get(P, headers=bearer(team.viewer)).status_code == 200
     r = api.post(f"{P}/fanout/runs", json={}, headers=bearer(team.viewer))
     assert r.status_code == 403
@@ -61,14 +98,14 @@ def test_a_viewer_can_read_but_not_run_or_cancel(api: TestClient, team: Team) ->
 
 
 def test_unknown_run_parameters_are_rejected(api: TestClient, team: Team) -> None:
-    api.post(P, json={"source": "tests.workflows.pipes:fanout"}, headers=bearer(team.editor))
+    _upload(api, team.editor, "fanout")
     r = api.post(f"{P}/fanout/runs", json={"params": {"m": 3}}, headers=bearer(team.editor))
     assert r.status_code == 400
     assert "its parameters are: n" in r.json()["error"]["message"]
 
 
-def test_sdk_runs_a_pipeline_and_waits_for_it(client: Client) -> None:
-    client.workflows.register("tests.workflows.pipes:fanout")
+def test_sdk_registers_a_folder_and_runs_its_pipeline(client: Client) -> None:
+    client.workflows.register_package(SOURCE, f"{MODULE}:fanout")
     run = client.workflows.run("fanout", {"n": 3}, wait=True, timeout_s=60)
     assert run["state"] == "succeeded"
     assert {s["step"]: s["output"] for s in run["steps"]}["total"] == 14
@@ -76,7 +113,7 @@ def test_sdk_runs_a_pipeline_and_waits_for_it(client: Client) -> None:
 
 
 def test_schedules_crud_and_bad_cron(client: Client) -> None:
-    client.workflows.register("tests.workflows.pipes:fanout")
+    client.workflows.register_package(package(), f"{MODULE}:fanout")
     t = client.workflows.schedule("fanout", "*/5 * * * *", params={"n": 2})
     assert t["kind"] == "cron" and t["next_fire_at"]
     assert [s["id"] for s in client.workflows.list_schedules()] == [t["id"]]
@@ -93,7 +130,7 @@ def test_schedules_crud_and_bad_cron(client: Client) -> None:
 
 
 def test_a_due_cron_schedule_starts_a_run(client: Client, wf: WorkflowService) -> None:
-    client.workflows.register("tests.workflows.pipes:fanout")
+    client.workflows.register_package(package(), f"{MODULE}:fanout")
     # One clock for the whole test: reading utcnow() twice can straddle a minute
     # boundary, and then the schedule is rightly due again.
     now = utcnow()
@@ -108,7 +145,7 @@ def test_a_due_cron_schedule_starts_a_run(client: Client, wf: WorkflowService) -
 
 def test_an_event_trigger_starts_a_run_when_its_match_holds(
         client: Client, wf: WorkflowService) -> None:
-    client.workflows.register("tests.workflows.pipes:fanout")
+    client.workflows.register_package(package(), f"{MODULE}:fanout")
     client.workflows.schedule("fanout", event="dataset.commit", match={"dataset": "digits"})
     assert wf.on_event("dataset.commit", {"project": "alpha", "dataset": "other"}) == []
     assert wf.on_event("alias.moved", {"project": "alpha", "dataset": "digits"}) == []
@@ -127,7 +164,8 @@ def test_cli_runs_and_draws_the_dag_with_step_states(settings: Settings) -> None
                "MODELYARD_PROJECT": "alpha"}
         Client(live.resolved_public_url, token).create_project("alpha")
         runner = CliRunner()
-        r = runner.invoke(app, ["pipeline", "register", "tests.workflows.pipes:fanout"], env=env)
+        r = runner.invoke(app, ["pipeline", "register", str(SOURCE), "--entry",
+                                f"{MODULE}:fanout"], env=env)
         assert r.exit_code == 0, r.output
         r = runner.invoke(app, ["pipeline", "run", "fanout", "-P", "n=3", "--wait"], env=env)
         assert r.exit_code == 0, r.output
@@ -142,7 +180,7 @@ def test_cli_runs_and_draws_the_dag_with_step_states(settings: Settings) -> None
 
 def test_each_new_dataset_commit_starts_one_run_of_a_watching_pipeline(
         client: Client, wf: WorkflowService) -> None:
-    client.workflows.register("tests.workflows.pipes:fanout")
+    client.workflows.register_package(package(), f"{MODULE}:fanout")
     client.workflows.schedule("fanout", event="dataset.commit", match={"dataset": "flowers"})
     assert wf.watch_datasets() == []  # the dataset does not exist yet
     client.datasets.import_builtin("flowers", "sklearn:iris")
@@ -163,7 +201,7 @@ def test_the_watcher_starts_a_run_for_a_commit_nobody_announced(
         api: TestClient, client: Client, wf: WorkflowService) -> None:
     platform = api.app.state.platform  # type: ignore[attr-defined]
     platform.datasets.events = type(platform.events)()  # a commit made out of earshot
-    client.workflows.register("tests.workflows.pipes:fanout")
+    client.workflows.register_package(package(), f"{MODULE}:fanout")
     client.workflows.schedule("fanout", event="dataset.commit", match={"dataset": "flowers"})
     client.datasets.import_builtin("flowers", "sklearn:iris")
     assert client.workflows.list_runs("fanout") == []
@@ -176,7 +214,7 @@ def test_a_queued_run_can_be_cancelled_but_an_ended_one_cannot(
         client: Client, wf: WorkflowService) -> None:
     from modelyard.core.errors import FailedPrecondition
 
-    client.workflows.register("tests.workflows.pipes:fanout")
+    client.workflows.register_package(package(), f"{MODULE}:fanout")
     queued = client.workflows.run("fanout")
     assert client.workflows.cancel(queued["id"])["cancel_requested"] is True
     assert wf.wait("alpha", queued["id"], 30).state == "cancelled"
@@ -196,7 +234,7 @@ def test_moving_an_alias_starts_one_run_of_a_pipeline_watching_it(
 
     version = register(api.app.state.platform.registry, "alpha", "digits",  # type: ignore[attr-defined]
                        onnx_model(1.0))
-    client.workflows.register("tests.workflows.pipes:fanout")
+    client.workflows.register_package(package(), f"{MODULE}:fanout")
     client.workflows.schedule("fanout", event="alias.moved",
                               match={"model": "digits", "alias": "production"})
     client.registry.set_alias("digits", "staging", version)  # not watched
@@ -209,7 +247,7 @@ def test_an_alert_that_starts_firing_starts_one_run_of_a_pipeline_watching_it(
         api: TestClient, client: Client) -> None:
     from tests.metrics.test_alerts import _errors
 
-    client.workflows.register("tests.workflows.pipes:fanout")
+    client.workflows.register_package(package(), f"{MODULE}:fanout")
     client.workflows.schedule("fanout", event="alert.firing", match={"alert": "errors"})
     client.metrics.create_alert("errors", "error_rate", 0.1, deployment="web", window_s=60)
     api.app.state.platform.metrics.record(_errors(20, 5))  # type: ignore[attr-defined]
@@ -221,7 +259,6 @@ def test_an_alert_that_starts_firing_starts_one_run_of_a_pipeline_watching_it(
 def test_cli_schedules_cancels_and_shows_a_cancelled_run(settings: Settings,
                                                          workdir: str) -> None:
     from modelyard.cli.main import app
-    from tests.workflows.pipes import count
 
     with live_server(settings.model_copy(update={"background": True})) as live:
         token = live.resolved_admin_token_file.read_text().strip()
@@ -230,8 +267,9 @@ def test_cli_schedules_cancels_and_shows_a_cancelled_run(settings: Settings,
         c = Client(live.resolved_public_url, token, "alpha")
         c.create_project("alpha")
         runner = CliRunner()
-        for source in ("tests.workflows.pipes:fanout", "tests.workflows.pipes:cancellable"):
-            r = runner.invoke(app, ["pipeline", "register", source], env=env)
+        for attr in ("fanout", "cancellable"):
+            r = runner.invoke(app, ["pipeline", "register", str(SOURCE), "--entry",
+                                    f"{MODULE}:{attr}"], env=env)
             assert r.exit_code == 0, r.output
 
         r = runner.invoke(app, ["pipeline", "schedule", "fanout", "--cron", "0 3 * * *",

@@ -13,6 +13,7 @@ from modelyard.sdk.client import Client
 from modelyard.workflows.models import Run
 from modelyard.workflows.service import WorkflowService
 from tests.serving._digits import digits, onnx_model, register
+from tests.workflows import _packages
 
 OBSERVE_S = 4.0  # long enough for the 20 candidate requests the rule needs at 50 %
 
@@ -29,7 +30,7 @@ def _canary_under_traffic(client: Client, wf: WorkflowService, candidate: int) -
         tuple[Run, dict[int, int]]:
     """Runs the canary pipeline while a client keeps predicting; (run, answers per version,
     with failed requests counted under -1)."""
-    wf.register("alpha", "tests.workflows.pipes:canary_only", "tester")
+    _packages.register(wf, "canary_only")
     started = wf.run("alpha", "canary-only", {"model": "digits", "version": candidate,
                                               "canary_observe_s": OBSERVE_S}, "tester")
     row = [digits().test_x[0].tolist()]

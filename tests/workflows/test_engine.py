@@ -8,7 +8,7 @@ from pathlib import Path
 
 from modelyard.workflows.models import Run
 from modelyard.workflows.service import WorkflowService
-from tests.workflows.pipes import count
+from tests.workflows._packages import count, register
 
 
 def _states(run: Run) -> dict[str, str]:
@@ -16,7 +16,7 @@ def _states(run: Run) -> dict[str, str]:
 
 
 def _run(wf: WorkflowService, pipeline: str, **params: object) -> Run:
-    name = wf.register("alpha", f"tests.workflows.pipes:{pipeline}", "tester").name
+    name = register(wf, pipeline).name
     started = wf.run("alpha", name, dict(params), "tester")
     return wf.wait("alpha", started.id, timeout_s=60)
 
@@ -60,7 +60,7 @@ def test_a_step_past_its_timeout_fails_and_its_dependents_never_run(
 
 def test_cancelling_a_run_stops_its_running_step_and_skips_the_rest(
         wf: WorkflowService, workdir: str) -> None:
-    wf.register("alpha", "tests.workflows.pipes:cancellable", "tester")
+    register(wf, "cancellable")
     started = wf.run("alpha", "cancellable", {"workdir": workdir}, "tester")
     waiter = threading.Thread(target=wf.wait, args=("alpha", started.id, 60))
     waiter.start()
@@ -126,20 +126,22 @@ def test_an_output_that_is_not_json_is_stored_by_digest_and_handed_on(
     assert steps["trace"].output == 4.0
 
 
-def test_inline_python_runs_in_a_worker_process_and_thread_steps_in_the_server(
+def test_each_python_step_runs_in_a_process_of_its_own_never_in_the_server(
         wf: WorkflowService) -> None:
     import os
+    import sys
 
     run = _run(wf, "where")
     assert run.state == "succeeded", run.error
-    worker, server = {s.step: s.output for s in run.steps}["server_pid"]
-    assert server == os.getpid()  # the in-process platform of this test
-    assert worker != os.getpid()
+    first, second = {s.step: s.output for s in run.steps}["next_pid"]
+    assert os.getpid() not in (first, second)  # the in-process server of this test
+    assert first != second  # a fresh process per step
+    assert "wfpipes" not in sys.modules  # the server never imported the user's module
 
 
 def test_a_failed_attempt_is_not_retried_before_its_backoff(
         wf: WorkflowService, workdir: str) -> None:
-    wf.register("alpha", "tests.workflows.pipes:backing_off", "tester")
+    register(wf, "backing_off")
     started = wf.run("alpha", "backing-off", {"workdir": workdir}, "tester")
     deadline = time.monotonic() + 60
     run = wf.get_run("alpha", started.id)

@@ -7,11 +7,12 @@ from fastapi.testclient import TestClient
 from modelyard.sdk.client import Client
 from modelyard.workflows.service import WorkflowService
 from tests.serving._digits import digits, expected_labels
+from tests.workflows._packages import register
 
 
 def test_a_registration_step_registers_what_an_inline_step_built_once(
         api: TestClient, client: Client, wf: WorkflowService) -> None:
-    wf.register("alpha", "tests.workflows.pipes:registered", "tester")
+    register(wf, "registered")
     run = wf.wait("alpha", wf.run("alpha", "registered", {}, "tester").id, timeout_s=120)
     assert run.state == "succeeded", run.error
     out = {s.step: s.output for s in run.steps}

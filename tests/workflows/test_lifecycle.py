@@ -11,6 +11,7 @@ import pytest
 from modelyard.core.settings import Settings
 from modelyard.sdk.client import Client
 from tests._servers.live import live_server
+from tests.workflows._packages import MODULE, package
 
 pytestmark = pytest.mark.e2e
 
@@ -102,7 +103,7 @@ def test_a_dataset_commit_retrains_and_promotes_only_a_better_model(live: Client
     assert live.registry.resolve("digits-cnn@production")["version"] == good
 
     # a canary of a chosen version that holds (no live errors) is promoted
-    live.workflows.register("tests.workflows.pipes:canary_only")
+    live.workflows.register_package(package(), f"{MODULE}:canary_only")
     run = live.workflows.run("canary-only", {"version": worse}, wait=True, timeout_s=120)
     assert run["state"] == "succeeded", run["error"]
     assert _outputs(run)["release"]["promoted"] is True
@@ -114,7 +115,7 @@ def test_a_dataset_commit_retrains_and_promotes_only_a_better_model(live: Client
 
 
 def test_an_hpo_study_step_hands_its_best_model_version_on(live: Client) -> None:
-    live.workflows.register("tests.workflows.pipes:tuned")
+    live.workflows.register_package(package(), f"{MODULE}:tuned")
     run = live.workflows.run("tuned", wait=True, timeout_s=300)
     assert run["state"] == "succeeded", run["error"]
     out = _outputs(run)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from modelyard.core.settings import Settings
 from modelyard.server.platform import Platform
-from tests.workflows.pipes import count
+from tests.workflows._packages import count
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,7 +42,8 @@ def test_killed_engine_resumes_from_finished_steps_without_repeating_side_effect
     assert (count(str(work), "s1"), count(str(work), "s2"), count(str(work), "s3")) == (1, 1, 0)
 
     (work / "release").touch()
-    platform = Platform(Settings(home=home, background=False))
+    platform = Platform(Settings(home=home, background=False,
+                                 security={"sandbox": "off"}))  # type: ignore[arg-type]
     platform.start()
     try:
         before = platform.workflows.get_run("alpha", run_id)

@@ -9,12 +9,15 @@ from typing import Any
 
 import pytest
 
+from modelyard.core.blobs import ContentStore
+from modelyard.core.blobs.local import LocalBlobStore
 from modelyard.core.db import Database
 from modelyard.core.errors import NotFound
+from modelyard.core.settings import Settings
 from modelyard.workflows.service import WorkflowService
 from modelyard.workflows.store import WorkflowStore
 from tests._servers.databases import BACKENDS, fresh_database
-from tests.workflows import pipes
+from tests.workflows._packages import count, register
 
 
 @pytest.fixture(params=BACKENDS)
@@ -23,14 +26,17 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
         yield database
 
 
-def _service(db: Database) -> WorkflowService:
-    platform: Any = SimpleNamespace(cas=None, datasets=None)  # inline steps need neither
+def _service(db: Database, home: Path) -> WorkflowService:
+    settings = Settings(home=home, security={"sandbox": "off"})  # type: ignore[arg-type]
+    platform: Any = SimpleNamespace(cas=ContentStore(LocalBlobStore(home / "blobs")),
+                                    settings=settings, datasets=None)  # Python steps only
     return WorkflowService(db, platform)
 
 
 def test_pipeline_versions_accumulate_per_definition_hash(db: Database) -> None:
     store = WorkflowStore(db)
-    defn = pipes.cached.definition()
+    defn = {"name": "cached", "params": {}, "steps": [
+        {"name": n, "kind": "python", "inputs": {}, "params": []} for n in "acbd"]}
     first = store.upsert_pipeline("p", "cached", "m:a", "", "1" * 64, defn, "me")
     store.upsert_pipeline("p", "cached", "m:a", "", "2" * 64, defn, "me")
     store.upsert_pipeline("p", "cached", "m:a", "", "1" * 64, defn, "me")
@@ -53,25 +59,25 @@ def test_a_trigger_cursor_only_moves_forward(db: Database) -> None:
 
 
 def test_runs_cache_and_partial_reruns_on_each_backend(db: Database, tmp_path: Path) -> None:
-    wf = _service(db)
+    wf = _service(db, tmp_path / "home")
     work = str(tmp_path)
-    wf.register("p", "tests.workflows.pipes:cached", "me")
+    register(wf, "cached", "p", "me")
     first = wf.wait("p", wf.run("p", "cached", {"workdir": work}, "me").id, 60)
     again = wf.wait("p", wf.run("p", "cached", {"workdir": work, "x": 2}, "me").id, 60)
     wf.engine.shutdown()
     assert first.state == again.state == "succeeded"
     assert {s.step: s.state for s in again.steps} == {
         "a": "succeeded", "b": "succeeded", "c": "cached", "d": "succeeded"}
-    assert [pipes.count(work, s) for s in "abcd"] == [2, 2, 1, 2]
+    assert [count(work, s) for s in "abcd"] == [2, 2, 1, 2]
     assert [r.id for r in wf.list_runs("p", "cached")] == [again.id, first.id]
 
 
 def test_two_engines_on_one_database_run_each_step_once(db: Database, tmp_path: Path) -> None:
     import threading
 
-    first, second = _service(db), _service(db)
+    first, second = _service(db, tmp_path / "home"), _service(db, tmp_path / "home")
     works = [tmp_path / f"w{i}" for i in range(3)]
-    first.register("p", "tests.workflows.pipes:cached", "me")
+    register(first, "cached", "p", "me")
     runs = []
     for w in works:
         w.mkdir()
@@ -86,4 +92,4 @@ def test_two_engines_on_one_database_run_each_step_once(db: Database, tmp_path: 
     second.engine.shutdown()
     assert [first.get_run("p", r).state for r in runs] == ["succeeded"] * 3
     for w in works:  # whichever engine drove a run, each of its steps ran once
-        assert [pipes.count(str(w), s) for s in "abcd"] == [1, 1, 1, 1]
+        assert [count(str(w), s) for s in "abcd"] == [1, 1, 1, 1]

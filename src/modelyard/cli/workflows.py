@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -34,12 +35,21 @@ def _params(items: list[str]) -> dict[str, Any]:
 
 
 @app.command("register")
-def register(ctx: typer.Context, source: str = typer.Argument(
-        ..., help="a built-in (digits-lifecycle) or an importable module:attr"),
+def register(ctx: typer.Context, target: str = typer.Argument(
+        ..., help="your pipeline's source: a folder (zipped here) or a .zip/.tar.gz; or the "
+                  "name of a built-in (digits-lifecycle, continuous-training)"),
+        entry: str = typer.Option("pipeline:pipeline",
+                                  help="module:attr in the package naming the Pipeline (or a "
+                                       "function returning one)"),
         name: str = typer.Option(None, help="register under this name")) -> None:
-    """Register or update a pipeline; its definition is stored under its hash."""
-    p = client(ctx).workflows.register(source, name)
-    show(ctx, {k: p[k] for k in ("name", "source", "definition_hash", "updated_at")})
+    """Register or update a pipeline. The server loads a package's pipeline in its sandbox and
+    stores the definition under a hash of the package's content: edit and register again for
+    a new version."""
+    c = client(ctx).workflows
+    p = c.register_package(Path(target), entry, name) if Path(target).exists() else \
+        c.register(target, name)
+    show(ctx, {k: p.get(k) for k in ("name", "source", "entry", "package_digest",
+                                     "definition_hash", "updated_at")})
 
 
 @app.command("list")

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import os
 import time
+import zipfile
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from modelyard.core.errors import InvalidArgument
 from modelyard.sdk._http import Transport
 
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -25,8 +30,20 @@ class WorkflowsAPI:
 
     # pipelines
     def register(self, source: str, name: str | None = None, project: str | None = None) -> Json:
-        """Register (or update) a pipeline from a built-in name or a `module:attr` path."""
+        """Register a built-in pipeline (`digits-lifecycle`, `continuous-training`); your own
+        pipelines are code packages: `register_package`."""
         return self._t.post(self._p("", project), json={"source": source, "name": name})  # type: ignore[no-any-return]
+
+    def register_package(self, package: str | Path | bytes, entry: str = "pipeline:pipeline",
+                         name: str | None = None, project: str | None = None) -> Json:
+        """Register (or update) a pipeline from its source: a folder (zipped here), a .zip or
+        .tar.gz file, or the archive's bytes. `entry` is `module:attr` inside it, naming a
+        `Pipeline` or a function returning one. The server loads it in its sandbox; an edited
+        package is a new version, the same files packed again are the same one."""
+        data = package if isinstance(package, bytes) else _archive(Path(package))
+        params = {"entry": entry, **({"name": name} if name else {})}
+        return self._t.post(self._p("/packages", project), content=data, params=params,  # type: ignore[no-any-return]
+                            headers={"content-type": "application/octet-stream"})
 
     def list(self, project: str | None = None) -> JsonList:
         return self._t.get(self._p("", project))  # type: ignore[no-any-return]
@@ -88,3 +105,29 @@ class WorkflowsAPI:
 
     def delete_schedule(self, schedule_id: str, project: str | None = None) -> None:
         self._t.delete(self._p(f"/schedules/{quote(schedule_id, safe='')}", project))
+
+
+SKIP_DIRS = {"__pycache__", ".git", ".hg", ".svn", ".venv", ".mypy_cache", ".pytest_cache",
+             ".ruff_cache"}
+
+
+def _archive(path: Path) -> bytes:
+    """A folder zipped (its regular files; caches and VCS folders left out), or an archive
+    file's bytes. The server identifies the package by its files, not by these bytes."""
+    if path.is_file():
+        return path.read_bytes()
+    if not path.is_dir():
+        raise InvalidArgument(f"{path} is neither a folder nor an archive file")
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for root, dirs, files in os.walk(path):
+            dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
+            for f in sorted(files):
+                full = Path(root, f)
+                if full.suffix == ".pyc":
+                    continue
+                if full.is_symlink() or not full.is_file():
+                    raise InvalidArgument(f"{full} is not a regular file (a link?); a package "
+                                          "holds regular files only: copy the file in instead")
+                z.write(full, full.relative_to(path).as_posix())
+    return out.getvalue()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
+from starlette.concurrency import run_in_threadpool
 
 from modelyard.core.errors import InvalidArgument
 from modelyard.server.deps import Editor, PlatformDep, Viewer
@@ -17,14 +18,35 @@ from modelyard.workflows.models import (
 )
 
 router = APIRouter(prefix="/api/v1/projects/{project}/pipelines", tags=["workflows"])
-RESERVED = ("runs", "schedules")
+RESERVED = ("runs", "schedules", "packages")
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 def register_pipeline(body: PipelineRegister, access: Editor, platform: PlatformDep) -> Pipeline:
+    """Register a built-in pipeline by name; upload your own as a package (below)."""
     if body.name in RESERVED:
         raise InvalidArgument(f"{body.name!r} is reserved; choose another pipeline name")
     return platform.workflows.register(access.project, body.source, access.user, body.name)
+
+
+@router.post("/packages", status_code=status.HTTP_201_CREATED)
+async def register_package(
+        request: Request, access: Editor, platform: PlatformDep,
+        entry: str = Query(..., max_length=300,
+                           description="`module:attr` naming a Pipeline (or a function "
+                                       "returning one) inside the package"),
+        name: str | None = Query(None, max_length=100,
+                                 description="register under this name (default: its own)"),
+) -> Pipeline:
+    """Register a pipeline from a code package: the body is a .zip or .tar.gz of its source.
+
+    The package is validated, its pipeline is loaded in the sandbox (never in the server),
+    and the definition is stored under a hash that covers the package's content."""
+    if name in RESERVED:
+        raise InvalidArgument(f"{name!r} is reserved; choose another pipeline name")
+    data = await request.body()
+    return await run_in_threadpool(platform.workflows.register_package, access.project, data,
+                                   entry, access.user, name)
 
 
 @router.get("")

@@ -43,8 +43,10 @@ class StepError(Exception):
 class StepContext:
     """Handed to steps that take a `ctx` argument.
 
-    `platform` is the in-process Platform for steps that run in a thread (component step
-    kinds); it is None in a worker process, which must not touch the server's database.
+    `platform` is the in-process Platform for modelyard's own steps (component step kinds,
+    built-in pipelines), which run in the server. A Python step of a package runs in the
+    sandbox: its `platform` is None and `client` is its way to the platform, the SDK
+    authenticated by a token scoped to the run's project (editor) and revoked when the step ends.
     """
 
     project: str
@@ -56,6 +58,19 @@ class StepContext:
     actor: str = "system"  # the user the run acts for (who started it or its trigger)
     cancelled: threading.Event = field(default_factory=threading.Event)
     _record: Callable[[str, Any], None] | None = None
+    _client: Callable[[], Any] | None = None
+    _client_made: Any = None
+
+    @property
+    def client(self) -> Any:
+        """A `modelyard.sdk.Client` on the run's project (sandboxed steps only)."""
+        if self._client_made is None:
+            if self._client is None:
+                raise FailedPrecondition(f"step {self.step!r} has no API client: only Python "
+                                         "steps of a pipeline package get one, and only when "
+                                         "the run's user exists")
+            self._client_made = self._client()
+        return self._client_made
 
     def effect(self, key: str, fn: Callable[[], Any]) -> Any:
         """Run `fn` once per step run: its JSON result is recorded durably before returning."""
@@ -72,8 +87,8 @@ class StepContext:
 
     def require_platform(self) -> Any:
         if self.platform is None:
-            raise FailedPrecondition(f"step {self.step!r} needs the platform: declare it with "
-                                     "executor='thread' so it runs inside the server process")
+            raise FailedPrecondition(f"step {self.step!r} has no platform: it runs in the "
+                                     "sandbox; reach the platform through `ctx.client` (the SDK)")
         return self.platform
 
 

@@ -15,7 +15,7 @@
     pipeline = Pipeline("squares", [load, square, total], params={"n": 10})
 
 A parameter named like another step receives that step's output; a parameter named `ctx`
-receives the `StepContext` (platform, project, run id, side-effect records); any other
+receives the `StepContext` (project, run id, side-effect records, an API client); any other
 parameter is a pipeline parameter (a run's `params`, else `Pipeline(params=...)`, else the
 function's default). `Pipeline(...)` validates the DAG at once and raises InvalidArgument naming
 the offending steps: cycles, inputs nobody provides, annotations that do not match.
@@ -23,12 +23,9 @@ the offending steps: cycles, inputs nobody provides, annotations that do not mat
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import importlib
 import inspect
 import json
-import sys
 import textwrap
 import typing
 from collections.abc import Callable
@@ -56,20 +53,12 @@ class StepSpec:
     timeout_s: float | None = None
     cache: bool = True
     idempotent: bool = False
-    executor: str = "process"
+    executor: str = "process"  # kept for old definitions: user steps always run sandboxed
     config: dict[str, Any] = field(default_factory=dict)  # a kind's settings, part of the hash
+    limits: dict[str, int] = field(default_factory=dict)  # memory_mb, processes, ... (sandbox)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
-
-    def __reduce_ex__(self, protocol: Any) -> Any:
-        # `@step` puts this spec, not the function, under the function's name, so pickle
-        # cannot find the function by reference. A module-level step travels as its
-        # (module, qualname) to a warm worker; anything else pickles field by field.
-        module, qualname = getattr(self.fn, "__module__", None), getattr(self.fn, "__qualname__", "")
-        if module and "<locals>" not in qualname and _resolve(module, qualname) is self:
-            return _load_step, (module, qualname)
-        return super().__reduce_ex__(protocol)
 
     @property
     def signature(self) -> inspect.Signature:
@@ -85,6 +74,9 @@ class StepSpec:
 
     @property
     def code_hash(self) -> str:
+        own = getattr(self.fn, "code_hash", None)  # a packaged step: its package's digest
+        if isinstance(own, str):
+            return own
         try:
             src = textwrap.dedent(inspect.getsource(self.fn))
         except (OSError, TypeError):  # e.g. a callable object: its class and state
@@ -96,22 +88,6 @@ class StepSpec:
             return typing.get_type_hints(self.fn)
         except Exception:  # noqa: BLE001 - unresolved annotations are treated as Any
             return {}
-
-
-def _resolve(module: str, qualname: str) -> Any:
-    mod = sys.modules.get(module)
-    try:
-        return functools.reduce(getattr, qualname.split("."), mod) if mod else None
-    except AttributeError:
-        return None
-
-
-def _load_step(module: str, qualname: str) -> StepSpec:
-    importlib.import_module(module)
-    obj = _resolve(module, qualname)
-    if not isinstance(obj, StepSpec):
-        raise TypeError(f"{module}.{qualname} is no longer a pipeline step")
-    return obj
 
 
 def step(
@@ -127,8 +103,20 @@ def step(
     executor: str = "process",
     kind: str = "python",
     config: dict[str, Any] | None = None,
+    memory_mb: int | None = None,
+    processes: int | None = None,
+    open_files: int | None = None,
+    disk_mb: int | None = None,
 ) -> Any:
-    """Make a function a pipeline step (usable bare, `@step`, or configured, `@step(...)`)."""
+    """Make a function a pipeline step (usable bare, `@step`, or configured, `@step(...)`).
+
+    The step runs in the sandbox, a fresh process per attempt, limited to `memory_mb`,
+    `processes`, `open_files` and `disk_mb` (server defaults when not given) and to `timeout_s`
+    of wall time. `executor` is accepted for old pipelines and means nothing any more.
+    """
+    limits = {k: v for k, v in (("memory_mb", memory_mb), ("processes", processes),
+                                ("open_files", open_files), ("disk_mb", disk_mb))
+              if v is not None}
 
     def wrap(f: Callable[..., Any]) -> StepSpec:
         if executor not in EXECUTORS:
@@ -136,10 +124,12 @@ def step(
         if retries < 0 or backoff_s < 0 or (timeout_s is not None and timeout_s <= 0):
             raise InvalidArgument(f"step {f.__name__!r}: retries and backoff_s must be >= 0 and "
                                   "timeout_s > 0")
+        if any(not isinstance(v, int) or v < 1 for v in limits.values()):
+            raise InvalidArgument(f"step {f.__name__!r}: limits must be positive integers")
         return StepSpec(name=name or f.__name__, fn=f, kind=kind,
                         map_over=map_over, retries=retries, backoff_s=backoff_s,
                         timeout_s=timeout_s, cache=cache, idempotent=idempotent,
-                        executor=executor, config=dict(config or {}))
+                        executor=executor, config=dict(config or {}), limits=limits)
 
     return wrap(fn) if fn is not None else wrap
 

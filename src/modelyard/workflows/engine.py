@@ -6,6 +6,11 @@ again; a step that was running is started again, replaying the side effects it h
 Several engines (server replicas) may share a database: each run is driven by the one engine
 holding its lease (`owner`, renewed while it runs); a lease whose engine died is taken over,
 at once when that engine was a process of this host, else when the lease expires.
+
+Python steps of a package run in the sandbox (`_runner`), one fresh process per attempt; the
+built-in kinds and built-in pipelines' own steps are modelyard's code and run in a thread of
+the server with the platform. Outputs are JSON (bytes allowed, see `_codec`) or, for what a
+sandboxed step returns that is not, pickled bytes the server stores and never unpickles.
 """
 
 from __future__ import annotations
@@ -14,7 +19,6 @@ import hashlib
 import json
 import logging
 import os
-import pickle
 import secrets
 import socket
 import threading
@@ -26,7 +30,9 @@ from datetime import timedelta
 from typing import Any
 
 from modelyard.core.ids import utcnow
-from modelyard.workflows._workers import WorkerPool
+from modelyard.workflows import _codec
+from modelyard.workflows._codec import Opaque
+from modelyard.workflows._spec import LOCAL, SandboxedCall
 from modelyard.workflows.context import (
     GateClosed,
     StepCancelled,
@@ -74,18 +80,24 @@ class ActiveRun:
     cancelling: bool = False
 
 
+# Runs one attempt of a sandboxed step: (call, kwargs, ctx, timeout_s, cancel) -> value.
+SandboxRun = Callable[[SandboxedCall, dict[str, Any], StepContext, "float | None",
+                       threading.Event], Any]
+
+
 class Engine:
     def __init__(self, store: WorkflowStore, load: Callable[[Run], Pipeline], cas: Any,
-                 platform: Any = None, max_workers: int = 4) -> None:
+                 platform: Any = None, max_workers: int = 4,
+                 sandboxed: SandboxRun | None = None) -> None:
         self.store = store
         self.load = load
         self.cas = cas
         self.platform = platform
+        self.sandboxed = sandboxed
         self.wake = threading.Event()
         self._lock = threading.RLock()
         self._runs: dict[str, ActiveRun] = {}
         self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix="modelyard-pipeline")
-        self._workers = WorkerPool()
         self._stopping = False
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._renewed = 0.0
@@ -133,7 +145,6 @@ class Engine:
                 for n in self._all(ar):
                     n.cancel.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
-        self._workers.close()
         try:
             self.store.release_runs(self.owner)  # another engine may take them over at once
         except Exception:
@@ -147,9 +158,6 @@ class Engine:
         except Exception as e:  # noqa: BLE001 - the run fails, the engine goes on
             self._finish_run(run_id, "failed", f"cannot load pipeline {run.pipeline!r}: {e}")
             return None
-        if pipeline.definition_hash() != run.version_hash:
-            log.warning("run %s: pipeline %s changed since the run started; resuming with the "
-                        "current code", run_id, run.pipeline)
         rows = {s.step: s for s in run.steps}
         nodes: dict[str, Node] = {}
         elements: dict[str, list[Node]] = {}
@@ -173,7 +181,7 @@ class Engine:
         node = Node(key=key, spec=spec, row_id=row.id, state=row.state, attempts=row.attempts,
                     output_digest=row.output_digest, effects=dict(row.effects), error=row.error)
         if row.state in DONE_STEP:
-            node.output = self._decode(row.output, row.output_ref)
+            node.output = self._decode(row.output, row.output_ref, key)
         elif row.state == "running":  # in flight when the last engine died: run it again
             node.state = "pending"
             self.store.update_step(row.id, state="pending")
@@ -218,8 +226,10 @@ class Engine:
         items = ar.nodes[spec.map_over or ""].output
         if name not in ar.elements:
             if not isinstance(items, list):
+                what = "not JSON" if isinstance(items, Opaque) else \
+                    f"a {type(items).__name__}, not a list"
                 self._set(node, "failed", error=f"maps over {spec.map_over!r}, whose output is "
-                          f"a {type(items).__name__}, not a list")
+                          f"{what}; a mapped step needs a JSON list")
                 return
             self._set(node, "running", started_at=utcnow())
             ar.elements[name] = [Node(key=f"{name}[{i}]", spec=spec,
@@ -249,7 +259,7 @@ class Engine:
         for arg, up in p.edges[spec.name].items():
             if spec.map_over == up:
                 kwargs[arg] = node.item
-                digests[arg] = _digest(node.item)
+                digests[arg] = _codec.digest(node.item)
             else:
                 kwargs[arg] = ar.nodes[up].output
                 digests[arg] = ar.nodes[up].output_digest
@@ -261,7 +271,11 @@ class Engine:
                 kwargs[name] = p.params[name]
             else:
                 kwargs[name] = sig[name].default
-            digests[name] = _digest(kwargs[name])
+            if kwargs[name] is LOCAL:  # a default only the step's own code knows (the code
+                del kwargs[name]       # digest in the cache key covers it)
+                digests[name] = "local-default"
+                continue
+            digests[name] = _codec.digest(kwargs[name])
         return kwargs, _sha(json.dumps(digests, sort_keys=True, default=repr))
 
     def _submit(self, ar: ActiveRun, node: Node) -> None:
@@ -280,7 +294,7 @@ class Engine:
             if spec.cache and not node.effects:
                 hit = self.store.find_cached(run.project, cache_key)
                 if hit is not None:
-                    value = self._decode(hit.output, hit.output_ref)
+                    value = self._decode(hit.output, hit.output_ref, node.key)
                     self._set(node, "cached", inputs_digest=inputs_digest, cache_key=cache_key,
                               output=hit.output, output_ref=hit.output_ref,
                               output_digest=hit.output_digest, cached_from=hit.id,
@@ -290,9 +304,10 @@ class Engine:
             node.attempts += 1
             self._set(node, "running", attempts=node.attempts, inputs_digest=inputs_digest,
                       cache_key=cache_key, started_at=utcnow(), error=None)
+            trusted = not isinstance(spec.fn, SandboxedCall)
             ctx = StepContext(project=run.project, run_id=run.id, step=node.key,
                               attempt=node.attempts, effects=node.effects,
-                              platform=self.platform if spec.executor == "thread" else None,
+                              platform=self.platform if trusted else None,
                               actor=run.created_by, cancelled=node.cancel,
                               _record=lambda k, v: self._record_effect(node, k, v))
             value = self._execute(spec, kwargs, ctx, node.cancel)
@@ -310,11 +325,19 @@ class Engine:
 
     def _execute(self, spec: StepSpec, kwargs: dict[str, Any], ctx: StepContext,
                  cancel: threading.Event) -> Any:
-        if spec.executor == "thread":
-            args = {**kwargs, "ctx": ctx} if spec.wants_ctx else kwargs
-            return run_in_thread(spec.fn, args, spec.timeout_s, cancel)
-        return self._workers.run(spec, kwargs, spec.timeout_s, cancel,
-                                 ctx if spec.wants_ctx else None)
+        if isinstance(spec.fn, SandboxedCall):
+            if self.sandboxed is None:
+                raise StepError("this engine cannot run sandboxed steps")
+            return self.sandboxed(spec.fn, kwargs, ctx, spec.timeout_s, cancel)
+        opaque = sorted(a for a, v in kwargs.items() if _codec.opaque_digests(v))
+        if opaque:
+            raise StepError(f"step {spec.name!r} is a built-in {spec.kind!r} step and takes JSON "
+                            f"only, but its input {', '.join(opaque)} is the pickled output of a "
+                            "Python step; return JSON from that step (dicts, lists, strings, "
+                            "numbers, booleans, None, bytes)")
+        # modelyard's own code (a built-in kind or a built-in pipeline's step): in the server
+        args = {**kwargs, "ctx": ctx} if spec.wants_ctx else kwargs
+        return run_in_thread(spec.fn, args, spec.timeout_s, cancel)
 
     def _record_effect(self, node: Node, key: str, value: Any) -> None:
         json.dumps(value)  # effects must be JSON: they are replayed after a crash
@@ -350,22 +373,31 @@ class Engine:
 
     # -- outputs ----------------------------------------------------------------------------
     def _encode(self, value: Any) -> tuple[Any, str | None, str, Any]:
-        """(JSON output, CAS ref, digest, the value as later readers will see it)."""
+        """(JSON output, CAS ref, digest, the value as later readers will see it).
+
+        Small plain JSON goes into the database; JSON with bytes (or a big document) into the
+        content store as tagged JSON; a sandboxed step's pickle is already there (`Opaque`).
+        """
+        if isinstance(value, Opaque):
+            return None, value.digest, value.digest, value
         try:
-            text = json.dumps(value, sort_keys=True)
-            if len(text) <= MAX_JSON_OUTPUT:
-                decoded = json.loads(text)
-                return decoded, None, _sha(text), decoded
-        except (TypeError, ValueError):
-            pass
-        raw = pickle.dumps(value)
-        stored = self.cas.put(raw)
+            text = _codec.encode(value)
+        except _codec.NotJson as e:
+            raise StepError(f"the step's output cannot be stored: {e}; return JSON (dicts, "
+                            "lists, strings, numbers, booleans, None, bytes)") from None
+        if len(text) <= MAX_JSON_OUTPUT and _codec.is_plain(text):
+            decoded = json.loads(text)
+            return decoded, None, _sha(text), decoded
+        stored = self.cas.put(_codec.MAGIC + text.encode())
         return None, stored.digest, stored.digest, value
 
-    def _decode(self, output: Any, ref: str | None) -> Any:
-        if ref:
-            return pickle.loads(self.cas.get(ref))
-        return output
+    def _decode(self, output: Any, ref: str | None, key: str = "") -> Any:
+        if not ref:
+            return output
+        with self.cas.open(ref) as f:
+            if f.read(len(_codec.MAGIC)) != _codec.MAGIC:
+                return Opaque(ref, key)  # a pickle: bytes for the next sandboxed step only
+            return _codec.decode(f.read(), opaque=lambda d: Opaque(d, key))
 
     # -- ending -----------------------------------------------------------------------------
     def _cancel(self, ar: ActiveRun) -> None:
@@ -401,10 +433,3 @@ def _dead(owner: str) -> bool:
 
 def _sha(text: str | bytes) -> str:
     return hashlib.sha256(text.encode() if isinstance(text, str) else text).hexdigest()
-
-
-def _digest(value: Any) -> str:
-    try:
-        return _sha(json.dumps(value, sort_keys=True))
-    except (TypeError, ValueError):
-        return _sha(pickle.dumps(value))

@@ -3,6 +3,10 @@
 Each factory returns a `StepSpec` running in a thread of the server process (it needs the
 platform). Its arguments name upstream steps or pipeline parameters, exactly like a `@step`
 function's; its settings (`config`) are part of the pipeline's definition hash.
+
+A packaged pipeline calls these factories in the sandbox, where only the kind, its wiring and
+its config are kept; the server builds the step again from those (`from_spec`) with its own
+implementation from `BODIES`, so user code never stands in for a built-in kind.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from modelyard.core.errors import FailedPrecondition, NotFound
+from modelyard.core.errors import FailedPrecondition, InvalidArgument, NotFound
 from modelyard.core.ids import utcnow
 from modelyard.workflows.context import GateClosed, StepContext
 from modelyard.workflows.dsl import StepSpec
@@ -442,3 +446,28 @@ def _edge(ctx: StepContext, src_kind: str, src_id: str, dst_kind: str, dst_id: s
     except Exception:
         log.warning("lineage edge %s:%s -> %s:%s not recorded", src_kind, src_id, dst_kind,
                     dst_id, exc_info=True)
+
+
+# The server-side implementation of each kind: the one table `from_spec` reads.
+BODIES: dict[str, Callable[..., Any]] = {
+    "dataset_import": _import_dataset, "dataset_snapshot": _snapshot, "training_job": _train,
+    "hpo_study": _hpo, "model_version": _model_version, "model_registration": _register,
+    "alias_move": _move_alias, "evaluation": _evaluate, "deployment": _deploy,
+    "canary": _canary, "prediction": _predict, "metrics_query": _query, "gate": _gate,
+}
+
+
+def from_spec(kind: str, name: str, inputs: list[str], params: list[str], defaults: Json,
+              config: Json, **opts: Any) -> StepSpec:
+    """A kind's step from its JSON description (see `_spec.rebuild`); raises InvalidArgument
+    for a kind this server does not have."""
+    body = BODIES.get(kind)
+    if body is None:
+        raise InvalidArgument(f"step {name!r} has kind {kind!r}, which is not a built-in kind "
+                              f"({', '.join(sorted(BODIES))}); a Python step has kind 'python'",
+                              {"steps": [name]})
+    if kind == "gate" and config.get("op") not in _OPS:
+        raise InvalidArgument(f"gate {name!r}: op must be one of {', '.join(_OPS)}",
+                              {"steps": [name]})
+    types = {a: Any for a in [*inputs, *params]}
+    return _kind(kind, name, body, types, Any, config, defaults, **opts)

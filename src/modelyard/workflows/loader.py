@@ -1,12 +1,13 @@
-"""Where pipeline code lives: a built-in name (the one table below) or `module:attr`."""
+"""Where pipeline code lives: modelyard's own built-ins (the one table below), imported by the
+server because they are modelyard's code; every other pipeline is a code package the user
+uploads, loaded in the sandbox (`_runner.SandboxRunner.load`), never imported here."""
 
 from __future__ import annotations
 
 import importlib
-import re
 from typing import Any
 
-from modelyard.core.errors import InvalidArgument, ModelyardError
+from modelyard.core.errors import InvalidArgument
 from modelyard.workflows.dsl import Pipeline
 
 # Built-in pipelines as (name, "module:attr"): the one table to extend.
@@ -15,40 +16,37 @@ BUILTINS: dict[str, str] = {
     "continuous-training": "modelyard.workflows.builtins:continuous_training",
 }
 
-_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+HOW_TO_UPLOAD = ("upload your pipeline as a code package instead: `modelyard pipeline register "
+                 "DIR_OR_ARCHIVE --entry module:attr` (CLI), `client.workflows.register_package"
+                 "(path, entry)` (SDK) or POST .../pipelines/packages?entry=module:attr with the "
+                 ".zip or .tar.gz as the body")
+
+
+def builtin_name(source: str) -> str | None:
+    """The built-in a source names (`digits-lifecycle` or `builtin:digits-lifecycle`), or None."""
+    name = source[8:] if source.startswith("builtin:") else source
+    return name if name in BUILTINS else None
 
 
 def resolve_source(source: str) -> str:
-    """The `module:attr` a source names; raises InvalidArgument for neither form."""
-    if source in BUILTINS:
-        return BUILTINS[source]
-    if source.startswith("builtin:") and source[8:] in BUILTINS:
-        return BUILTINS[source[8:]]
-    if not _REF.match(source):
+    """The `module:attr` of a built-in; raises InvalidArgument for anything else."""
+    name = builtin_name(source)
+    if name is None:
         raise InvalidArgument(
-            f"pipeline source {source!r} is neither a built-in ({', '.join(sorted(BUILTINS))}) "
-            "nor an importable 'package.module:attribute' path",
-            {"source": source[:300]},
-        )
-    return source
+            f"pipeline source {source[:100]!r} is not a built-in pipeline "
+            f"({', '.join(sorted(BUILTINS))}); the server imports no other code: "
+            + HOW_TO_UPLOAD, {"source": source[:300]})
+    return BUILTINS[name]
 
 
-def load_pipeline(source: str) -> Pipeline:
-    """Import the pipeline (a `Pipeline`, or a function returning one)."""
-    ref = resolve_source(source)
-    module_name, attr = ref.split(":", 1)
-    try:
-        obj: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-    except ModelyardError:
-        raise
-    except (ImportError, AttributeError) as e:
-        raise InvalidArgument(f"cannot import pipeline {ref!r}: {e}; install or put the module "
-                              "on the server's PYTHONPATH", {"source": source[:300]}) from e
+def load_builtin(source: str) -> Pipeline:
+    """Import a built-in pipeline (a `Pipeline`, or a function returning one)."""
+    module_name, attr = resolve_source(source).split(":", 1)
+    obj: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
     if callable(obj) and not isinstance(obj, Pipeline):
         obj = obj()
-    if not isinstance(obj, Pipeline):
-        raise InvalidArgument(f"{ref!r} is a {type(obj).__name__}, not a "
-                              "modelyard.workflows.Pipeline", {"source": source[:300]})
+    if not isinstance(obj, Pipeline):  # a bug in the table above
+        raise TypeError(f"built-in pipeline {source!r} is a {type(obj).__name__}")
     return obj

@@ -25,7 +25,9 @@ class Pipeline(BaseModel):
     id: str
     project: str
     name: str
-    source: str
+    source: str  # "builtin:<name>" or "package"
+    package_digest: str | None = None  # the code package it runs (its content's sha256)
+    entry: str | None = None  # `module:attr` inside the package
     description: str
     definition_hash: str
     steps: list[StepInfo]
@@ -36,10 +38,10 @@ class Pipeline(BaseModel):
 
 
 class PipelineRegister(BaseModel):
-    """Register a pipeline from a built-in name or an importable `module:attr` path."""
+    """Register a built-in pipeline; your own pipelines are code packages
+    (POST .../pipelines/packages)."""
 
-    source: str = Field(description="a built-in name (e.g. `digits-lifecycle`) or `module:attr`",
-                        max_length=300)
+    source: str = Field(description="a built-in name (e.g. `digits-lifecycle`)", max_length=300)
     name: str | None = Field(None, description="register under this name (default: its own)")
 
 
@@ -65,6 +67,7 @@ class Run(BaseModel):
     project: str
     pipeline: str
     version_hash: str
+    package_digest: str | None = None  # the code package the run runs, whatever came later
     state: str
     params: dict[str, Any]
     trigger: str

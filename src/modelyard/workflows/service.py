@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from croniter import croniter  # type: ignore[import-untyped]
 
+from modelyard.core import codepkg
+from modelyard.core.auth import Principal, Role
 from modelyard.core.db import Database
-from modelyard.core.errors import FailedPrecondition, InvalidArgument
+from modelyard.core.errors import FailedPrecondition, InvalidArgument, NotFound
 from modelyard.core.ids import check_name, utcnow
+from modelyard.workflows._runner import SandboxRunner
+from modelyard.workflows._spec import definition_hash, parse, rebuild
 from modelyard.workflows.dsl import Pipeline as PipelineDef
 from modelyard.workflows.engine import Engine
-from modelyard.workflows.loader import load_pipeline
+from modelyard.workflows.loader import builtin_name, load_builtin
 from modelyard.workflows.models import (
     TERMINAL_RUN,
     Pipeline,
@@ -33,6 +39,7 @@ log = logging.getLogger("modelyard.workflows")
 EVENTS = ("dataset.commit", "alias.moved", "alert.firing")
 MAX_WORKERS = 4
 CRON_EVERY_S = 1.0
+_ENTRY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 
 class WorkflowService:
@@ -40,11 +47,45 @@ class WorkflowService:
         self.db = db
         self.platform = platform
         self.store = WorkflowStore(db)
-        self.engine = Engine(self.store, self._load_for_run, getattr(platform, "cas", None),
-                             platform, max_workers=MAX_WORKERS)
+        self.cas = getattr(platform, "cas", None)
+        self.runner = self._make_runner()
+        self.engine = Engine(self.store, self._load_for_run, self.cas, platform,
+                             max_workers=MAX_WORKERS,
+                             sandboxed=self.runner.step if self.runner else None)
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._last_cron = 0.0
+
+    def _make_runner(self) -> SandboxRunner | None:
+        settings = getattr(self.platform, "settings", None)
+        if settings is None or self.cas is None:
+            return None  # a bare engine (store tests): built-in steps only
+        from modelyard.sandbox import Sandbox
+
+        sandbox = getattr(self.platform, "sandbox", None)
+        if sandbox is None:
+            users = getattr(getattr(self.platform, "auth", None), "store", None)
+            sandbox = Sandbox(settings, users.count_users if users is not None else None)
+        return SandboxRunner(sandbox, self.cas, settings.home / "workflows" / "sandbox",
+                             settings.resolved_public_url, self._issue_token)
+
+    def _issue_token(self, actor: str, project: str, ttl_s: int,
+                     name: str) -> tuple[str, Callable[[], None]] | None:
+        """A token for a sandboxed step: editor in the run's project only, for the run's user."""
+        auth = getattr(self.platform, "auth", None)
+        if auth is None:
+            return None
+        try:
+            token = auth.scoped_token(actor, project, Role.editor, ttl_s, name=name)
+        except NotFound:  # the run's user is gone (or a test's made-up actor)
+            return None
+        holder = auth.authenticate(token)
+
+        def revoke() -> None:
+            auth.revoke_token(Principal(user_id=holder.user_id, user_name=actor),
+                              holder.token_id)
+
+        return token, revoke
 
     # -- background loop --------------------------------------------------------------------
     def start(self) -> None:
@@ -84,11 +125,43 @@ class WorkflowService:
 
     # -- pipelines --------------------------------------------------------------------------
     def register(self, project: str, source: str, actor: str, name: str | None = None) -> Pipeline:
-        """Import and validate the pipeline, store its definition under its hash."""
-        pl = load_pipeline(source)
+        """Register a built-in pipeline (modelyard's own code, imported here); any other
+        source is an InvalidArgument saying how to upload a package."""
+        pl = load_builtin(source)
         name = check_name(name, "pipeline name") if name else pl.name
         return self.store.upsert_pipeline(project, name, source, pl.description,
                                           pl.definition_hash(), pl.definition(), actor)
+
+    def register_package(self, project: str, data: bytes, entry: str, actor: str,
+                         name: str | None = None) -> Pipeline:
+        """Validate a code package, load its pipeline in the sandbox, store both.
+
+        The version hash covers the package's digest (its files' paths and contents): an edit
+        is a new version whose runs run the new code; the same files packed again are the
+        same version. Raises InvalidArgument or PayloadTooLarge for a package or definition
+        that cannot be used, FailedPrecondition when user code may not run here; nothing is
+        stored then.
+        """
+        if name is not None:
+            check_name(name, "pipeline name")
+        if not _ENTRY.match(entry):
+            raise InvalidArgument(f"entry {entry[:100]!r} must be `module:attr`, naming a "
+                                  "Pipeline or a function returning one (e.g. pipeline:pipeline)",
+                                  {"field": "entry"})
+        if self.runner is None or self.cas is None:
+            raise FailedPrecondition("this server cannot run pipeline packages")
+        settings = getattr(self.platform, "settings", None)
+        limits = settings.security.package_limits() if settings else codepkg.DEFAULT_LIMITS
+        pkg = codepkg.normalize(data, limits=limits)
+        codepkg.check_entrypoint(pkg.files, entry)
+        doc = parse(self.runner.load(pkg.data, entry))
+        rebuild(doc, pkg.digest, entry)  # the server's own checks of the DAG
+        definition = {**doc.model_dump(mode="json"),
+                      "package": {"digest": pkg.digest, "entry": entry}}
+        self.cas.put(pkg.data)  # only once everything held: a refused package leaves nothing
+        return self.store.upsert_pipeline(project, name or doc.name, "package", doc.description,
+                                          definition_hash(definition), definition, actor,
+                                          pkg.digest, entry)
 
     def get_pipeline(self, project: str, name: str) -> Pipeline:
         return self.store.get_pipeline(project, name)
@@ -101,14 +174,39 @@ class WorkflowService:
         return self.store.versions(project, name)
 
     def _load_for_run(self, run: Run) -> PipelineDef:
-        return load_pipeline(self.store.get_pipeline(run.project, run.pipeline).source)
+        """The pipeline of the version the run was started on: a package run runs the code of
+        the package it recorded, whatever was registered since."""
+        meta = self.store.get_pipeline(run.project, run.pipeline)
+        return self._pipeline_of(meta, self.store.run_definition(run.id))
+
+    def _current(self, meta: Pipeline) -> tuple[PipelineDef, str, dict[str, Any]]:
+        """(pipeline, version hash, definition) a new run of `meta` gets."""
+        if meta.package_digest is None and builtin_name(meta.source):
+            pl = load_builtin(meta.source)  # modelyard's own code, as this server has it
+            return pl, pl.definition_hash(), pl.definition()
+        definition = self.store.definition(meta.project, meta.name, meta.definition_hash)
+        return self._pipeline_of(meta, definition), meta.definition_hash, definition
+
+    def _pipeline_of(self, meta: Pipeline, definition: dict[str, Any]) -> PipelineDef:
+        package = definition.get("package")
+        if isinstance(package, dict):
+            doc = parse({k: v for k, v in definition.items() if k != "package"})
+            return rebuild(doc, package["digest"], package["entry"])
+        if builtin_name(meta.source):
+            return load_builtin(meta.source)
+        raise FailedPrecondition(
+            f"pipeline {meta.name!r} was registered from {meta.source!r}, a module the server "
+            "imported itself; the server no longer imports user code, so it cannot run. "
+            f"Re-register it as a code package (`modelyard pipeline register DIR --entry "
+            f"{meta.source}`, DIR holding that module) and run it again",
+            {"pipeline": meta.name, "source": meta.source})
 
     # -- runs -------------------------------------------------------------------------------
     def run(self, project: str, name: str, params: dict[str, Any] | None, actor: str,
             trigger: str = "manual") -> Run:
-        """Queue a run of the pipeline's current code (202: the engine picks it up)."""
+        """Queue a run of the pipeline's current version (202: the engine picks it up)."""
         meta = self.store.get_pipeline(project, name)
-        pl = load_pipeline(meta.source)
+        pl, version, definition = self._current(meta)
         params = dict(params or {})
         known = {p for ps in pl.step_params.values() for p in ps} | set(pl.params)
         unknown = sorted(set(params) - known)
@@ -116,8 +214,7 @@ class WorkflowService:
             raise InvalidArgument(f"pipeline {name!r} has no parameters {', '.join(unknown)}; "
                                   f"its parameters are: {', '.join(sorted(known)) or 'none'}",
                                   {"unknown": unknown})
-        run = self.store.create_run(meta, pl.definition_hash(), pl.definition(), params,
-                                    trigger, actor)
+        run = self.store.create_run(meta, version, definition, params, trigger, actor)
         self.engine.wake.set()
         return run
 
@@ -247,7 +344,7 @@ class WorkflowService:
     def _fire(self, t: Trigger, why: str, payload: dict[str, Any]) -> Run | None:
         try:
             meta = self.store.get_pipeline(t.project, t.pipeline)
-            pl = load_pipeline(meta.source)
+            pl = self._current(meta)[0]
             wanted = {p for ps in pl.step_params.values() for p in ps}
             params = dict(t.params)
             if "event" in wanted:

@@ -34,29 +34,45 @@ class WorkflowStore:
 
     # -- pipelines --------------------------------------------------------------------------
     def upsert_pipeline(self, project: str, name: str, source: str, description: str,
-                        digest: str, definition: dict[str, Any], actor: str) -> Pipeline:
+                        digest: str, definition: dict[str, Any], actor: str,
+                        package_digest: str | None = None, entry: str | None = None) -> Pipeline:
         now = utcnow()
         with self.db.session() as s:
             row = s.scalar(sa.select(PipelineRow).filter_by(project=project, name=name))
             if row is None:
                 row = PipelineRow(id=new_id("pipe"), project=project, name=name, source=source,
+                                  package_digest=package_digest, entry=entry,
                                   description=description, latest_hash=digest, created_at=now,
                                   updated_at=now, created_by=actor)
                 s.add(row)
                 s.flush()
             else:
                 row.source, row.description, row.latest_hash = source, description, digest
+                row.package_digest, row.entry = package_digest, entry
                 row.updated_at = now
-            self._ensure_version(s, row.id, digest, definition)
+            self._ensure_version(s, row.id, digest, definition, package_digest)
             return _pipeline(row, definition)
 
     def _ensure_version(self, s: Any, pipeline_id: str, digest: str,
-                        definition: dict[str, Any]) -> None:
+                        definition: dict[str, Any], package_digest: str | None = None) -> None:
         exists = s.scalar(sa.select(PipelineVersionRow.id).filter_by(pipeline_id=pipeline_id,
                                                                      hash=digest))
         if exists is None:
             s.add(PipelineVersionRow(id=new_id("pver"), pipeline_id=pipeline_id, hash=digest,
-                                     definition=definition, created_at=utcnow()))
+                                     package_digest=package_digest, definition=definition,
+                                     created_at=utcnow()))
+
+    def definition(self, project: str, name: str, digest: str) -> dict[str, Any]:
+        """The stored definition of one version of a pipeline ({} when there is none)."""
+        with self.db.session() as s:
+            pid = s.scalar(sa.select(PipelineRow.id).filter_by(project=project, name=name))
+            return self._definition(s, pid, digest) if pid else {}
+
+    def run_definition(self, run_id: str) -> dict[str, Any]:
+        """The definition of the version a run runs ({} when there is none)."""
+        with self.db.session() as s:
+            row = s.get(RunRow, run_id)
+            return self._definition(s, row.pipeline_id, row.version_hash) if row else {}
 
     def get_pipeline(self, project: str, name: str) -> Pipeline:
         with self.db.session() as s:
@@ -89,9 +105,10 @@ class WorkflowStore:
     def create_run(self, pipeline: Pipeline, digest: str, definition: dict[str, Any],
                    params: dict[str, Any], trigger: str, actor: str) -> Run:
         with self.db.session() as s:
-            self._ensure_version(s, pipeline.id, digest, definition)
+            self._ensure_version(s, pipeline.id, digest, definition, pipeline.package_digest)
             row = RunRow(id=new_id("prun"), project=pipeline.project, pipeline_id=pipeline.id,
-                         pipeline=pipeline.name, version_hash=digest, state="queued",
+                         pipeline=pipeline.name, version_hash=digest,
+                         package_digest=pipeline.package_digest, state="queued",
                          params=params, trigger=trigger, created_by=actor, created_at=utcnow(),
                          cancel_requested=False)
             s.add(row)
@@ -262,6 +279,7 @@ def _pipeline(row: PipelineRow, definition: dict[str, Any]) -> Pipeline:
                       params=d.get("params", []), map_over=d.get("map_over"))
              for d in definition.get("steps", [])]
     return Pipeline(id=row.id, project=row.project, name=row.name, source=row.source,
+                    package_digest=row.package_digest, entry=row.entry,
                     description=row.description, definition_hash=row.latest_hash, steps=steps,
                     params=definition.get("params", {}), created_at=row.created_at,
                     updated_at=row.updated_at, created_by=row.created_by)
@@ -277,7 +295,7 @@ def _step(r: StepRunRow) -> StepRun:
 
 def _run(row: RunRow, steps: Any) -> Run:
     return Run(id=row.id, project=row.project, pipeline=row.pipeline,
-               version_hash=row.version_hash, state=row.state, params=dict(row.params or {}),
+               version_hash=row.version_hash, package_digest=row.package_digest, state=row.state, params=dict(row.params or {}),
                trigger=row.trigger, created_by=row.created_by, created_at=row.created_at,
                started_at=row.started_at, finished_at=row.finished_at, error=row.error,
                cancel_requested=bool(row.cancel_requested), steps=[_step(x) for x in steps])

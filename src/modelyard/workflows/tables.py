@@ -17,7 +17,10 @@ class PipelineRow(Base):
     id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
     project: Mapped[str] = mapped_column(sa.String(100))
     name: Mapped[str] = mapped_column(sa.String(100))
-    source: Mapped[str] = mapped_column(sa.String(300))  # "builtin:<name>" or "module:attr"
+    # "builtin:<name>", "package", or (rows from before packages) a refused "module:attr"
+    source: Mapped[str] = mapped_column(sa.String(300))
+    package_digest: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+    entry: Mapped[str | None] = mapped_column(sa.String(300), nullable=True)
     description: Mapped[str] = mapped_column(sa.Text)
     latest_hash: Mapped[str] = mapped_column(sa.String(64))
     created_at: Mapped[datetime] = mapped_column(sa.DateTime)
@@ -32,6 +35,7 @@ class PipelineVersionRow(Base):
     id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
     pipeline_id: Mapped[str] = mapped_column(sa.ForeignKey("pipelines.id", ondelete="CASCADE"))
     hash: Mapped[str] = mapped_column(sa.String(64))
+    package_digest: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
     definition: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime)
 
@@ -44,6 +48,7 @@ class RunRow(Base):
         sa.ForeignKey("pipelines.id", ondelete="CASCADE"), index=True)
     pipeline: Mapped[str] = mapped_column(sa.String(100))
     version_hash: Mapped[str] = mapped_column(sa.String(64))
+    package_digest: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)  # its code
     state: Mapped[str] = mapped_column(sa.String(20), index=True)
     params: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
     trigger: Mapped[str] = mapped_column(sa.String(200))

@@ -1,4 +1,7 @@
-"""Pipelines the workflow tests register by `module:attr`; steps count runs in files."""
+"""The pipelines of the workflow tests: a user's code package, uploaded by the tests (see
+`tests/workflows/_packages.py`) with `_digits.py` beside it, and loaded and run in the sandbox,
+never imported by the server. Steps count their runs in files of a `workdir` parameter (the
+tests run these with the sandbox off, so steps and tests share the host's files)."""
 
 from __future__ import annotations
 
@@ -132,7 +135,7 @@ cancellable = Pipeline("cancellable", [blocker, after_blocker], params={"workdir
 
 
 # -- fan-out -----------------------------------------------------------------------------------
-@step(executor="thread")
+@step
 def numbers(n: int) -> list[int]:
     return list(range(1, n + 1))
 
@@ -142,7 +145,7 @@ def square(numbers: int) -> int:
     return numbers * numbers
 
 
-@step(executor="thread")
+@step
 def total(square: list[int]) -> int:
     return sum(square)
 
@@ -167,7 +170,7 @@ arrays = Pipeline("arrays", [matrix, trace], params={"n": 3})
 
 
 # -- a gate over a condition -------------------------------------------------------------------
-@step(executor="thread")
+@step
 def score(n: int) -> dict[str, int]:
     return {"value": n}
 
@@ -183,7 +186,7 @@ gated = Pipeline("gated", [score, kinds.gate("enough", "score", "value", ">=", 5
 
 
 # -- a canary release of a chosen version (e2e) ----------------------------------------------
-@step(executor="thread")
+@step
 def pick(model: str, version: int) -> dict[str, Any]:
     return {"model": model, "version": version}
 
@@ -272,18 +275,18 @@ def mismatched() -> Pipeline:
     return Pipeline("mismatched", [produce, consume], params={"n": 1})
 
 
-# -- where steps run: inline Python in a worker process, component kinds in the server ------
+# -- where steps run: each Python step in a sandboxed process of its own -----------------
 @step
-def worker_pid() -> int:
+def step_pid() -> int:
     return os.getpid()
 
 
-@step(executor="thread")
-def server_pid(worker_pid: int) -> list[int]:
-    return [worker_pid, os.getpid()]
+@step
+def next_pid(step_pid: int) -> list[int]:
+    return [step_pid, os.getpid()]
 
 
-where = Pipeline("where", [worker_pid, server_pid])
+where = Pipeline("where", [step_pid, next_pid])
 
 
 # -- a failing step waits out its backoff before trying again ---------------------------------
@@ -299,7 +302,7 @@ backing_off = Pipeline("backing-off", [down], params={"workdir": "."})
 # -- a model built by an inline step, registered, promoted and deployed --------------------
 @step
 def fit_digits(c: float) -> dict[str, Any]:
-    from tests.serving._digits import classifier, digits, onnx_model
+    from _digits import classifier, digits, onnx_model
 
     d = digits()
     accuracy = float(classifier(c).score(d.test_x.reshape(-1, 64) / 255, d.test_y))
@@ -307,7 +310,7 @@ def fit_digits(c: float) -> dict[str, Any]:
 
 
 def registered() -> Pipeline:
-    from tests.serving._digits import PREPROCESSING
+    from _digits import PREPROCESSING
 
     return Pipeline("registered", [
         fit_digits,
