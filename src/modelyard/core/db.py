@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from modelyard.core.errors import AlreadyExists, ModelyardError, Unavailable
+from modelyard.core.private import private_dir, private_file, private_files
 
 # Components that own tables, in no particular order: each has `migrations/` beside it.
 MIGRATING_PACKAGES = (
@@ -73,8 +74,12 @@ class Database:
         self._memory_locks: dict[int, threading.Lock] = {}
         if self.is_sqlite:
             if url not in ("sqlite://", "sqlite:///:memory:"):
-                path = url.split("sqlite:///", 1)[1]
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                path = url.split("sqlite:///", 1)[1].split("?", 1)[0]
+                # The database file is made 0600 before SQLite opens it: SQLite gives its
+                # -wal and -shm files the database file's mode, whatever the umask.
+                private_dir(Path(path).parent, tighten_existing=False)
+                private_file(Path(path))
+                private_files(Path(path + "-wal"), Path(path + "-shm"))
                 self._lock_dir = Path(path + ".locks")
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
@@ -147,7 +152,7 @@ class Database:
             with self._memory_locks.setdefault(key, threading.Lock()):
                 yield
             return
-        self._lock_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self._lock_dir)
         with open(self._lock_dir / f"{key & (2**64 - 1):016x}.lock", "a+b") as f:
             fcntl.flock(f, fcntl.LOCK_EX)  # blocks; released by the kernel if we die
             try:

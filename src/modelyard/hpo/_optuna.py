@@ -15,6 +15,7 @@ from typing import Any
 import optuna
 import sqlalchemy as sa
 
+from modelyard.core.private import private_dir, private_file, private_files
 from modelyard.hpo import _space
 from modelyard.hpo.models import PrunerSpec, SamplerSpec, StudySpec
 
@@ -25,7 +26,9 @@ SCHEMA = "optuna"
 def open_storage(database_url: str, home: Path) -> optuna.storages.RDBStorage:
     if database_url.startswith("sqlite"):
         path = home / "hpo" / "optuna.db"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
+        private_file(path)  # before SQLite opens it: its -wal and -shm take its mode
+        private_files(Path(f"{path}-wal"), Path(f"{path}-shm"))
 
         def connect() -> sqlite3.Connection:
             # As modelyard's own SQLite database: WAL, and a sync per checkpoint rather than

@@ -41,6 +41,7 @@ import numpy as np
 import pyarrow as pa
 
 from modelyard.core.errors import Unavailable
+from modelyard.core.private import private_dir, private_files
 from modelyard.metrics._arrow import columns_table, events_table
 from modelyard.metrics._hist import SQL_BIN
 from modelyard.metrics._outbox import Outbox, decoded
@@ -91,7 +92,7 @@ class DuckDbMetricsStore(MetricsStore):
 
     def __init__(self, path: Path, outbox: SqlMetricsStore | None = None,
                  threads: int | None = None) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent, tighten_existing=False)
         self.path = path
         self.threads = threads  # DuckDB's worker threads (None: one per core)
         self.outbox = outbox
@@ -117,7 +118,17 @@ class DuckDbMetricsStore(MetricsStore):
                 ) from e
             for ddl in _DDL:
                 self._open.execute(ddl)
+            private_files(self.path, self._wal)
         return self._open
+
+    @property
+    def _wal(self) -> Path:
+        return Path(f"{self.path}.wal")
+
+    def _private_wal(self) -> None:
+        # DuckDB makes its WAL anew after each checkpoint, with the umask's mode (it has no
+        # setting for it): tightened after every write, as the database file was at open.
+        private_files(self._wal)
 
     def _scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
         rows = self._con.execute(sql, list(params)).fetchall()  # fetchall: leaves no result open
@@ -161,6 +172,7 @@ class DuckDbMetricsStore(MetricsStore):
                 con.execute("INSERT INTO events SELECT * FROM _batch")
             finally:
                 con.unregister("_batch")
+            self._private_wal()
             return batch.num_rows
 
     def upsert_feedback(self, project: str, feedback: list[Feedback]) -> int:
@@ -178,6 +190,7 @@ class DuckDbMetricsStore(MetricsStore):
                 self._con.execute("INSERT OR REPLACE INTO feedback SELECT * FROM _fb")
             finally:
                 self._con.unregister("_fb")
+            self._private_wal()
         return len(latest)
 
     # -- reads ----------------------------------------------------------------------------------
@@ -255,6 +268,7 @@ class DuckDbMetricsStore(MetricsStore):
         with self._lock:
             rolled = self.roll_up()
             pruned = self._prune(now, retention)
+            self._private_wal()
         return {"imported": imported, "rolled": rolled, **pruned}
 
     def roll_up(self) -> int:

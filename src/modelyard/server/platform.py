@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 from modelyard.core.blobs import ContentStore, open_blob_store
 from modelyard.core.db import Database
 from modelyard.core.events import EventBus
+from modelyard.core.private import private_dir, private_files
 from modelyard.core.settings import Settings
 from modelyard.server.service import AuthService
 from modelyard.server.store import SqlAuthStore
@@ -32,6 +33,8 @@ class Platform:
         self.settings = settings
         self.ready = False
         self.prometheus = CollectorRegistry()
+        # The data dir first, 0700, before anything below creates a folder inside it.
+        private_dir(settings.home)
         self.db = Database(settings.resolved_database_url)
         self.blobs = open_blob_store(settings)
         self.cas = ContentStore(self.blobs)
@@ -64,7 +67,8 @@ class Platform:
             self._loops = [self.metrics, self.serving]
 
     def start(self) -> None:
-        self.settings.home.mkdir(parents=True, exist_ok=True)
+        private_dir(self.settings.home)
+        private_files(self.settings.resolved_admin_token_file)  # a copy made with cp, say
         self.db.migrate()
         token = self.auth.bootstrap(self.settings.resolved_admin_token_file)
         if token:

@@ -11,16 +11,15 @@ from typing import BinaryIO
 
 from modelyard.core.blobs.base import BlobStore, check_key
 from modelyard.core.errors import NotFound
+from modelyard.core.private import private_dir
 
 CHUNK = 1024 * 1024
 
 
 class LocalBlobStore(BlobStore):
     def __init__(self, root: str | Path) -> None:
-        self.root = Path(root).resolve()
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._tmp = self.root / ".tmp"
-        self._tmp.mkdir(exist_ok=True)
+        self.root = private_dir(Path(root).resolve())  # every project's blobs: ours alone
+        self._tmp = private_dir(self.root / ".tmp")
 
     def _path(self, key: str) -> Path:
         path = (self.root / check_key(key)).resolve()
