@@ -1,4 +1,5 @@
-"""A stand-in trainer for executor tests: starts a grandchild, reports pids, then waits."""
+"""A stand-in trainer for executor tests. It runs in the job's sandbox, so it reports through
+its output (the job log) rather than files: the test's own directories are out of its sight."""
 
 from __future__ import annotations
 
@@ -6,20 +7,11 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
-
-
-def _report(text: str) -> None:
-    """Write the pids file whole (temp file, then rename): a test polls for it to exist."""
-    target = Path(os.environ["SLEEPY_PIDS"])
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(target)
 
 
 def main() -> int:
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-    _report(f"{os.getpid()} {child.pid}")
+    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    print("sleepy: worker and grandchild started", flush=True)
     time.sleep(120)
     return 0
 
@@ -30,17 +22,18 @@ def fail() -> int:
 
 
 def dump_env() -> int:
-    Path(os.environ["DUMP_TO"]).write_text(os.environ["CUDA_VISIBLE_DEVICES"])
+    print(f"sleepy: CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']}", flush=True)
     return 0
 
 
 def leave_a_daemon() -> int:
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-    _report(str(child.pid))
+    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"],
+                     start_new_session=True)
+    print("sleepy: daemon started", flush=True)
     return 0
 
 
 def dump_modelyard_env() -> int:
     names = sorted(k for k in os.environ if k.startswith("MODELYARD_"))
-    Path(os.environ["DUMP_TO"]).write_text(" ".join(names))
+    print("sleepy: env " + " ".join(names), flush=True)
     return 0

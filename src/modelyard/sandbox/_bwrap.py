@@ -97,7 +97,9 @@ class _Mounts:
 def argv(layout: Layout, spec: Spec, uid: int | None) -> list[str]:
     """bwrap ... -- [setpriv to `uid`] [prlimit] spec.argv."""
     a = [layout.bwrap, "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-         "--unshare-cgroup-try", "--hostname", "modelyard-sandbox", "--info-fd", str(INFO_FD)]
+         "--unshare-cgroup-try", "--info-fd", str(INFO_FD)]
+    # The host's name is kept (in a uts namespace of the run's own): torchrun's rendezvous
+    # resolves it, and /etc/hosts names only the host's.
     if uid is None:  # an unprivileged server: a user namespace of its own instead of a uid
         a += ["--unshare-user", "--disable-userns"]
     else:  # bwrap is privileged as root; setpriv below needs these two, then drops all

@@ -55,10 +55,12 @@ class Spec:
 @dataclass(frozen=True)
 class Outcome:
     """How a run ended: the exit code (128 + n for a signal n; None when unknown) and, when a
-    limit ended it, a reason naming the limit ("exceeded its memory limit (512 MB)")."""
+    limit ended it, a reason naming the limit ("exceeded its memory limit (512 MB)") and the
+    limit's field name in Limits (`memory_mb`, `processes`, `disk_mb`, `wall_s`)."""
 
     code: int | None
     reason: str | None = None
+    limit: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -82,6 +84,7 @@ def read_outcome(exit_file: Path) -> Outcome | None:
         return Outcome(code=data)
     if not isinstance(data, dict):
         return None
-    code, reason = data.get("code"), data.get("reason")
+    code, reason, limit = data.get("code"), data.get("reason"), data.get("limit")
     return Outcome(code=code if isinstance(code, int) else None,
-                   reason=reason if isinstance(reason, str) else None)
+                   reason=reason if isinstance(reason, str) else None,
+                   limit=limit if isinstance(limit, str) else None)

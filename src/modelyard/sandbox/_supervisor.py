@@ -178,6 +178,7 @@ class Watch:
 
 
 def run(plan: dict) -> tuple[int | None, str | None]:
+    """Runs the plan to its end: (exit code, the name of the limit that ended it or None)."""
     limits = plan["limits"]
     cgroup = None
     if plan.get("cgroup"):
@@ -249,7 +250,7 @@ def _supervise(plan: dict, pid: int, cgroup: Cgroup | None, info_r: int,
     if info_r >= 0:
         inner = _read_inner_pid(info_r, pid)
         watch = Watch(inner, limits["disk_mb"]) if inner else None
-    reason: str | None = None
+    limit: str | None = None
     kill_at: float | None = None
     tick = 0.005  # short at first: the watch on /tmp must be taken while the sandbox lives
     while True:
@@ -264,9 +265,9 @@ def _supervise(plan: dict, pid: int, cgroup: Cgroup | None, info_r: int,
         now = time.monotonic()
         if pidfd is None:
             time.sleep(tick)
-        if reason is None:
-            reason = _breach(limits, cgroup, watch, now - started, wall)
-            if reason is not None:
+        if limit is None:
+            limit = _breach(limits, cgroup, watch, now - started, wall)
+            if limit is not None:
                 _kill(pid, signal.SIGKILL)  # bwrap's init dies with it, and its namespace
                 if cgroup is not None:
                     cgroup.kill_all()
@@ -280,41 +281,50 @@ def _supervise(plan: dict, pid: int, cgroup: Cgroup | None, info_r: int,
         code = 128 - code
     if watch is not None:
         watch.check_disk()
-    if reason is None and code != 0:
-        reason = _after(limits, cgroup, watch)
-    return code, reason
+    if limit is None and code != 0:
+        limit = _after(cgroup, watch)
+    return code, limit
+
+
+REASONS = {
+    "wall_s": "ran past its wall time ({wall_s:g} s)",
+    "memory_mb": "exceeded its memory limit ({memory_mb} MB)",
+    "processes": "exceeded its process limit ({processes})",
+    "disk_mb": "filled its work dir ({disk_mb} MB)",
+}
 
 
 def _breach(limits: dict, cgroup: Cgroup | None, watch: Watch | None, elapsed: float,
             wall: float | None) -> str | None:
+    """The limit the run is past now (its name in `limits`), if any."""
     if wall is not None and elapsed > wall:
-        return f"ran past its wall time ({wall:g} s)"
+        return "wall_s"
     if cgroup is not None:
         if cgroup.oom_kills():
-            return f"exceeded its memory limit ({limits['memory_mb']} MB)"
+            return "memory_mb"
         if cgroup.forks_refused():
-            return f"exceeded its process limit ({limits['processes']})"
+            return "processes"
     if watch is None:
         return None
     watch.check_disk()
     if cgroup is None:
         memory, threads = watch.usage()
         if memory > limits["memory_mb"] * MIB:
-            return f"exceeded its memory limit ({limits['memory_mb']} MB)"
+            return "memory_mb"
         if threads >= limits["processes"]:
-            return f"exceeded its process limit ({limits['processes']})"
+            return "processes"
     return None
 
 
-def _after(limits: dict, cgroup: Cgroup | None, watch: Watch | None) -> str | None:
-    """Why a run that failed on its own failed, when a limit explains it."""
+def _after(cgroup: Cgroup | None, watch: Watch | None) -> str | None:
+    """The limit that explains why a run that ended on its own failed, if one does."""
     if cgroup is not None:
         if cgroup.oom_kills():
-            return f"exceeded its memory limit ({limits['memory_mb']} MB)"
+            return "memory_mb"
         if cgroup.forks_refused():
-            return f"exceeded its process limit ({limits['processes']})"
+            return "processes"
     if watch is not None and watch.disk_full:
-        return f"filled its work dir ({limits['disk_mb']} MB)"
+        return "disk_mb"
     return None
 
 
@@ -389,10 +399,11 @@ def _kill(pid: int, sig: int) -> None:
         pass
 
 
-def write_exit(exit_file: str, code: int | None, reason: str | None) -> None:
+def write_exit(exit_file: str, code: int | None, reason: str | None,
+               limit: str | None) -> None:
     tmp = f"{exit_file}.tmp"
     with open(tmp, "w") as f:
-        json.dump({"code": code, "reason": reason}, f)
+        json.dump({"code": code, "reason": reason, "limit": limit}, f)
     os.replace(tmp, exit_file)
 
 
@@ -404,13 +415,14 @@ def main(args: list[str]) -> int:
         plan = json.load(f)
     os.unlink(args[0])
     try:
-        code, reason = run(plan)
+        code, limit = run(plan)
+        reason = REASONS[limit].format(**plan["limits"]) if limit else None
     except Exception as e:  # noqa: BLE001 - an exit file is owed whatever happened
         print(f"modelyard sandbox: supervisor failed: {e!r}", file=sys.stderr, flush=True)
-        code, reason = None, f"the sandbox failed: {e}"
+        code, limit, reason = None, None, f"the sandbox failed: {e}"
     if reason:
         print(f"modelyard sandbox: the run {reason}", file=sys.stderr, flush=True)
-    write_exit(plan["exit_file"], code, reason)
+    write_exit(plan["exit_file"], code, reason, limit)
     return code if code is not None else 1
 
 

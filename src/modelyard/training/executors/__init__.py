@@ -10,6 +10,7 @@ from modelyard.training.executors.base import Executor, Launch, Status
 
 if TYPE_CHECKING:
     from modelyard.core.settings import Settings
+    from modelyard.sandbox import Sandbox
 
 EXECUTORS = {
     "local": "modelyard.training.executors.local:LocalExecutor",
@@ -17,13 +18,17 @@ EXECUTORS = {
 }
 
 
-def open_executor(settings: Settings) -> Executor:
+def open_executor(settings: Settings, sandbox: Sandbox | None = None) -> Executor:
+    """The configured executor; one that runs user code on this machine gets `sandbox`."""
     name = settings.training.executor
     if name not in EXECUTORS:
         raise InvalidArgument(f"unknown training executor {name!r}: use one of "
                               f"{', '.join(sorted(EXECUTORS))}")
     module, attr = EXECUTORS[name].split(":")
-    return getattr(import_module(module), attr)(settings)  # type: ignore[no-any-return]
+    factory = getattr(import_module(module), attr)
+    if sandbox is not None and factory.runs_user_code_here:
+        return factory(settings, sandbox=sandbox)  # type: ignore[no-any-return]
+    return factory(settings)  # type: ignore[no-any-return]
 
 
 __all__ = ["EXECUTORS", "Executor", "Launch", "Status", "open_executor"]

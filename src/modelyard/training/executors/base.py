@@ -6,6 +6,7 @@ import abc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 
 @dataclass(frozen=True)
@@ -18,15 +19,24 @@ class Launch:
     log_path: Path
     gpus: list[int] = field(default_factory=list)
     cpu: float = 1.0
-    memory_mb: int = 1024
+    memory_mb: int = 1024  # per worker, like cpu and gpus
+    processes: int = 256  # per worker: processes and threads
+    disk_mb: int = 1024  # per worker: the job's private work dir
+    timeout_s: float | None = None  # wall time of this attempt
+    # Host paths the job reads, and where it sees them (its dataset snapshot's files).
+    ro_binds: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Status:
-    """`running`, or `exited` with the exit code (None when it vanished without one)."""
+    """`running`, or `exited` with the exit code (None when it vanished without one) and,
+    when a limit ended it, the reason ("exceeded its memory limit (512 MB)") and which limit
+    (`memory_mb`, `processes`, `disk_mb`, `wall_s`)."""
 
     running: bool
     exit_code: int | None = None
+    reason: str | None = None
+    limit: str | None = None
 
 
 class Executor(abc.ABC):
@@ -41,6 +51,9 @@ class Executor(abc.ABC):
     """
 
     on_exit: Callable[[], None] | None = None
+    # True for an executor that runs user code on this machine: it takes the server's
+    # Sandbox (`open_executor(settings, sandbox)`), and submits are refused when it may not run.
+    runs_user_code_here: ClassVar[bool] = False
 
     @abc.abstractmethod
     def submit(self, launch: Launch) -> str: ...

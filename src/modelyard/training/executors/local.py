@@ -1,8 +1,11 @@
-"""The local executor: one process group per job on this machine.
+"""The local executor: one sandbox per job on this machine.
 
 A job runs `python -m modelyard.runtime.worker`, or `torch.distributed.run --standalone` with
-one process per worker. A tiny `sh` wrapper leads the process group and writes the exit code to
-a file, so a server that restarts can still learn how a job it did not start ended.
+one process per worker, all in one sandbox (modelyard.sandbox) with the job's limits: memory,
+processes and work-dir disk from its resources (per worker), its timeout as wall time. The
+sandbox's supervisor leads the process group and writes how the job ended to a file, so a
+server that restarts can still learn how a job it did not start ended (and why, when a limit
+ended it). Exit files of jobs started before the sandbox hold a plain integer; they still read.
 """
 
 from __future__ import annotations
@@ -17,10 +20,11 @@ import time
 from pathlib import Path
 
 from modelyard.core.settings import Settings
+from modelyard.sandbox import Limits, Sandbox, Spec, read_outcome
 from modelyard.training.executors.base import Executor, Launch, Status
 
-_WRAPPER = '"$@"; code=$?; echo $code > "$MODELYARD_EXIT_FILE.tmp" && mv "$MODELYARD_EXIT_FILE.tmp" "$MODELYARD_EXIT_FILE"; exit $code'
 KILL_GRACE_S = 3.0
+OPEN_FILES = 4096  # a DataLoader with many workers over a Lance dataset opens many
 
 
 def worker_command(workers: int) -> list[str]:
@@ -48,9 +52,25 @@ def _state(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[0]
 
 
+def sandbox_spec(launch: Launch, exit_file: Path) -> Spec:
+    """The sandbox run of one job attempt."""
+    workers = max(1, launch.workers)
+    env = {**launch.env, "OMP_NUM_THREADS": str(max(1, int(launch.cpu))),
+           "CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in launch.gpus)}
+    limits = Limits(memory_mb=launch.memory_mb * workers, processes=launch.processes * workers,
+                    open_files=OPEN_FILES, wall_s=launch.timeout_s,
+                    disk_mb=launch.disk_mb * workers)
+    return Spec(argv=worker_command(launch.workers), env=env, limits=limits,
+                exit_file=exit_file, ro_binds=dict(launch.ro_binds), gpus=list(launch.gpus),
+                name=launch.job_id)
+
+
 class LocalExecutor(Executor):
-    def __init__(self, settings: Settings) -> None:
+    runs_user_code_here = True
+
+    def __init__(self, settings: Settings, sandbox: Sandbox | None = None) -> None:
         self.settings = settings
+        self.sandbox = sandbox or Sandbox(settings)
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
 
@@ -59,15 +79,11 @@ class LocalExecutor(Executor):
         exit_file = launch.log_path.with_suffix(".exit")
         exit_file.unlink(missing_ok=True)
         launch.log_path.with_suffix(".handle").unlink(missing_ok=True)
-        # The server's own MODELYARD_* settings (credentials among them) stay with the server.
-        inherited = {k: v for k, v in os.environ.items() if not k.startswith("MODELYARD_")}
-        env = {**inherited, **launch.env, "MODELYARD_EXIT_FILE": str(exit_file),
-               "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": str(max(1, int(launch.cpu)))}
-        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in launch.gpus)
+        # Raises FailedPrecondition when user code may not run here (no sandbox, many users).
+        argv = self.sandbox.command(sandbox_spec(launch, exit_file))
         with open(launch.log_path, "ab") as log:
             proc = subprocess.Popen(
-                ["/bin/sh", "-c", _WRAPPER, "sh", *worker_command(launch.workers)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 cwd=launch.log_path.parent, start_new_session=True, close_fds=True,
             )
         with self._lock:
@@ -95,12 +111,12 @@ class LocalExecutor(Executor):
             with self._lock:
                 self._procs.pop(pid, None)
             _signal_group(pid, signal.SIGKILL)  # leftovers (daemons the job started) go too
-            return Status(running=False, exit_code=_exit_code(h, code))
+            return _ended(h, code)
         if self._alive(pid, h.get("start")):
             return Status(running=True)
         # A group id is never reused while a member lives, so this reaches only our leftovers.
         _signal_group(pid, signal.SIGKILL)
-        return Status(running=False, exit_code=_exit_code(h, None))
+        return _ended(h, None)
 
     def cancel(self, handle: str) -> None:
         pid = int(json.loads(handle)["pid"])
@@ -134,11 +150,13 @@ class LocalExecutor(Executor):
         return start is None or _start_time(pid) == start
 
 
-def _exit_code(handle: dict[str, object], fallback: int | None) -> int | None:
-    try:
-        return int(Path(str(handle["exit_file"])).read_text().strip())
-    except (OSError, ValueError):
-        return fallback
+def _ended(handle: dict[str, object], fallback: int | None) -> Status:
+    """How the job ended, from its exit file (written by its supervisor), else `fallback`."""
+    outcome = read_outcome(Path(str(handle["exit_file"])))
+    if outcome is None:
+        return Status(running=False, exit_code=fallback)
+    return Status(running=False, exit_code=outcome.code, reason=outcome.reason,
+                  limit=outcome.limit)
 
 
 def _signal_group(pid: int, sig: int) -> None:
