@@ -71,6 +71,10 @@ class AuthService:
         os.chmod(token_file, 0o600)
         return token
 
+    def count_users(self) -> int:
+        """How many users exist (the sandbox's `auto` mode allows unconfined code for one)."""
+        return self.store.count_users()
+
     def authenticate(self, token: str | None) -> Principal:
         if not token:
             raise Unauthenticated(

@@ -152,20 +152,24 @@ class SchedulerLoop:
         if status.running:
             if job.started_at and now - job.started_at > timedelta(seconds=job.timeout_s):
                 self.svc.executor.cancel(handle)
-                done = self.store.update(job.id, list(ACTIVE_STATES), state=JobState.failed,
-                                         finished_at=now,
-                                         message=f"timed out after {job.timeout_s} s")
+                done = self.store.update(
+                    job.id, list(ACTIVE_STATES), state=JobState.failed, finished_at=now,
+                    message=f"timed out: the job ran past its wall time ({job.timeout_s} s)")
                 if done:
                     self.ended(done)
                 return True
             return False
         code = status.exit_code
+        # Out of time is final (as when this loop stops it); other limits may pass on a retry
+        # that resumes from a checkpoint.
+        out_of_time = status.limit == "wall_s"
         if code == 0:
             done = self.store.update(job.id, list(ACTIVE_STATES), state=JobState.succeeded,
                                      finished_at=now, exit_code=0, handle=None,
                                      message="succeeded")
-        elif job.attempt < max(job.max_retries, 1 if code is None else 0):
-            why = "lost (no exit code)" if code is None else f"exited with code {code}"
+        elif job.attempt < max(job.max_retries, 1 if code is None else 0) and not out_of_time:
+            why = status.reason or (
+                "lost (no exit code)" if code is None else f"exited with code {code}")
             done = self.store.update(
                 job.id, list(ACTIVE_STATES), state=JobState.queued, attempt=job.attempt + 1,
                 exit_code=code, handle=None, gpus=[], scheduled_at=None,
@@ -173,7 +177,8 @@ class SchedulerLoop:
             self.revoke_token(job)
             return True
         else:
-            why = "was lost (no exit code)" if code is None else f"exited with code {code}"
+            why = status.reason or (
+                "was lost (no exit code)" if code is None else f"exited with code {code}")
             done = self.store.update(job.id, list(ACTIVE_STATES), state=JobState.failed,
                                      finished_at=now, exit_code=code, handle=None,
                                      message=f"the job {why}; see its logs")
@@ -230,7 +235,8 @@ class SchedulerLoop:
                         f"{now.isoformat()}Z on {r.workers} worker(s) ---\n")
             handle = self.svc.executor.submit(Launch(
                 job_id=job.id, workers=r.workers, env=env, log_path=path, gpus=gpus,
-                cpu=r.cpu, memory_mb=r.memory_mb))
+                cpu=r.cpu, memory_mb=r.memory_mb, processes=r.processes, disk_mb=r.disk_mb,
+                timeout_s=job.timeout_s, ro_binds=self._snapshot_binds(job)))
         except Exception as e:
             log.exception("launching job %s failed", job.id)
             done = self.store.update(job.id, [JobState.scheduled], state=JobState.failed,
@@ -243,6 +249,16 @@ class SchedulerLoop:
         if started is None:  # cancelled while it was starting
             self.svc.executor.cancel(handle)
             self.revoke_token(job)
+
+    def _snapshot_binds(self, job: Job) -> dict[str, str]:
+        """The job's dataset snapshot files, read-only at their own paths (the job opens the
+        URIs the API gives it): the Lance dataset and the split file, nothing else of the blob
+        root. Nothing on an object store (those are reached over the network)."""
+        if not job.dataset_snapshot:
+            return {}
+        snap = self.svc.datasets.get_snapshot(job.project, job.dataset_snapshot)
+        paths = [snap.uri, snap.splits_uri or ""]
+        return {p: p for p in paths if p and "://" not in p and Path(p).exists()}
 
     def _create_run(self, job: Job) -> str | None:
         try:

@@ -29,7 +29,10 @@ ACTIVE_STATES = (JobState.scheduled, JobState.running)
 
 
 class Resources(BaseModel):
-    """What one job needs; `cpu`, `gpu` and `memory_mb` are per worker, admitted all at once."""
+    """What one job needs; `cpu`, `gpu` and `memory_mb` are per worker, admitted all at once.
+
+    `memory_mb`, `processes` (processes and threads) and `disk_mb` (its private work dir) are
+    also the limits the job's sandbox holds it to; passing one ends the job with a reason."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -37,6 +40,8 @@ class Resources(BaseModel):
     gpu: int = Field(default=0, ge=0, le=64)
     memory_mb: int = Field(default=1024, gt=0, le=16 * 1024 * 1024)
     workers: int = Field(default=1, ge=1, le=64)
+    processes: int = Field(default=256, ge=16, le=65536)
+    disk_mb: int = Field(default=1024, ge=16, le=1024 * 1024)
 
     @property
     def total_cpu(self) -> float:

@@ -17,6 +17,7 @@ from modelyard.core.errors import (
 )
 from modelyard.core.events import EventBus
 from modelyard.core.ids import check_name, new_id, utcnow
+from modelyard.sandbox import Sandbox
 from modelyard.training import _credentials
 from modelyard.training.executors import open_executor
 from modelyard.training.loop import SchedulerLoop, job_capacity
@@ -61,7 +62,9 @@ class TrainingService:
         self.registry = registry
         self.store = SqlJobStore(db)
         self.capacity: Capacity = job_capacity(settings)
-        self.executor = open_executor(settings)
+        # Where jobs run on this machine; unconfined runs need a single-user platform (auto).
+        self.sandbox = Sandbox(settings, count_users=auth.count_users)
+        self.executor = open_executor(settings, self.sandbox)
         self.loop = SchedulerLoop(self)
         self.executor.on_exit = self.loop.wake  # a job's exit is seen at once, not next poll
         self.events = EventBus()  # the platform shares one bus between components
@@ -69,6 +72,8 @@ class TrainingService:
 
     # background loop -------------------------------------------------------------------
     def start(self) -> None:
+        if self.executor.runs_user_code_here:
+            self.sandbox.warn_if_unconfined()
         self.loop.start()
 
     def stop(self) -> None:
@@ -124,6 +129,8 @@ class TrainingService:
     # jobs ------------------------------------------------------------------------------
     def submit(self, project: str, user: str, spec: JobSpec) -> Job:
         """Validates everything first; a spec that cannot run is refused and nothing is queued."""
+        if self.executor.runs_user_code_here:
+            self.sandbox.check_allowed()  # 409 now, rather than a job that fails at launch
         params, code_hash = self._check_trainer(project, spec)
         self._check_resources(spec)
         self._check_snapshot(project, spec)

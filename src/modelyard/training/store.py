@@ -82,7 +82,8 @@ class SqlJobStore(JobStore):
                 code_hash=job.code_hash, dataset_snapshot=job.dataset_snapshot,
                 hyperparameters=job.hyperparameters, cpu=job.resources.cpu,
                 gpu=job.resources.gpu, memory_mb=job.resources.memory_mb,
-                workers=job.resources.workers,
+                workers=job.resources.workers, processes=job.resources.processes,
+                disk_mb=job.resources.disk_mb,
                 priority=job.priority, timeout_s=job.timeout_s, max_retries=job.max_retries,
                 attempt=job.attempt, created_by=job.created_by, created_at=job.created_at,
                 queued_at=job.queued_at, scheduled_at=None, started_at=None, finished_at=None,
@@ -204,8 +205,7 @@ def _job(row: JobRow) -> Job:
         id=row.id, project=row.project, name=row.name, state=JobState(row.state),
         trainer=row.trainer, code=code, code_hash=row.code_hash,
         dataset_snapshot=row.dataset_snapshot, hyperparameters=dict(row.hyperparameters or {}),
-        resources=Resources(cpu=row.cpu, gpu=row.gpu, memory_mb=row.memory_mb,
-                            workers=row.workers), priority=row.priority, timeout_s=row.timeout_s,
+        resources=_resources(row), priority=row.priority, timeout_s=row.timeout_s,
         max_retries=row.max_retries, attempt=row.attempt, created_by=row.created_by,
         created_at=row.created_at, queued_at=row.queued_at, scheduled_at=row.scheduled_at, started_at=row.started_at,
         finished_at=row.finished_at, run_id=row.run_id, experiment=row.experiment,
@@ -213,3 +213,10 @@ def _job(row: JobRow) -> Job:
         model_version=row.model_version, progress=dict(row.progress or {}),
         gpus=list(row.gpus or []),
     )
+
+
+def _resources(row: JobRow) -> Resources:
+    extra = {k: v for k, v in (("processes", row.processes), ("disk_mb", row.disk_mb))
+             if v is not None}  # rows from before these limits take the defaults
+    return Resources(cpu=row.cpu, gpu=row.gpu, memory_mb=row.memory_mb, workers=row.workers,
+                     **extra)

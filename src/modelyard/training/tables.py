@@ -27,6 +27,8 @@ class JobRow(Base):
     gpu: Mapped[int] = mapped_column(sa.Integer)  # per worker
     memory_mb: Mapped[int] = mapped_column(sa.Integer)  # per worker
     workers: Mapped[int] = mapped_column(sa.Integer)
+    processes: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)  # None: default
+    disk_mb: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)  # None: default
     priority: Mapped[int] = mapped_column(sa.Integer)
     timeout_s: Mapped[int] = mapped_column(sa.Integer)
     max_retries: Mapped[int] = mapped_column(sa.Integer)
