@@ -122,6 +122,18 @@ def test_limits_on_members_size_and_ratio_are_413() -> None:
     assert normalize(big).size == 3 * 1024 * 1024
 
 
+def test_a_zip_directory_that_understates_its_member_count_still_meets_the_limit() -> None:
+    many = bytearray(zip_of({f"m{i}.py": "x" for i in range(21)}))
+    end = many.rindex(b"PK\x05\x06")
+    many[end + 8:end + 12] = (1).to_bytes(2, "little") * 2  # "1 member" on disk and in all
+    with zipfile.ZipFile(io.BytesIO(bytes(many))) as z:
+        assert len(z.infolist()) == 21  # zipfile reads the directory by its size
+    error = _refused(bytes(many), SMALL)
+    assert isinstance(error, PayloadTooLarge) and "more than 20 members" in error.message
+    tarred = tar_of({f"m{i}.py": "x" for i in range(21)})
+    assert "more than 20 members" in _refused(tarred, SMALL).message
+
+
 def test_a_header_that_understates_a_members_size_does_not_pass() -> None:
     lying = zip_with_lying_size("bomb.bin", ZEROS, claimed=100)
     with zipfile.ZipFile(io.BytesIO(lying)) as z:

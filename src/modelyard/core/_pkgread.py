@@ -78,6 +78,7 @@ def read(data: bytes, limits: PackageLimits) -> dict[str, bytes]:
 
 def _read_zip(data: bytes, limits: PackageLimits) -> dict[str, bytes]:
     budget = _Budget(limits, len(data))
+    _check_directory(data, limits)
     try:
         z = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, ValueError, OSError) as e:
@@ -111,6 +112,28 @@ def _read_zip(data: bytes, limits: PackageLimits) -> dict[str, bytes]:
             _add(seen, path, _read_zip_member(z, info, path, budget, limits))
     _check_tree(seen)
     return seen
+
+
+CD_ENTRY_BYTES = 2048  # a generous average for one central directory entry (46 + name + extra)
+
+
+def _check_directory(data: bytes, limits: PackageLimits) -> None:
+    """Refuses a zip whose end record announces too many members, or a central directory too
+    big for that many, before zipfile builds an object for every entry (memory)."""
+    at = data.rfind(b"PK\x05\x06", max(0, len(data) - 65_557))
+    if at < 0 or len(data) < at + 22:
+        return  # zipfile will say what is wrong
+    total = int.from_bytes(data[at + 10:at + 12], "little")
+    size = int.from_bytes(data[at + 12:at + 16], "little")
+    zip64 = data.rfind(b"PK\x06\x06", 0, at)
+    if (total == 0xFFFF or size == 0xFFFFFFFF) and zip64 >= 0 and len(data) >= zip64 + 56:
+        total = int.from_bytes(data[zip64 + 32:zip64 + 40], "little")
+        size = int.from_bytes(data[zip64 + 40:zip64 + 48], "little")
+    if total > limits.max_members or size > limits.max_members * CD_ENTRY_BYTES:
+        raise PayloadTooLarge(
+            f"the code package has more than {limits.max_members} members (its zip directory "
+            f"lists {total} in {size} bytes); leave out what the job does not need",
+            {"limit": limits.max_members})
 
 
 def _zip_name(info: zipfile.ZipInfo) -> str:
