@@ -17,6 +17,14 @@ from modelyard.server.app import create_app
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _bubblewrap() -> None:
+    """Jobs in tests run sandboxed, as on a team install: bring bubblewrap when it is missing."""
+    from tests._servers.apt import ensure_binary
+
+    ensure_binary("bwrap", "bubblewrap")
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Settings on an empty data dir; background loops off unless a test turns them on."""

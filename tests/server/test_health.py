@@ -8,7 +8,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 def test_probes_answer_without_a_token(api: TestClient) -> None:
     assert api.get("/healthz").json() == {"status": "ok"}
-    assert api.get("/readyz").json() == {"status": "ready"}
+    ready = api.get("/readyz").json()
+    assert ready["status"] == "ready"
+    # What user code runs under here is part of readiness's details (bwrap is installed).
+    assert ready["details"]["sandbox"]["mode"] == "bubblewrap"
+    assert ready["details"]["sandbox"]["setting"] == "auto"
 
 
 def test_metrics_are_prometheus_text(api: TestClient) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -18,7 +20,9 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-def readyz(platform: PlatformDep) -> dict[str, str]:
+def readyz(platform: PlatformDep) -> dict[str, Any]:
+    """Ready when the database answers and start-up is done. `details.sandbox` tells what
+    user code runs under here (`bubblewrap` or `off`), the setting, and why."""
     try:
         with platform.db.engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
@@ -26,7 +30,9 @@ def readyz(platform: PlatformDep) -> dict[str, str]:
         raise Unavailable(f"metadata database not reachable: {e}") from e
     if not platform.ready:
         raise Unavailable("starting up")
-    return {"status": "ready"}
+    sandbox = platform.training.sandbox
+    return {"status": "ready", "details": {"sandbox": {
+        "mode": sandbox.mode, "setting": sandbox.setting, "detail": sandbox.detail}}}
 
 
 @router.get("/metrics", include_in_schema=False)
