@@ -346,7 +346,7 @@ class Engine:
     def _failed_attempt(self, node: Node, e: Exception) -> None:
         spec = node.spec
         if isinstance(e, StepTimeout):
-            msg = f"timed out after {spec.timeout_s}s (attempt {node.attempts})"
+            msg = f"timed out after {spec.timeout_s:g}s (attempt {node.attempts})"
         elif isinstance(e, StepError):
             msg = str(e)
         else:
