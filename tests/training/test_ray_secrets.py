@@ -13,6 +13,7 @@ import secrets
 import uuid
 import zipfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -120,3 +121,18 @@ def test_ray_holds_no_s3_key_and_no_token_and_the_jobs_still_read_s3(
                           f"{job['id']}/credentials",
                           headers={"Authorization": f"Bearer {ticket.group(1)}"})
         assert late.status_code == 401
+
+
+@pytest.mark.parametrize("env", [{"MODELYARD_TOKEN": "myd_abc"},
+                                 {"MODELYARD_STORAGE_OPTIONS": "{}"},
+                                 {"AWS_SECRET_ACCESS_KEY": "x"},
+                                 {"SOMETHING": "myd_" + "a" * 40}])
+def test_the_ray_executor_refuses_to_ship_a_secret(tmp_path: Path, env: dict[str, str]) -> None:
+    from modelyard.core.errors import InvalidArgument
+    from modelyard.training.executors import Launch, open_executor
+
+    settings = Settings(home=tmp_path / "home", training=TrainingSettings(
+        executor="ray", ray_address="http://127.0.0.1:9"))  # never reached: refused before
+    with pytest.raises(InvalidArgument, match="launch ticket"):
+        open_executor(settings).submit(Launch(job_id="job_x", workers=1, env=env,
+                                              log_path=tmp_path / "job.log"))

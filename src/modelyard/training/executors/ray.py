@@ -6,6 +6,11 @@ driver (`python -m modelyard.training.executors.ray`), which fits a Ray Train `T
 every Ray Train worker runs the same trainer entry, with RANK / WORLD_SIZE / LOCAL_RANK from
 Ray Train and the torch process group (gloo on CPU, nccl on GPU) already set up by it.
 
+No secret goes to Ray: whoever reaches the cluster's dashboard (or its GCS) reads every job's
+entrypoint, runtime_env and metadata. The environment carries a one-time launch ticket instead
+(see `training/_credentials.py`), which each worker exchanges with the API for its token and
+the blob store's options; `submit` refuses an environment that holds a known secret.
+
 The Ray job's logs (driver and, forwarded by Ray, its workers) are copied into the job's log
 file as they grow, so reading a job's logs works as with the local executor. `address` is the
 cluster's dashboard (Ray Jobs API), e.g. `http://127.0.0.1:8265`, or `auto` on a cluster node.
@@ -26,6 +31,7 @@ from typing import Any
 
 import requests
 
+from modelyard.core.auth import TOKEN_PREFIX
 from modelyard.core.errors import InvalidArgument, Unavailable
 from modelyard.core.settings import Settings
 from modelyard.training.executors.base import Executor, Launch, Status
@@ -38,6 +44,9 @@ LOG_SYNC_EVERY_S = 1.0
 STOP_WAIT_S = 15.0
 _RUNNING = {"PENDING", "RUNNING"}
 _META_KEY = "modelyard_job_id"
+# Variables that hold credentials: never part of a runtime_env (the dashboard shows it).
+SECRET_VARS = frozenset({"MODELYARD_TOKEN", "MODELYARD_STORAGE_OPTIONS", "AWS_ACCESS_KEY_ID",
+                         "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"})
 # Unavailable when the client cannot be made; then the Ray Jobs client's own: RuntimeError for
 # an HTTP error, ConnectionError (an OSError) when the dashboard is unreachable, requests' own.
 RAY_ERRORS = (Unavailable, RuntimeError, OSError, ValueError, requests.RequestException)
@@ -81,6 +90,11 @@ class RayExecutor(Executor):
 
     # the contract ------------------------------------------------------------------------
     def submit(self, launch: Launch) -> str:
+        leaked = sorted(k for k, v in launch.env.items()
+                        if k in SECRET_VARS or v.startswith(TOKEN_PREFIX))
+        if leaked:  # a programming error upstream; stop before Ray publishes it
+            raise InvalidArgument(f"refusing to send secrets to Ray in {leaked}: a job gets "
+                                  "its credentials through its launch ticket")
         launch.log_path.parent.mkdir(parents=True, exist_ok=True)
         launch.log_path.touch()
         sid = f"modelyard-{launch.job_id}-{secrets.token_hex(4)}"
