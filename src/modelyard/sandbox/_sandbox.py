@@ -152,7 +152,8 @@ class Sandbox:
         else:
             cwd = str(spec.work_dir) if spec.work_dir is not None else tempfile.mkdtemp(
                 prefix="modelyard-run-")
-            plan.update(argv=list(spec.argv), cwd=cwd)
+            plan.update(argv=list(spec.argv), cwd=cwd,
+                        remove_dir=cwd if spec.work_dir is None else None)
         plan["env"] = self.environment(spec, home=cwd, tmp=_bwrap.WORK if confined else cwd)
         return plan
 

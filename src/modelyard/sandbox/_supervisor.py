@@ -204,6 +204,24 @@ def run(plan: dict) -> tuple[int | None, str | None]:
         if cgroup is not None:
             cgroup.kill_all()
             cgroup.remove()
+        if plan.get("remove_dir"):  # the temporary work dir of an unconfined run
+            _remove_tree(plan["remove_dir"])
+
+
+def _remove_tree(path: str) -> None:
+    for root, dirs, files in os.walk(path, topdown=False):
+        for name in files:
+            _ignore(os.unlink, os.path.join(root, name))
+        for name in dirs:
+            _ignore(os.rmdir, os.path.join(root, name))
+    _ignore(os.rmdir, path)
+
+
+def _ignore(fn: object, path: str) -> None:
+    try:
+        fn(path)  # type: ignore[operator]
+    except OSError:
+        pass
 
 
 def _exec_child(plan: dict, cgroup: Cgroup | None, info_w: int) -> None:
