@@ -301,3 +301,41 @@ def test_cli_schedules_cancels_and_shows_a_cancelled_run(settings: Settings,
         assert "blocker cancelled" in r.output and "after_blocker cancelled" in r.output
         assert count(workdir, "after") == 0
         c.close()
+
+
+def test_a_pipeline_registered_from_a_module_path_before_packages_is_refused_at_run(
+        api: TestClient, team: Team, wf: WorkflowService) -> None:
+    # As a database from before packages holds it: a `module:attr` source the server imported.
+    old = wf.store.upsert_pipeline("alpha", "legacy", "tests.workflows.pipes:fanout", "",
+                                   "1" * 64, {"name": "legacy", "params": {}, "steps": []},
+                                   "eve")
+    queued = wf.store.create_run(old, "1" * 64, {}, {}, "manual", "eve")
+    r = api.post(f"{P}/legacy/runs", json={}, headers=bearer(team.editor))
+    assert r.status_code == 409
+    message = r.json()["error"]["message"]
+    assert "no longer imports user code" in message
+    assert "modelyard pipeline register DIR --entry tests.workflows.pipes:fanout" in message
+    run = wf.wait("alpha", queued.id, 30)  # a run queued before the upgrade fails the same way
+    assert run.state == "failed" and "Re-register it as a code package" in (run.error or "")
+    assert "tests.workflows.pipes" not in __import__("sys").modules
+
+
+def test_a_step_reaches_the_api_with_a_token_of_its_project_revoked_when_it_ends(
+        settings: Settings) -> None:
+    import httpx
+
+    with live_server(settings.model_copy(update={"background": True})) as live:
+        admin = live.resolved_admin_token_file.read_text().strip()
+        c = Client(live.resolved_public_url, admin, "alpha")
+        c.create_project("alpha")
+        c.create_project("beta")
+        c.workflows.register_package(package(), f"{MODULE}:calling")
+        run = c.workflows.run("calling", wait=True, timeout_s=60)
+        assert run["state"] == "succeeded", run["error"]
+        out = run["steps"][0]["output"]
+        assert out["mine"] == ["calling"]  # its own project: editor
+        assert out["other"] in ("NotFound", "PermissionDenied")  # the admin's other project: no
+        gone = httpx.get(f"{live.resolved_public_url}/api/v1/projects/alpha/pipelines",
+                         headers={"Authorization": f"Bearer {out['token']}"})
+        assert gone.status_code == 401  # revoked once the step ended
+        c.close()

@@ -318,3 +318,20 @@ def registered() -> Pipeline:
         kinds.move_alias("promote", "register", "production"),
         kinds.deploy("deploy", "promote", "digits-lr"),
     ], params={"c": 1.0})
+
+
+# -- a step's way to the platform: the SDK, with a token of its own ----------------------------
+@step(cache=False)
+def api_calls(ctx: StepContext) -> dict[str, Any]:
+    c = ctx.client
+    mine = [p["name"] for p in c.workflows.list()]
+    try:
+        c.workflows.list(project="beta")
+        other = "allowed"
+    except Exception as e:  # noqa: BLE001 - what the server answered is the point
+        other = type(e).__name__
+    token = c._t.headers["Authorization"].split()[1]
+    return {"token": token, "mine": mine, "other": other}
+
+
+calling = Pipeline("calling", [api_calls])
