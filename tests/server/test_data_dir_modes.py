@@ -55,10 +55,12 @@ def _use_everything(api: TestClient, settings: Settings) -> None:
 
 
 def test_a_fresh_data_dir_is_private_even_under_a_permissive_umask(
-        tmp_path: Path, permissive_umask: None) -> None:
+        tmp_path: Path, permissive_umask: None, caplog: pytest.LogCaptureFixture) -> None:
     settings = Settings(home=tmp_path / "a" / "home", background=False)
-    with TestClient(create_app(settings), raise_server_exceptions=False) as api:
+    with caplog.at_level(logging.WARNING, logger="modelyard.security"), \
+            TestClient(create_app(settings), raise_server_exceptions=False) as api:
         _use_everything(api, settings)
+        assert not [r for r in caplog.records if r.name == "modelyard.security"]  # no alarm
         home = settings.home
         files = [home / "modelyard.db", home / "modelyard.db-wal", home / "modelyard.db-shm",
                  home / "metrics" / "events.duckdb", home / "metrics" / "events.duckdb.wal",

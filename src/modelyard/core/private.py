@@ -54,10 +54,11 @@ def private_file(path: Path) -> Path:
     return path
 
 
-def tighten(path: Path, mode: int, *, follow: bool = False) -> bool:
+def tighten(path: Path, mode: int, *, follow: bool = False, warn: bool = True) -> bool:
     """Removes the bits of `path` beyond `mode` (a missing path is left alone); True if it had
     to. A symlink is followed only when `follow`: the server chmods no file a link planted in
-    its data dir points to."""
+    its data dir points to. `warn=False` for a file just made by a library that applies the
+    umask (nobody opened it up: there is nothing to report)."""
     try:
         st = os.stat(path) if follow else os.lstat(path)
     except FileNotFoundError:
@@ -69,11 +70,12 @@ def tighten(path: Path, mode: int, *, follow: bool = False) -> bool:
     if current & ~mode == 0:
         return False
     os.chmod(path, current & mode)
-    log.warning("%s was open to others (mode %o); now %o", path, current, current & mode)
+    if warn:
+        log.warning("%s was open to others (mode %o); now %o", path, current, current & mode)
     return True
 
 
-def private_files(*paths: Path) -> None:
-    """Tightens each existing path to 0600 (SQLite's -wal/-shm, DuckDB's .wal)."""
+def private_files(*paths: Path, warn: bool = True) -> None:
+    """Tightens each existing path to 0600 (SQLite's -wal/-shm, DuckDB's files)."""
     for p in paths:
-        tighten(p, FILE_MODE)
+        tighten(p, FILE_MODE, warn=warn)

@@ -108,6 +108,7 @@ class DuckDbMetricsStore(MetricsStore):
         if self._open is None:
             config: dict[str, str | bool | int | float | list[str]] = \
                 {"threads": self.threads} if self.threads else {}
+            fresh = not self.path.exists()
             try:
                 self._open = duckdb.connect(str(self.path), config=config)
             except duckdb.IOException as e:
@@ -118,7 +119,8 @@ class DuckDbMetricsStore(MetricsStore):
                 ) from e
             for ddl in _DDL:
                 self._open.execute(ddl)
-            private_files(self.path, self._wal)
+            # Made just now, DuckDB applied the umask (nothing to report); found loose, news.
+            private_files(self.path, self._wal, warn=not fresh)
         return self._open
 
     @property
@@ -128,7 +130,7 @@ class DuckDbMetricsStore(MetricsStore):
     def _private_wal(self) -> None:
         # DuckDB makes its WAL anew after each checkpoint, with the umask's mode (it has no
         # setting for it): tightened after every write, as the database file was at open.
-        private_files(self._wal)
+        private_files(self._wal, warn=False)
 
     def _scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
         rows = self._con.execute(sql, list(params)).fetchall()  # fetchall: leaves no result open
