@@ -194,3 +194,61 @@ class TestMembers:
         with pytest.raises(NotFound, match="nope"):
             store.set_member("nope", "ana", Role.viewer)
         assert store.list_members("nope") == []
+
+
+class TestLaunchTickets:
+    def _ticket(self, store: AuthStore, uses: int, ttl_s: int = 600) -> tuple[str, str]:
+        from modelyard.server.tickets import new_ticket
+
+        user = store.create_user("ana", False)
+        ticket = new_ticket()
+        store.add_ticket(hash_token(ticket), "training-job:j1", 0, user.id, "alpha", Role.editor,
+                         3600, uses, utcnow() + timedelta(seconds=ttl_s))
+        return ticket, user.id
+
+    def _redeem(self, store: AuthStore, ticket: str, attempt: int = 0) -> str | None:
+        token = new_token()
+        got = store.redeem_ticket(hash_token(ticket), "training-job:j1", attempt, utcnow(),
+                                  hash_token(token), "training-job:j1")
+        return token if got is not None else None
+
+    def test_workers_racing_for_the_uses_get_exactly_that_many_tokens(
+            self, store: AuthStore) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        ticket, _ = self._ticket(store, uses=2)
+        with ThreadPoolExecutor(6) as pool:
+            got = list(pool.map(lambda _: self._redeem(store, ticket), range(6)))
+        tokens = [t for t in got if t is not None]
+        assert len(tokens) == 2
+        for token in tokens:  # scoped to the ticket's project and role
+            principal = store.principal_for(hash_token(token), utcnow())
+            assert principal is not None
+            assert (principal.scope_project, principal.scope_role) == ("alpha", Role.editor)
+
+    def test_another_attempts_or_an_expired_ticket_gives_nothing(self, store: AuthStore) -> None:
+        ticket, _ = self._ticket(store, uses=1)
+        assert self._redeem(store, ticket, attempt=1) is None
+        expired, _ = TestLaunchTickets._ticket_for(store, "bo", ttl_s=-1)
+        assert self._redeem(store, expired) is None
+        assert self._redeem(store, ticket) is not None
+
+    @staticmethod
+    def _ticket_for(store: AuthStore, user: str, ttl_s: int) -> tuple[str, str]:
+        from modelyard.server.tickets import new_ticket
+
+        made = store.create_user(user, False)
+        ticket = new_ticket()
+        store.add_ticket(hash_token(ticket), "training-job:j1", 0, made.id, "alpha",
+                         Role.editor, 3600, 1, utcnow() + timedelta(seconds=ttl_s))
+        return ticket, made.id
+
+    def test_voiding_revokes_the_tokens_handed_out_and_ends_the_ticket(
+            self, store: AuthStore) -> None:
+        ticket, _ = self._ticket(store, uses=3)
+        token = self._redeem(store, ticket)
+        assert token is not None
+        assert len(store.void_tickets("training-job:j1")) == 1
+        assert store.principal_for(hash_token(token), utcnow()) is None
+        assert self._redeem(store, ticket) is None
+        assert store.void_tickets("training-job:j1") == []
