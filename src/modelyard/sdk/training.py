@@ -36,7 +36,11 @@ class TrainingAPI:
         return self._t.post(self._t.p("/jobs"), json=body)  # type: ignore[no-any-return]
 
     def upload_code(self, archive: bytes) -> dict[str, Any]:
-        """Uploads a .zip/.tar.gz code package; submit with code={"digest", "entrypoint"}."""
+        """Uploads a .zip/.tar(.gz) code package; submit with code={"digest", "entrypoint"}.
+
+        The digest is the package's identity: a hash of its files' paths and contents (the same
+        source zipped again gives the same digest). `download_code` returns the package in its
+        canonical form, an uncompressed tar."""
         return self._t.post(self._t.p("/training/code"), content=archive)  # type: ignore[no-any-return]
 
     def download_code(self, digest: str) -> bytes:

@@ -59,7 +59,8 @@ class Resources(BaseModel):
 class CodeRef(BaseModel):
     """User code uploaded with `POST .../training/code`: a zip or tar.gz, run by `entrypoint`.
 
-    `entrypoint` is `module:function` or a `path/to/script.py` inside the package.
+    `entrypoint` is `module:function` or a `path/to/script.py` inside the package; submit
+    refuses one the package does not hold.
     """
 
     model_config = ConfigDict(extra="forbid")
