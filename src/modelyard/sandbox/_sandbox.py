@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import logging
+import marshal
 import os
 import subprocess
 import sys
@@ -106,8 +106,8 @@ class Sandbox:
         path.unlink(missing_ok=True)
         Path(spec.exit_file).unlink(missing_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(plan, f)
+        with os.fdopen(fd, "wb") as f:
+            marshal.dump(plan, f)  # what the supervisor reads fastest (no json import)
         return [sys.executable, "-I", "-S", str(SUPERVISOR), str(path)]
 
     def run(self, spec: Spec, stdout: IO[Any] | int | None = None,
