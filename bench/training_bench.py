@@ -6,12 +6,17 @@
   * scheduling: one admission round (`training.scheduler.admit`) over 10,000 queued jobs of 7
     projects and 3 priorities, and one full scheduler tick (DB read of the queue + admit) with
     the same 10,000 jobs queued in SQLite and no capacity free.
+  * sandbox: submit -> first line of user code, over HTTP with auth on, on two live servers
+    side by side, one with the sandbox (bubblewrap) and one with MODELYARD_SECURITY__SANDBOX=off,
+    jobs alternated between them; the user code's first line prints its wall clock, and the
+    client's clock before the submit is the start. Both arms start jobs through the same
+    supervisor, so its own start is measured apart, against the `sh` wrapper it replaced.
   * DDP: digits-cnn on the sklearn digits snapshot, same epochs: 2 workers (gloo) of 1 CPU
     against 1 worker of 1 CPU, and 1 worker of 2 CPUs (2 intra-op threads) for reference;
     the job's wall and its time-to-train (the trainer's `train_seconds`) both.
 
     python -m bench.training_bench [--latency-jobs 30] [--queued 10000] [--epochs 10]
-                                   [--repeats 3] [--only ddp]
+                                   [--repeats 3] [--sandbox-jobs 15] [--only sandbox]
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from bench._harness import percentile, write_result
 
 
 @contextmanager
-def _server(home: Path, **training: Any) -> Iterator[Any]:
+def _server(home: Path, sandbox: str = "auto", **training: Any) -> Iterator[Any]:
     import socket
 
     import uvicorn
@@ -46,6 +51,7 @@ def _server(home: Path, **training: Any) -> Iterator[Any]:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     settings = Settings(home=home, background=True, port=port)
+    settings.security.sandbox = sandbox  # type: ignore[assignment]
     for k, v in training.items():
         setattr(settings.training, k, v)
     app = create_app(settings)
@@ -84,6 +90,78 @@ def bench_latency(n: int) -> dict[str, Any]:
             lat.append((started - created).total_seconds())
     return {"jobs": n, "p50_s": statistics.median(lat), "p95_s": percentile(lat, 95),
             "max_s": max(lat), "mean_s": statistics.fmean(lat)}
+
+
+FIRST_LINE = "import time; print(f'FIRST-LINE {time.time():.6f}', flush=True)\n"
+
+
+def bench_sandbox(n: int) -> dict[str, Any]:
+    """Submit -> first line of user code, sandbox on and off, jobs alternated (`n` each)."""
+    from contextlib import ExitStack
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("train.py", FIRST_LINE)
+    lat: dict[str, list[float]] = {"on": [], "off": []}
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        arms = {arm: stack.enter_context(_server(Path(tmp) / arm, sandbox=mode))
+                for arm, mode in (("on", "auto"), ("off", "off"))}
+        modes = {arm: platform.training.sandbox.mode for arm, (_, platform) in arms.items()}
+        assert modes == {"on": "bubblewrap", "off": "off"}, modes
+        codes = {arm: {"digest": c.training.upload_code(buf.getvalue())["digest"],
+                       "entrypoint": "train.py"} for arm, (c, _) in arms.items()}
+        for i in range(2 * n + 2):
+            arm = ("on", "off")[i % 2] if (i // 2) % 2 == 0 else ("off", "on")[i % 2]
+            c = arms[arm][0]
+            t0 = time.time()
+            job = c.training.submit(code=codes[arm])
+            done = c.training.wait(job["id"], timeout=60, poll_s=0.05)
+            log = "".join(c.training.logs(job["id"]))
+            assert done["state"] == "succeeded", log
+            first = float(log.split("FIRST-LINE ")[1].split()[0])
+            if i >= 2:  # the first of each arm warms its server up (imports, caches)
+                lat[arm].append(first - t0)
+    on, off = lat["on"], lat["off"]
+    paired = [a - b for a, b in zip(on, off, strict=True)]
+    out = {"jobs_per_arm": n, "on_s": on, "off_s": off,
+           "min_on_s": min(on), "min_off_s": min(off),
+           "median_on_s": statistics.median(on), "median_off_s": statistics.median(off),
+           "added_min_ms": (min(on) - min(off)) * 1000,
+           "added_median_ms": (statistics.median(on) - statistics.median(off)) * 1000,
+           "added_paired_median_ms": statistics.median(paired) * 1000}
+    sup = bench_supervisor_start(max(20, n))
+    # Against the path before the sandbox (an `sh` wrapper, no supervisor): a conservative
+    # figure, medians throughout.
+    return {**out, "supervisor": sup, "added_vs_sh_wrapper_median_ms": (
+        out["added_paired_median_ms"] + sup["median_supervisor_ms"] - sup["median_sh_wrapper_ms"])}
+
+
+def bench_supervisor_start(n: int) -> dict[str, Any]:
+    """What the supervisor itself costs (both arms above run it): an unconfined run of `true`
+    through it, against the `sh` wrapper that started jobs before it; alternated."""
+    import subprocess
+
+    from modelyard.core.settings import Settings
+    from modelyard.sandbox import Limits, Sandbox, Spec
+
+    wrapper = ('"$@"; code=$?; echo $code > "$EXIT.tmp" && mv "$EXIT.tmp" "$EXIT"; '
+               'exit $code')
+    times: dict[str, list[float]] = {"supervisor": [], "sh_wrapper": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(home=Path(tmp) / "home")
+        settings.security.sandbox = "off"
+        sandbox = Sandbox(settings)
+        spec = Spec(argv=["/bin/true"], env={}, limits=Limits(), exit_file=Path(tmp) / "x.exit")
+        for _ in range(n):
+            t0 = time.perf_counter()
+            sandbox.run(spec, subprocess.DEVNULL, subprocess.DEVNULL)
+            times["supervisor"].append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            subprocess.run(["/bin/sh", "-c", wrapper, "sh", "/bin/true"], check=True,
+                           env={"EXIT": f"{tmp}/y.exit"}, start_new_session=True)
+            times["sh_wrapper"].append(time.perf_counter() - t0)
+    return {"runs": n, **{f"min_{k}_ms": min(v) * 1000 for k, v in times.items()},
+            **{f"median_{k}_ms": statistics.median(v) * 1000 for k, v in times.items()}}
 
 
 def bench_scheduling(queued: int) -> dict[str, Any]:
@@ -178,15 +256,22 @@ def main() -> None:
     ap.add_argument("--queued", type=int, default=10_000)
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=3, help="runs of each DDP configuration")
-    ap.add_argument("--only", choices=["latency", "scheduling", "ddp"], action="append",
-                    help="run only these parts (repeat it); default: all")
+    ap.add_argument("--sandbox-jobs", type=int, default=15, help="jobs per arm, sandbox on/off")
+    ap.add_argument("--only", choices=["latency", "scheduling", "ddp", "sandbox"],
+                    action="append", help="run only these parts (repeat it); default: all")
     args = ap.parse_args()
-    parts = set(args.only or ["latency", "scheduling", "ddp"])
+    parts = set(args.only or ["latency", "scheduling", "ddp", "sandbox"])
 
     if "latency" in parts:
         lat = bench_latency(args.latency_jobs)
         write_result("training_submit_latency", "submit→running ≤ 0.3 s on the embedded default",
                      "p50_seconds", lat["p50_s"], 0.3, False, lat, {}, __file__)
+    if "sandbox" in parts:
+        box = bench_sandbox(args.sandbox_jobs)
+        write_result("training_sandbox_cost", "the sandbox adds ≤ 50 ms to submit → first line "
+                     "of user code (HTTP, auth on; sandbox on vs off, alternated; minimum of "
+                     "each arm)", "added_min_ms", box["added_min_ms"], 50.0, False, box, {},
+                     __file__)
     if "scheduling" in parts:
         sched = bench_scheduling(args.queued)
         write_result("training_scheduling", "a scheduling round over 10,000 queued jobs ≥ 2 / s "
