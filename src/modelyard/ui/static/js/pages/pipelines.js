@@ -17,11 +17,14 @@ function runRows(ctx, runs) {
 }
 const RUN_HEADERS = ["run", "pipeline", "state", "trigger", "by", "started", "finished"];
 
+// A package pipeline shows its entry (the module it runs); a built-in its name.
+const source = (p) => (p.entry ? `package ${p.entry}` : p.source);
+
 async function list(el, ctx) {
   const [pipes, runs] = await Promise.all([ctx.api("/pipelines"), ctx.api("/pipelines/runs", { query: { limit: 50 } })]);
   el.append(h("h1", {}, "Pipelines"),
     section(`Pipelines (${pipes.length})`, table(["pipeline", "steps", "source", "updated"],
-      pipes.map((p) => [link(ctx.href("pipelines", p.name), p.name), p.steps.length, p.source, when(p.updated_at)]),
+      pipes.map((p) => [link(ctx.href("pipelines", p.name), p.name), p.steps.length, source(p), when(p.updated_at)]),
       "No pipelines registered.")),
     section("Latest runs", table(RUN_HEADERS, runRows(ctx, runs), "No runs yet.")));
 }
@@ -51,7 +54,7 @@ async function pipeline(el, ctx, name) {
     h("p", { class: "muted" }, pipe.description));
   if (ctx.canWrite) el.append(rerun(ctx, name, {}, "Run now"));
   el.append(section("Steps", stepGraph(pipe)),
-    section("Definition", kv({ source: pipe.source, params: json(pipe.params), hash: pipe.definition_hash })),
+    section("Definition", kv({ source: source(pipe), package: pipe.package_digest || "—", params: json(pipe.params), hash: pipe.definition_hash })),
     section("Runs", table(RUN_HEADERS, runRows(ctx, runs), "No runs yet.")));
 }
 
