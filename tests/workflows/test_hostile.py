@@ -229,3 +229,27 @@ def test_an_edited_package_runs_its_new_code_and_never_the_old_cache(
     assert output(start()) == ("v2", "cached", v2["package_digest"])
     versions = api.get(f"{P}/edited/versions", headers=bearer(team.viewer)).json()
     assert versions == [v1["definition_hash"], v2["definition_hash"]]
+
+
+HOG = """
+from modelyard.workflows import Pipeline, step
+
+@step(memory_mb=128, cache=False)
+def hog() -> int:
+    held = b"x" * (1024 * 1024 * 1024)  # touched pages, not a lazy allocation
+    return len(held)
+
+pipeline = Pipeline("hog", [hog])
+"""
+
+
+@pytest.mark.parametrize("settings", ["bubblewrap"], indirect=True)
+def test_a_step_past_its_memory_limit_fails_naming_the_limit(
+        api: TestClient, team: Team, wf: WorkflowService) -> None:
+    assert _upload(api, team, HOG)["status"] == 201
+    started = api.post(f"{P}/hog/runs", json={}, headers=bearer(team.editor)).json()
+    run = wf.wait("alpha", started["id"], 60)
+    assert run.state == "failed"
+    error = run.steps[0].error or ""
+    assert "memory limit" in error and "128 MB" in error, error
+    _alive(api, team)

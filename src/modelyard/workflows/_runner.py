@@ -42,6 +42,8 @@ MAX_HEADER = 4 * 1024 * 1024  # one message line (an effect's value included)
 MAX_DEFINITION = 8 * 1024 * 1024
 MAX_JSON_RESULT = 64 * 1024 * 1024  # a JSON output is read into memory: bounded
 MAX_PICKLE_RESULT = 1024 * 1024 * 1024  # a pickle is spooled to disk, then stored
+MAX_EFFECTS = 1000  # per attempt: each is a database write
+TAIL_BYTES = 8192  # of what the code printed, kept for the error message (never more)
 POLL_S = 0.05
 CHUNK = 1024 * 1024
 
@@ -147,7 +149,7 @@ class SandboxRunner:
             answer, outcome, tail = self._session(
                 box, "step", limits, timeout_s, cancel,
                 lambda key, value: ctx.record(key, value), f"step-{ctx.run_id}-{ctx.step}")
-            return self._value(answer, outcome, tail, ctx.step)
+            return self._value(answer, outcome, tail, ctx.step, limits)
         finally:
             if revoke is not None:
                 try:
@@ -156,13 +158,20 @@ class SandboxRunner:
                     log.warning("could not revoke the token of step %s", ctx.step, exc_info=True)
             shutil.rmtree(box, ignore_errors=True)
 
-    def _value(self, answer: _Answer, outcome: Outcome | None, tail: str, step: str) -> Any:
+    def _value(self, answer: _Answer, outcome: Outcome | None, tail: str, step: str,
+               limits: Limits) -> Any:
         if answer.error is not None:
             err = answer.error
             if err.get("code") == "exit":
                 raise StepError(f"the step's code {_said(err)}; a step ends by returning or "
                                 "raising")
-            raise StepError(_said(err), str(err.get("traceback") or "")[-8000:])
+            said = _said(err)
+            if said.startswith("MemoryError"):
+                said += (f" (the step's memory limit is {limits.memory_mb} MB; raise it with "
+                         "@step(memory_mb=...))")
+            elif outcome is not None and outcome.reason:
+                said += f" (the step {outcome.reason})"
+            raise StepError(said, str(err.get("traceback") or "")[-8000:])
         if answer.result == "json" and answer.json_text is not None:
             try:
                 return _codec.decode(answer.json_text)
@@ -211,12 +220,15 @@ class SandboxRunner:
                     limits=limits, exit_file=box / "exit.json", work_dir=work,
                     ro_binds={str(in_dir): str(in_dir)}, name=name)
         deadline = time.monotonic() + timeout_s if timeout_s else None
-        with open(box / "stderr.log", "wb") as errlog:
-            proc = subprocess.Popen(self.sandbox.command(spec), stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=errlog,
-                                    start_new_session=True)
+        proc = subprocess.Popen(self.sandbox.command(spec), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True)
         reader = _Reader(proc.stdout, box, record)  # type: ignore[arg-type]
         reader.start()
+        # What the code prints is read as it comes and only its tail kept: a step that
+        # prints without end must not fill the server's disk or memory.
+        errors = _Tail(proc.stderr)  # type: ignore[arg-type]
+        errors.start()
         try:
             while proc.poll() is None:
                 if cancel is not None and cancel.is_set():
@@ -231,8 +243,9 @@ class SandboxRunner:
             if proc.poll() is None:
                 _kill(proc)
             reader.join(10)
+            errors.join(10)
         return reader.answer, read_outcome(box / "exit.json") or Outcome(proc.returncode), \
-            _tail(box / "stderr.log")
+            errors.text()
 
 
 class _Reader(threading.Thread):
@@ -294,6 +307,8 @@ class _Reader(threading.Thread):
         if self.record is None or not isinstance(key, str) or len(key) > 200 or \
                 not isinstance(seq, int) or isinstance(seq, bool) or not 0 < seq < 10**9:
             raise InvalidArgument("a malformed effect on the pipe")
+        if len(self.answer.effects) >= MAX_EFFECTS:
+            raise InvalidArgument(f"the step recorded more than {MAX_EFFECTS} effects")
         self.record(key, header.get("value"))  # durable before the step goes on
         ack = self.box / "in" / "acks" / str(seq)
         ack.touch()
@@ -336,13 +351,25 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
-def _tail(path: Path, n: int = 1500) -> str:
-    try:
-        with open(path, "rb") as f:
-            f.seek(max(0, f.seek(0, os.SEEK_END) - n))
-            return f.read().decode("utf-8", "replace").strip()
-    except OSError:
-        return ""
+class _Tail(threading.Thread):
+    """Reads a stream to its end, keeping only its last TAIL_BYTES."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        super().__init__(daemon=True, name="modelyard-sandbox-log")
+        self.stream = stream
+        self.kept = b""
+
+    def run(self) -> None:
+        try:
+            while chunk := self.stream.read1(CHUNK):  # type: ignore[attr-defined]
+                self.kept = (self.kept + chunk)[-TAIL_BYTES:]
+        except (OSError, ValueError):
+            pass
+        finally:
+            self.stream.close()
+
+    def text(self, n: int = 1500) -> str:
+        return self.kept[-n:].decode("utf-8", "replace").strip()
 
 
 def _said(err: dict[str, Any]) -> str:
