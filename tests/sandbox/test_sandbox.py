@@ -205,3 +205,10 @@ def test_no_secret_is_on_a_command_line(tmp_path: Path) -> None:
     plan = Path(argv[-1])
     assert plan.stat().st_mode & 0o777 == 0o600  # the plan holds it; the supervisor deletes it
     plan.unlink()
+
+
+def test_the_public_surface_is_exactly_the_declared_one() -> None:
+    import modelyard.sandbox
+
+    assert sorted(modelyard.sandbox.__all__) == ["Limits", "Outcome", "Sandbox", "Spec",
+                                                 "read_outcome"]

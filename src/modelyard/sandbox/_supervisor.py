@@ -24,7 +24,7 @@ import sys
 import time
 
 TICK_S = 0.2
-GRACE_S = 3.0
+GRACE_S = 2.0  # before the executor's own SIGKILL (3 s): time to clean up
 MIB = 1024 * 1024
 CGROUP_ROOT = "/sys/fs/cgroup"
 
@@ -62,9 +62,10 @@ class Cgroup:
                 return None
         try:
             for ctl in ("memory", "pids"):
-                path = f"{CGROUP_ROOT}/{ctl}{own[ctl].rstrip('/')}/{name}"
-                os.mkdir(path, 0o755)
-                dirs[ctl] = path
+                parent = f"{CGROUP_ROOT}/{ctl}{own[ctl].rstrip('/')}"
+                _remove_stale(parent)
+                os.mkdir(f"{parent}/{name}", 0o755)
+                dirs[ctl] = f"{parent}/{name}"
         except OSError:
             Cgroup(dirs, v2=False).remove()
             return None
@@ -82,6 +83,7 @@ class Cgroup:
             if not {"memory", "pids"} <= set(enabled):
                 # Allowed only in a cgroup without processes of its own (a delegated parent).
                 _write(f"{parent}/cgroup.subtree_control", "+memory +pids")
+            _remove_stale(parent)
             path = f"{parent}/{name}"
             os.mkdir(path, 0o755)
         except OSError:
@@ -129,6 +131,23 @@ class Cgroup:
                 except OSError:
                     self.kill_all()
                     time.sleep(0.02)
+
+
+def _remove_stale(parent: str) -> None:
+    """Removes the empty cgroups of supervisors that were killed before they could (a cancel
+    that had to SIGKILL): their names end in the supervisor's pid."""
+    try:
+        names = [n for n in os.listdir(parent) if n.startswith("modelyard-")]
+    except OSError:
+        return
+    for name in names:
+        pid = name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or os.path.exists(f"/proc/{pid}"):
+            continue
+        try:
+            os.rmdir(f"{parent}/{name}")  # refused while a process is still in it
+        except OSError:
+            pass
 
 
 class Watch:
