@@ -10,6 +10,8 @@ from typing import Any
 import lance
 import pyarrow as pa
 
+from modelyard.core.errors import InvalidArgument
+
 SPLITS = ("train", "validation", "test")
 
 
@@ -53,6 +55,9 @@ def write_splits(uri: str, storage_options: dict[str, str], parts: dict[str, lis
 
 
 def read_split(uri: str, storage_options: dict[str, str], split: str) -> list[int]:
+    if split not in SPLITS:  # checked, not quoted: it becomes part of a Lance filter
+        raise InvalidArgument(f"unknown split {split!r}: use one of {list(SPLITS)}",
+                              {"field": "split"})
     ds = lance.dataset(uri, storage_options=storage_options)
     t = ds.to_table(columns=["position"], filter=f"split = '{split}'")
     return t.column(0).to_pylist()  # type: ignore[no-any-return]

@@ -20,7 +20,7 @@ from modelyard.core.db import Database
 from modelyard.core.errors import FailedPrecondition, InvalidArgument, NotFound
 from modelyard.core.events import EventBus
 from modelyard.core.ids import check_name, new_id, utcnow
-from modelyard.datasets import _lance, sources
+from modelyard.datasets import _filters, _lance, sources
 from modelyard.datasets._gc import GarbageCollector, readable
 from modelyard.datasets._ingest import Content, IngestStream
 from modelyard.datasets._snapshots import SnapshotManager
@@ -200,7 +200,9 @@ class DatasetService:
             if any(not isinstance(r, str) or not r.isalnum() or len(r) > 40 for r in row_ids):
                 raise InvalidArgument("row_ids must be row ids as returned by the rows API",
                                       {"field": "row_ids"})
-            where = "row_id IN (" + ", ".join(f"'{r}'" for r in row_ids) + ")"
+            where = _filters.rows_with_ids(row_ids)
+        else:
+            where = _filters.to_lance(str(where))
         data = self.data(ds)
         with self._lock(ds.id):
             head = self._head(self.store.get_dataset_by_id(ds.id))
