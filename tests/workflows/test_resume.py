@@ -24,6 +24,19 @@ def _wait_for(path: Path, proc: subprocess.Popen[bytes], timeout_s: float = 60) 
         time.sleep(0.05)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is gone for our purposes (its parent, the supervisor, reaps it).
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def test_killed_engine_resumes_from_finished_steps_without_repeating_side_effects(
         tmp_path: Path) -> None:
     home, work = tmp_path / "home", tmp_path / "work"
@@ -40,6 +53,12 @@ def test_killed_engine_resumes_from_finished_steps_without_repeating_side_effect
         proc.stderr.close()  # type: ignore[union-attr]
     run_id = (work / "run_id").read_text()
     assert (count(str(work), "s1"), count(str(work), "s2"), count(str(work), "s3")) == (1, 1, 0)
+    # The step's process outlives its engine only until it notices nobody reads its answer.
+    orphan = int((work / "s2.log").read_text().split()[0])
+    deadline = time.monotonic() + 30
+    while _alive(orphan) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(orphan), "the step's process went on after its engine died"
 
     (work / "release").touch()
     platform = Platform(Settings(home=home, background=False,

@@ -21,7 +21,9 @@ import itertools
 import json
 import os
 import pickle
+import select
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -126,12 +128,23 @@ def _error(e: BaseException) -> dict[str, Any]:
             "traceback": traceback.format_exc()[-8000:]}
 
 
+def _orphaned(fd: int) -> None:
+    """Ends the process once nobody reads its answer (the server died): the run is resumed
+    by the next server, and this attempt must not go on beside the new one."""
+    poller = select.poll()
+    poller.register(fd, select.POLLERR | select.POLLHUP)  # the read end went away
+    while not poller.poll():
+        pass
+    os._exit(1)
+
+
 def main(argv: list[str]) -> None:
     mode, in_dir = argv[1], Path(argv[2])
     # The pipe to the server is a private copy of stdout; what the user's code prints goes to
     # stderr (the step's log), so it cannot garble the answer by accident.
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
+    threading.Thread(target=_orphaned, args=(out.fileno(),), daemon=True).start()
     ch = _Channel(out, in_dir)
     try:
         req = json.loads((in_dir / "request.json").read_text())

@@ -217,7 +217,7 @@ def s1(workdir: str) -> str:
 
 @step
 def s2(s1: str, workdir: str, ctx: StepContext) -> str:
-    mark(workdir, "s2")
+    mark(workdir, "s2", str(os.getpid()))
     job = ctx.effect("job", lambda: (mark(workdir, "submitted"), "job-1")[1])
     (Path(workdir) / "s2.running").touch()
     while not (Path(workdir) / "release").exists():
