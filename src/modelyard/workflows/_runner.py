@@ -45,6 +45,7 @@ MAX_PICKLE_RESULT = 1024 * 1024 * 1024  # a pickle is spooled to disk, then stor
 MAX_EFFECTS = 1000  # per attempt: each is a database write
 TAIL_BYTES = 8192  # of what the code printed, kept for the error message (never more)
 POLL_S = 0.05
+KILL_GRACE_S = 5.0  # the supervisor's own grace for the sandbox is 3 s
 CHUNK = 1024 * 1024
 
 
@@ -344,6 +345,13 @@ def _size(value: Any, limit: int) -> int:
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
+    """Ends a run: the supervisor first (it stops the sandbox and removes its cgroup), then,
+    should it linger, the whole process group."""
+    try:
+        proc.terminate()
+        proc.wait(KILL_GRACE_S)
+    except subprocess.TimeoutExpired:
+        pass
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):

@@ -19,6 +19,11 @@ receives the `StepContext` (project, run id, side-effect records, an API client)
 parameter is a pipeline parameter (a run's `params`, else `Pipeline(params=...)`, else the
 function's default). `Pipeline(...)` validates the DAG at once and raises InvalidArgument naming
 the offending steps: cycles, inputs nobody provides, annotations that do not match.
+
+Such a module is a code package: `modelyard pipeline register DIR --entry module:pipeline`
+uploads it; the server builds the pipeline inside the sandbox and runs each Python step there,
+in a fresh process per attempt (never in the server). Outputs travel as JSON (bytes allowed);
+anything else is pickled in the sandbox and handed, as bytes, to the next Python step only.
 """
 
 from __future__ import annotations
