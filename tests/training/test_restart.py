@@ -98,14 +98,16 @@ def _server_process(s: Settings, log: Path) -> subprocess.Popen[bytes]:
 
 
 def _job_workers(job_id: str) -> int:
-    """Worker processes of the job alive now (its launcher shell not counted)."""
+    """Worker processes of the job alive now (its supervisor and the bubblewrap processes
+    around the worker, whose argv names the worker too, not counted)."""
     count = 0
     for pid in job_pids(job_id):
         try:
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue  # ended meanwhile
-        count += b"modelyard.runtime.worker" in argv and b"-c" not in argv
+        count += (b"modelyard.runtime.worker" in argv and b"-c" not in argv
+                  and Path(argv[0].decode()).name != "bwrap")
     return count
 
 
