@@ -22,13 +22,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
-from modelyard.core.errors import InvalidArgument, ModelyardError
+from modelyard.core.errors import InvalidArgument
 from modelyard.sandbox import Limits, Outcome, Sandbox, Spec, read_outcome
 from modelyard.workflows import _codec
+from modelyard.workflows._pipe import CHUNK, Answer, Reader, Tail
 from modelyard.workflows._spec import SandboxedCall
 from modelyard.workflows.context import StepCancelled, StepContext, StepError, StepTimeout
 
@@ -38,15 +38,8 @@ DEFAULT_LIMITS = {"memory_mb": 2048, "processes": 256, "open_files": 1024, "disk
 DEFAULT_STEP_WALL_S = 24 * 3600.0  # a step without `timeout_s`
 WALL_GRACE_S = 5.0  # our own deadline ends a step first, with the clearer message
 LOAD_TIMEOUT_S = 60.0
-MAX_HEADER = 4 * 1024 * 1024  # one message line (an effect's value included)
-MAX_DEFINITION = 8 * 1024 * 1024
-MAX_JSON_RESULT = 64 * 1024 * 1024  # a JSON output is read into memory: bounded
-MAX_PICKLE_RESULT = 1024 * 1024 * 1024  # a pickle is spooled to disk, then stored
-MAX_EFFECTS = 1000  # per attempt: each is a database write
-TAIL_BYTES = 8192  # of what the code printed, kept for the error message (never more)
 POLL_S = 0.05
 KILL_GRACE_S = 5.0  # the supervisor's own grace for the sandbox is 3 s
-CHUNK = 1024 * 1024
 
 
 class TokenIssuer(Protocol):
@@ -54,17 +47,6 @@ class TokenIssuer(Protocol):
                  name: str) -> tuple[str, Callable[[], None]] | None:
         """A project-scoped editor token and the function that revokes it; None when the
         actor cannot hold one (no such user)."""
-
-
-@dataclass
-class _Answer:
-    definition: bytes | None = None
-    result: str | None = None  # "json" | "pickle"
-    json_text: bytes | None = None
-    pickle_path: Path | None = None
-    error: dict[str, Any] | None = None
-    garbled: str | None = None  # the pipe said something that is not the protocol
-    effects: list[str] = field(default_factory=list)
 
 
 class SandboxRunner:
@@ -159,7 +141,7 @@ class SandboxRunner:
                     log.warning("could not revoke the token of step %s", ctx.step, exc_info=True)
             shutil.rmtree(box, ignore_errors=True)
 
-    def _value(self, answer: _Answer, outcome: Outcome | None, tail: str, step: str,
+    def _value(self, answer: Answer, outcome: Outcome | None, tail: str, step: str,
                limits: Limits) -> Any:
         if answer.error is not None:
             err = answer.error
@@ -206,7 +188,7 @@ class SandboxRunner:
 
     def _session(self, box: Path, mode: str, limits: Limits, timeout_s: float | None,
                  cancel: threading.Event | None, record: Callable[[str, Any], None] | None,
-                 name: str) -> tuple[_Answer, Outcome | None, str]:
+                 name: str) -> tuple[Answer, Outcome | None, str]:
         self.sandbox.check_allowed()
         in_dir = box / "in"
         # Under bubblewrap the working dir is the sandbox's private, size-limited /tmp; without
@@ -224,11 +206,11 @@ class SandboxRunner:
         proc = subprocess.Popen(self.sandbox.command(spec), stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 start_new_session=True)
-        reader = _Reader(proc.stdout, box, record)  # type: ignore[arg-type]
+        reader = Reader(proc.stdout, box, record)  # type: ignore[arg-type]
         reader.start()
         # What the code prints is read as it comes and only its tail kept: a step that
         # prints without end must not fill the server's disk or memory.
-        errors = _Tail(proc.stderr)  # type: ignore[arg-type]
+        errors = Tail(proc.stderr)  # type: ignore[arg-type]
         errors.start()
         try:
             while proc.poll() is None:
@@ -249,101 +231,6 @@ class SandboxRunner:
             errors.text()
 
 
-class _Reader(threading.Thread):
-    """Reads the sandboxed process's answer off its stdout; records its effects as they come."""
-
-    def __init__(self, stream: IO[bytes], box: Path,
-                 record: Callable[[str, Any], None] | None) -> None:
-        super().__init__(daemon=True, name="modelyard-sandbox-pipe")
-        self.stream, self.box, self.record = stream, box, record
-        self.answer = _Answer()
-
-    def run(self) -> None:
-        try:
-            self._read()
-        except ModelyardError as e:
-            self.answer.garbled = e.message
-        except Exception as e:  # noqa: BLE001 - anything the pipe says wrong ends the answer
-            self.answer.garbled = f"{type(e).__name__}: {e}"
-        finally:
-            try:
-                while self.stream.read(CHUNK):  # drain: a writer must never block on us
-                    pass
-            except (OSError, ValueError):
-                pass
-            self.stream.close()
-
-    def _read(self) -> None:
-        a = self.answer
-        while True:
-            line = self.stream.readline(MAX_HEADER + 1)
-            if not line:
-                return
-            if len(line) > MAX_HEADER or not line.endswith(b"\n"):
-                raise InvalidArgument("a message on the pipe is too long")
-            header = json.loads(line)
-            if not isinstance(header, dict):
-                raise InvalidArgument("a message on the pipe is not an object")
-            if "effect" in header:
-                self._effect(header)
-            elif "error" in header:
-                a.error = {k: header.get(k) for k in ("error", "code", "details", "traceback")}
-                return
-            elif "definition" in header:
-                a.definition = self._exact(_size(header["definition"], MAX_DEFINITION))
-                return
-            elif header.get("result") == "json":
-                a.json_text = self._exact(_size(header.get("size"), MAX_JSON_RESULT))
-                a.result = "json"
-                return
-            elif header.get("result") == "pickle":
-                a.pickle_path = self._spool(_size(header.get("size"), MAX_PICKLE_RESULT))
-                a.result = "pickle"
-                return
-            else:
-                raise InvalidArgument("an unknown message on the pipe")
-
-    def _effect(self, header: dict[str, Any]) -> None:
-        key, seq = header.get("effect"), header.get("seq")
-        if self.record is None or not isinstance(key, str) or len(key) > 200 or \
-                not isinstance(seq, int) or isinstance(seq, bool) or not 0 < seq < 10**9:
-            raise InvalidArgument("a malformed effect on the pipe")
-        if len(self.answer.effects) >= MAX_EFFECTS:
-            raise InvalidArgument(f"the step recorded more than {MAX_EFFECTS} effects")
-        self.record(key, header.get("value"))  # durable before the step goes on
-        ack = self.box / "in" / "acks" / str(seq)
-        ack.touch()
-        ack.chmod(0o644)
-        self.answer.effects.append(key)
-
-    def _exact(self, n: int) -> bytes:
-        data = self.stream.read(n)
-        if len(data) != n:
-            raise InvalidArgument("the answer was cut short")
-        return data
-
-    def _spool(self, n: int) -> Path:
-        path = self.box / "result.pkl"
-        left = n
-        with open(path, "wb") as f:
-            while left:
-                chunk = self.stream.read(min(CHUNK, left))
-                if not chunk:
-                    raise InvalidArgument("the answer was cut short")
-                f.write(chunk)
-                left -= len(chunk)
-        return path
-
-
-def _size(value: Any, limit: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise InvalidArgument("an answer without a valid size")
-    if value > limit:
-        raise InvalidArgument(f"the answer is {value} bytes, more than the {limit} a step may "
-                              "return; write large results to a dataset or the model registry")
-    return value
-
-
 def _kill(proc: subprocess.Popen[bytes]) -> None:
     """Ends a run: the supervisor first (it stops the sandbox and removes its cgroup), then,
     should it linger, the whole process group."""
@@ -359,27 +246,6 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
-class _Tail(threading.Thread):
-    """Reads a stream to its end, keeping only its last TAIL_BYTES."""
-
-    def __init__(self, stream: IO[bytes]) -> None:
-        super().__init__(daemon=True, name="modelyard-sandbox-log")
-        self.stream = stream
-        self.kept = b""
-
-    def run(self) -> None:
-        try:
-            while chunk := self.stream.read1(CHUNK):  # type: ignore[attr-defined]
-                self.kept = (self.kept + chunk)[-TAIL_BYTES:]
-        except (OSError, ValueError):
-            pass
-        finally:
-            self.stream.close()
-
-    def text(self, n: int = 1500) -> str:
-        return self.kept[-n:].decode("utf-8", "replace").strip()
-
-
 def _said(err: dict[str, Any]) -> str:
     return str(err.get("error") or "an error")[:4000]
 
@@ -389,7 +255,7 @@ def _tb(err: dict[str, Any]) -> str:
     return f"\n{tb[-3000:]}" if tb else ""
 
 
-def _died(answer: _Answer, outcome: Outcome | None, tail: str) -> str:
+def _died(answer: Answer, outcome: Outcome | None, tail: str) -> str:
     """How a process that gave no answer ended, in words a user can act on."""
     if answer.garbled:
         why = f"its answer was not understood ({answer.garbled})"
