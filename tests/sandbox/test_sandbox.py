@@ -136,6 +136,18 @@ def test_the_data_dir_database_and_blobs_stay_hidden_even_under_a_bound_path(
     assert seen["write"]["mine"][0] == "denied"  # type: ignore[index]
 
 
+def test_a_work_dir_of_the_callers_is_the_runs_cwd_and_keeps_what_it_wrote(
+        tmp_path: Path) -> None:
+    work = tmp_path / "step-work"
+    work.mkdir()
+    (work / "input.txt").write_text("in")
+    outcome, text = _run(Sandbox(Settings(home=tmp_path / "home")), tmp_path,
+                         "import os; open('output.txt', 'w').write(open('input.txt').read() + "
+                         "'-out'); print(os.getcwd())", work_dir=work)
+    assert outcome == Outcome(code=0), text
+    assert text.strip() == str(work) and (work / "output.txt").read_text() == "in-out"
+
+
 def test_past_its_memory_limit_a_run_is_ended_with_that_reason(tmp_path: Path) -> None:
     outcome, text = _run(Sandbox(Settings(home=tmp_path / "home")), tmp_path,
                          "x = []\nwhile True: x.append(bytearray(16 << 20))")
