@@ -23,131 +23,15 @@ import select
 import sys
 import time
 
+if __package__:  # imported (by tests, or as -m modelyard.sandbox._supervisor)
+    from modelyard.sandbox._cgroups import Cgroup, kill_quietly, read_text
+else:  # run as a script with -I: its own dir is not on sys.path, and nothing else is needed
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from _cgroups import Cgroup, kill_quietly, read_text  # type: ignore[no-redef]
+
 TICK_S = 0.2
 GRACE_S = 2.0  # before the executor's own SIGKILL (3 s): time to clean up
 MIB = 1024 * 1024
-CGROUP_ROOT = "/sys/fs/cgroup"
-
-
-class Cgroup:
-    """The run's own memory and pids cgroups (v1: two directories; v2: one)."""
-
-    def __init__(self, dirs: dict[str, str], v2: bool) -> None:
-        self.dirs = dirs
-        self.v2 = v2
-
-    @classmethod
-    def make(cls, name: str, memory_mb: int, processes: int) -> Cgroup | None:
-        """A fresh cgroup under the supervisor's own, with the limits set; None when this
-        machine gives us none we may write (the caller falls back to rlimits and a watchdog)."""
-        try:
-            own = _own_cgroups()
-        except OSError:
-            return None
-        made = cls._make_v1(own, name) or cls._make_v2(own, name)
-        if made is None:
-            return None
-        try:
-            made._limit(memory_mb * MIB, processes)
-        except OSError:
-            made.remove()
-            return None
-        return made
-
-    @classmethod
-    def _make_v1(cls, own: dict[str, str], name: str) -> Cgroup | None:
-        dirs: dict[str, str] = {}
-        for ctl in ("memory", "pids"):
-            if ctl not in own or not os.path.isdir(f"{CGROUP_ROOT}/{ctl}"):
-                return None
-        try:
-            for ctl in ("memory", "pids"):
-                parent = f"{CGROUP_ROOT}/{ctl}{own[ctl].rstrip('/')}"
-                _remove_stale(parent)
-                os.mkdir(f"{parent}/{name}", 0o755)
-                dirs[ctl] = f"{parent}/{name}"
-        except OSError:
-            Cgroup(dirs, v2=False).remove()
-            return None
-        return cls(dirs, v2=False)
-
-    @classmethod
-    def _make_v2(cls, own: dict[str, str], name: str) -> Cgroup | None:
-        if "" not in own:
-            return None
-        root = CGROUP_ROOT if os.path.exists(f"{CGROUP_ROOT}/cgroup.controllers") else (
-            f"{CGROUP_ROOT}/unified")
-        parent = f"{root}{own[''].rstrip('/')}"
-        try:
-            enabled = _read(f"{parent}/cgroup.subtree_control").split()
-            if not {"memory", "pids"} <= set(enabled):
-                # Allowed only in a cgroup without processes of its own (a delegated parent).
-                _write(f"{parent}/cgroup.subtree_control", "+memory +pids")
-            _remove_stale(parent)
-            path = f"{parent}/{name}"
-            os.mkdir(path, 0o755)
-        except OSError:
-            return None
-        return cls({"memory": path, "pids": path}, v2=True)
-
-    def _limit(self, memory: int, processes: int) -> None:
-        mem = self.dirs["memory"]
-        if self.v2:
-            _write(f"{mem}/memory.max", str(memory))
-            _write_if_there(f"{mem}/memory.swap.max", "0")
-        else:
-            _write(f"{mem}/memory.limit_in_bytes", str(memory))
-            _write_if_there(f"{mem}/memory.memsw.limit_in_bytes", str(memory))
-        _write(f"{self.dirs['pids']}/pids.max", str(processes))
-
-    def join(self) -> None:
-        """Put the calling process in the cgroup (the child, before it runs the command)."""
-        for path in set(self.dirs.values()):
-            _write(f"{path}/cgroup.procs", "0")
-
-    def oom_kills(self) -> int:
-        name = "memory.events" if self.v2 else "memory.oom_control"
-        return _counter(f"{self.dirs['memory']}/{name}", "oom_kill")
-
-    def forks_refused(self) -> int:
-        return _counter(f"{self.dirs['pids']}/pids.events", "max")
-
-    def kill_all(self) -> None:
-        for path in set(self.dirs.values()):
-            try:
-                for pid in _read(f"{path}/cgroup.procs").split():
-                    _kill(int(pid), signal.SIGKILL)
-            except OSError:
-                pass
-
-    def remove(self) -> None:
-        for path in set(self.dirs.values()):
-            for _ in range(50):  # a cgroup is busy until its last process is reaped
-                try:
-                    os.rmdir(path)
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    self.kill_all()
-                    time.sleep(0.02)
-
-
-def _remove_stale(parent: str) -> None:
-    """Removes the empty cgroups of supervisors that were killed before they could (a cancel
-    that had to SIGKILL): their names end in the supervisor's pid."""
-    try:
-        names = [n for n in os.listdir(parent) if n.startswith("modelyard-")]
-    except OSError:
-        return
-    for name in names:
-        pid = name.rsplit("-", 1)[-1]
-        if not pid.isdigit() or os.path.exists(f"/proc/{pid}"):
-            continue
-        try:
-            os.rmdir(f"{parent}/{name}")  # refused while a process is still in it
-        except OSError:
-            pass
 
 
 class Watch:
@@ -186,7 +70,7 @@ class Watch:
             return 0, 0
         for pid in pids:
             try:
-                status = _read(f"{proc}/{pid}/status")
+                status = read_text(f"{proc}/{pid}/status")
             except OSError:
                 continue
             for line in status.splitlines():
@@ -307,14 +191,14 @@ def _supervise(plan: dict, pid: int, cgroup: Cgroup | None, info_r: int,
         if limit is None:
             limit = _breach(limits, cgroup, watch, now - started, wall)
             if limit is not None:
-                _kill(pid, signal.SIGKILL)  # bwrap's init dies with it, and its namespace
+                kill_quietly(pid, signal.SIGKILL)  # bwrap's init dies with it, and its namespace
                 if cgroup is not None:
                     cgroup.kill_all()
         if stop["signal"] and kill_at is None:
-            _kill(pid, signal.SIGTERM)
+            kill_quietly(pid, signal.SIGTERM)
             kill_at = now + GRACE_S
         if kill_at is not None and now >= kill_at:
-            _kill(pid, signal.SIGKILL)
+            kill_quietly(pid, signal.SIGKILL)
     code = os.waitstatus_to_exitcode(status)
     if code < 0:
         code = 128 - code
@@ -382,7 +266,7 @@ def _read_inner_pid(fd: int, outer: int) -> int | None:
         os.close(fd)
     try:  # {"child-pid": 123, ...}
         inner = int(data.split(b'"child-pid":', 1)[1].split(b",")[0].split(b"}")[0])
-        status = _read(f"/proc/{inner}/status")
+        status = read_text(f"/proc/{inner}/status")
     except (ValueError, IndexError, OSError):
         return None
     ppid = next((int(v.split()[0]) for k, _, v in (ln.partition(":") for ln in status.splitlines())
@@ -390,52 +274,9 @@ def _read_inner_pid(fd: int, outer: int) -> int | None:
     return inner if ppid == outer else None
 
 
-def _own_cgroups() -> dict[str, str]:
-    """{controller: path} of this process ("" for the v2 hierarchy)."""
-    found: dict[str, str] = {}
-    for line in _read("/proc/self/cgroup").splitlines():
-        _, controllers, path = line.split(":", 2)
-        for ctl in controllers.split(","):
-            found[ctl] = path
-    return found
-
-
 def _cgroup_name(plan: dict) -> str:
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in plan.get("name", ""))[:64]
     return f"modelyard-{safe or 'run'}-{os.getpid()}"
-
-
-def _counter(path: str, key: str) -> int:
-    try:
-        for line in _read(path).splitlines():
-            name, _, value = line.partition(" ")
-            if name == key:
-                return int(value)
-    except (OSError, ValueError):
-        pass
-    return 0
-
-
-def _read(path: str) -> str:
-    with open(path) as f:
-        return f.read()
-
-
-def _write(path: str, text: str) -> None:
-    with open(path, "w") as f:
-        f.write(text)
-
-
-def _write_if_there(path: str, text: str) -> None:
-    if os.path.exists(path):
-        _write(path, text)
-
-
-def _kill(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def write_exit(exit_file: str, code: int | None, reason: str | None,
