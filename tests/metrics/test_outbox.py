@@ -190,9 +190,9 @@ def test_a_sql_owner_moves_chunks_into_its_table_once_and_answers_the_same_throu
     # which imports the chunks itself (moved into the table too, they would count twice)
     assert SqlMetricsStore(db, owner=False).maintain(NOW, Retention()) == {}
     assert len(_chunks_left(db)) == 3
-    assert owner.maintain(NOW, Retention()) == {"imported": 2_200}
+    assert owner.maintain(NOW, Retention()) == {"imported": 2_200, "quarantined": 0}
     assert _in_table(db) == _expected(sent) and _chunks_left(db) == []
-    assert owner.maintain(NOW, Retention()) == {"imported": 0}
+    assert owner.maintain(NOW, Retention()) == {"imported": 0, "quarantined": 0}
     after = owner.events("p", T0, end, None, True)
     key = lambda cols: sorted(zip(cols.time_s.tolist(), cols.latency_ms.tolist(),  # noqa: E731
                                   cols.label.tolist(), cols.deployment.tolist(), strict=True))

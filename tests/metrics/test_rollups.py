@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 import textwrap
@@ -17,7 +18,8 @@ from prometheus_client import CollectorRegistry
 from modelyard.core.db import Database
 from modelyard.core.settings import MetricsSettings
 from modelyard.metrics._duck import DuckDbMetricsStore
-from modelyard.metrics.models import PredictionEvent
+from modelyard.metrics._limits import MAX_LATENCY_MS
+from modelyard.metrics.models import EventRow, PredictionEvent
 from modelyard.metrics.service import MetricsService
 from modelyard.metrics.store import SqlMetricsStore
 
@@ -162,8 +164,32 @@ def test_retention_drops_old_raw_events_but_their_rollups_still_answer(
     res = svc.query("p", "latency_mean", start, start + timedelta(hours=1), 3600)
     assert res.resolution == "1h"
     assert res.series[0].points[0].value == pytest.approx(np.mean([e.latency_ms for e in old]))
-    assert svc.maintain(now) == {"imported": 0, "rolled": 0, "pruned_raw": 0,
+    assert svc.maintain(now) == {"imported": 0, "quarantined": 0, "rolled": 0, "pruned_raw": 0,
                                  "pruned_60": 0, "pruned_3600": 0}
+
+
+def test_stored_events_with_wild_latencies_stop_neither_rollups_nor_pruning(
+        svc: MetricsService) -> None:
+    """Rows written before the API refused such latencies (or by an older replica): each is
+    read at the nearest bound of what a latency can be, so every pass goes on."""
+    now = T0 + timedelta(days=10)
+    old = T0 + timedelta(days=1)  # past the raw retention at `now`
+    wild = [math.inf, -math.inf, math.nan, 1e308, -5.0, MAX_LATENCY_MS * 10]
+    svc.store.insert_events([EventRow("p", "d", "m", 1, old + timedelta(seconds=i), lat, "ok",
+                                      None, None, f"w{i}", None, False)
+                             for i, lat in enumerate(wild)])
+    normal = _events(50, old, 600, seed=4)
+    svc.store.insert_events(normal)
+    out = svc.maintain(now)
+    assert out["rolled"] == len(wild) + 50 and out["pruned_raw"] == len(wild) + 50
+    start = old.replace(minute=0, second=0, microsecond=0)
+    res = svc.query("p", "count", start, start + timedelta(hours=1), 3600)
+    assert res.resolution == "1h" and res.series[0].points[0].value == len(wild) + 50
+    p99 = svc.query("p", "latency_p99", start, start + timedelta(hours=1), 3600)
+    assert p99.series[0].points[0].value == pytest.approx(MAX_LATENCY_MS, rel=0.05)
+    # new events keep being rolled up after them
+    svc.store.insert_events(_events(10, now - timedelta(hours=1), 600, seed=5))
+    assert svc.maintain(now)["rolled"] == 10
 
 
 def test_acknowledged_events_survive_a_crash(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -172,10 +173,19 @@ def test_events_out_of_the_stores_range_are_refused_and_none_of_the_batch_is_kep
         api: TestClient, client: Client, admin_token: str) -> None:
     good = {"deployment": "d", "model": "m", "version": 1, "latency_ms": 3.0,
             "request_id": "r1", "time": T0.isoformat()}
-    for bad in ({"version": 2**40}, {"version": -1}):
-        r = api.post("/api/v1/projects/alpha/metrics/events", headers=bearer(admin_token),
-                     json={"events": [good, {**good, "request_id": "r2", **bad}]})
-        assert r.status_code == 400, r.text
-        assert "version" in r.json()["error"]["message"]
+    bad_values = [("version", 2**40), ("version", -1), ("version", 10**25),
+                  ("latency_ms", 1e308), ("latency_ms", -1.0), ("latency_ms", "Infinity"),
+                  ("latency_ms", "NaN"), ("confidence", "NaN"), ("label", "a\u0000b"),
+                  ("time", "0001-01-01T00:00:00+05:00")]
+    for field, value in bad_values:
+        # raw JSON: Python's parser on the server reads NaN and Infinity as floats
+        bad = json.dumps({**good, "request_id": "r2", field: value})
+        if value in ("NaN", "Infinity"):
+            bad = bad.replace(f'"{value}"', value)
+        r = api.post("/api/v1/projects/alpha/metrics/events",
+                     headers={**bearer(admin_token), "content-type": "application/json"},
+                     content=f'{{"events": [{json.dumps(good)}, {bad}]}}')
+        assert r.status_code == 400, (field, value, r.text)
+        assert field in r.json()["error"]["message"], r.text
     out = client.metrics.query("count", T0, T0 + timedelta(hours=1), step_s=3600)
     assert out["series"][0]["points"][0]["value"] == 0

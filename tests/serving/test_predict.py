@@ -202,3 +202,30 @@ def test_in_process_callers_on_their_own_event_loops_share_the_model(
         assert list(pool.map(in_own_loop, range(6))) == [want] * 6
     assert [p["label"] for p in client.serving.predict("digits", pixels.tolist())["predictions"]] \
         == want
+
+
+@pytest.mark.parametrize("version", [10**25, 2**40, 2**31])
+def test_a_version_past_what_the_stores_keep_is_refused_and_metrics_keep_working(
+        api: TestClient, client: Client, admin_token: str, digits_model: DigitsModel,
+        version: int) -> None:
+    """Such a request once left an event no store could keep, retried before every later
+    one: metrics queries answered 503 and nothing was stored, for every project."""
+    client.serving.create("digits", "digits@production")
+    pixels = digits().test_x[:2].tolist()
+    h = bearer(admin_token)
+    r = api.post(f"/api/v1/projects/alpha/deployments/digits/predict?version={version}",
+                 json={"inputs": pixels}, headers=h)
+    assert r.status_code == 400 and "version" in r.json()["error"]["message"], r.text
+    v2 = {"inputs": [{"name": "input", "shape": [1, 1, 8, 8], "datatype": "FP32",
+                      "data": [0.0] * 64}]}
+    for path in (f"/v2/models/digits/versions/{version}/infer",
+                 f"/v2/models/digits/versions/{version}/ready"):
+        r = api.post(path, json=v2, headers={**h, "X-Modelyard-Project": "alpha"}) \
+            if path.endswith("infer") else \
+            api.get(path, headers={**h, "X-Modelyard-Project": "alpha"})
+        assert r.status_code == 400 and "version" in r.json()["error"], (path, r.text)
+    client.serving.predict("digits", pixels)
+    now = utcnow()
+    out = client.metrics.query("count", now - timedelta(minutes=5), now + timedelta(minutes=1),
+                               step_s=360, deployment="digits")
+    assert out["series"][0]["points"][0]["value"] == 2

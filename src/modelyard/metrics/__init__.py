@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
+from modelyard.metrics._limits import MAX_VERSION
 from modelyard.metrics.models import Feedback, PredictionEvent, QueryResult
 from modelyard.metrics.service import MetricsService
 
-__all__ = ["Feedback", "MetricsService", "PredictionEvent", "QueryResult"]
+__all__ = ["MAX_VERSION", "Feedback", "MetricsService", "PredictionEvent", "QueryResult"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from modelyard.metrics import _hist
@@ -57,6 +59,8 @@ def aggregate(cols: EventColumns, metric: str, start_s: float, step_s: float, n_
         return {"": [step_values(cols, empty, metric, step_s) for _ in range(n_steps)]} \
             if group_by is None else {}
     steps = np.floor((cols.time_s - start_s) / step_s).astype(np.int64)
+    # latencies as the rollups read them (a row stored before the API bounded them)
+    cols = dataclasses.replace(cols, latency_ms=_hist.clamp(cols.latency_ms))
     if group_by is None:
         names, codes = [""], np.zeros(len(cols), dtype=np.int64)
     else:

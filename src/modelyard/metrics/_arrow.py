@@ -10,6 +10,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
+from modelyard.metrics._limits import summary_mean
 from modelyard.metrics._outbox import Columns, dumps
 from modelyard.metrics.models import Event
 from modelyard.metrics.store import naive_utc
@@ -24,12 +25,7 @@ SCHEMA = pa.schema([
 
 
 def _means(summaries: Iterable[Any]) -> list[float | None]:
-    means = []
-    for x in summaries:
-        m = x.get("mean") if isinstance(x, dict) else None
-        means.append(float(m) if isinstance(m, (int, float)) and not isinstance(m, bool)
-                     else None)
-    return means
+    return [summary_mean(x) for x in summaries]
 
 
 def _summary_json(x: Any) -> str | None:

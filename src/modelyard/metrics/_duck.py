@@ -34,6 +34,7 @@ import weakref
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import duckdb
@@ -43,8 +44,9 @@ import pyarrow as pa
 from modelyard.core.errors import Unavailable
 from modelyard.core.private import private_dir, private_files
 from modelyard.metrics._arrow import columns_table, events_table
-from modelyard.metrics._hist import SQL_BIN
-from modelyard.metrics._outbox import Outbox, decoded
+from modelyard.metrics._hist import SQL_BIN, SQL_LATENCY
+from modelyard.metrics._limits import converted, log_apart
+from modelyard.metrics._outbox import Columns, Outbox, decoded, to_events
 from modelyard.metrics.models import Cells, Event, EventColumns, Feedback
 from modelyard.metrics.store import MetricsStore, Retention, SqlMetricsStore, naive_utc
 
@@ -68,6 +70,8 @@ _DDL = [
 ]
 _ERR = "outcome IN ('error', 'timeout')"
 _EPOCH_S = "(epoch_us(time) // 1000000)"
+_LAT = SQL_LATENCY.format(lat="latency_ms")  # what rollups and queries read (see _hist.py)
+_BIN = SQL_BIN.format(lat=f"({_LAT})")
 
 
 class DuckDbMetricsStore(MetricsStore):
@@ -241,8 +245,8 @@ class DuckDbMetricsStore(MetricsStore):
             f"  SELECT {g} AS g, bucket, bin, n, latency_sum, errors FROM rollup_{resolution}"
             f"  WHERE project = ? AND bucket >= ? AND bucket < ?{extra}"
             "  UNION ALL"
-            f"  SELECT {g} AS g, {bucket} AS bucket, {SQL_BIN.format(lat='latency_ms')} AS bin,"
-            f"  1 AS n, latency_ms AS latency_sum, CAST({_ERR} AS BIGINT) AS errors FROM events"
+            f"  SELECT {g} AS g, {bucket} AS bucket, {_BIN} AS bin,"
+            f"  1 AS n, {_LAT} AS latency_sum, CAST({_ERR} AS BIGINT) AS errors FROM events"
             f"  WHERE seq > ? AND project = ? AND time >= ? AND time < ?{extra}"
             ") GROUP BY ALL"
         )
@@ -266,12 +270,12 @@ class DuckDbMetricsStore(MetricsStore):
 
     # -- maintenance ----------------------------------------------------------------------------
     def maintain(self, now: datetime, retention: Retention) -> dict[str, int]:
-        imported = self._import_outbox()
+        imported, apart = self._import_outbox()
         with self._lock:
             rolled = self.roll_up()
             pruned = self._prune(now, retention)
             self._private_wal()
-        return {"imported": imported, "rolled": rolled, **pruned}
+        return {"imported": imported, "quarantined": apart, "rolled": rolled, **pruned}
 
     def roll_up(self) -> int:
         """Fold events past the `rolled` watermark into every rollup; returns how many."""
@@ -288,8 +292,8 @@ class DuckDbMetricsStore(MetricsStore):
                     con.execute(
                         f"INSERT INTO rollup_{r} SELECT project, deployment, model, version, "
                         f"shadow, ({_EPOCH_S} // {r}) * {r} AS bucket, "
-                        f"{SQL_BIN.format(lat='latency_ms')} AS bin, count(*) AS n, "
-                        f"sum(latency_ms) AS latency_sum, count(*) FILTER ({_ERR}) AS errors "
+                        f"{_BIN} AS bin, count(*) AS n, "
+                        f"sum({_LAT}) AS latency_sum, count(*) FILTER ({_ERR}) AS errors "
                         "FROM events WHERE seq > ? AND seq <= ? GROUP BY ALL "
                         "ORDER BY bucket "  # rows in time order keep zone maps selective
                         "ON CONFLICT DO UPDATE SET n = n + EXCLUDED.n, "
@@ -321,14 +325,17 @@ class DuckDbMetricsStore(MetricsStore):
                 con.execute(f"DELETE FROM rollup_{r} WHERE bucket < ?", [cut])
         return out
 
-    def _import_outbox(self) -> int:
-        """Move replica events from the metadata DB into this file (exactly once)."""
+    def _import_outbox(self) -> tuple[int, int]:
+        """Move replica events from the metadata DB into this file (exactly once); returns
+        how many were imported and how many set apart (`_limits.py`)."""
         if self.outbox is None:
-            return 0
-        return self._import_rows(self.outbox) + self._import_chunks(self.outbox.packed)
+            return 0, 0
+        rows = self._import_rows(self.outbox)
+        chunks = self._import_chunks(self.outbox.packed)
+        return rows[0] + chunks[0], rows[1] + chunks[1]
 
-    def _import_chunks(self, outbox: Outbox) -> int:
-        total, after = 0, 0
+    def _import_chunks(self, outbox: Outbox) -> tuple[int, int]:
+        total, apart, after = 0, 0, 0
         while True:
             with self._lock:
                 pending = [str(b) for (b,) in self._con.execute(
@@ -338,18 +345,31 @@ class DuckDbMetricsStore(MetricsStore):
                     self._con.execute("DELETE FROM outbox_chunks_pending")
                 chunks = outbox.take(after)
                 if not chunks:
-                    return total
+                    return total, apart
                 after = chunks[-1].id
-                tables = decoded(chunks, columns_table)
-                if not tables:
+                tables: list[pa.Table] = []
+                refused: list[tuple[Any, str]] = []
+                read = decoded(chunks, lambda cols: cols)
+                for chunk, cols in read:
+                    try:
+                        tables.append(columns_table(cols))
+                    except (ValueError, TypeError, ArithmeticError):
+                        # some value this store cannot keep: the chunk event by event
+                        parts, bad = _chunk_events(chunk.batch_id, cols)
+                        tables += parts
+                        refused += bad
+                if not read:
                     continue
-                batch = pa.concat_tables([t for _, t in tables])
+                log_apart(refused, "the import of replicas' packed events")
+                batch = pa.concat_tables(tables) if tables else events_table([], 0)
+                # a chunk is taken whole: what was set apart of it goes with it
                 self._append_taken(batch, "outbox_chunks_pending",
-                                   pa.table({"batch_id": [c.batch_id for c, _ in tables]}))
+                                   pa.table({"batch_id": [c.batch_id for c, _ in read]}))
                 total += batch.num_rows
+                apart += len(refused)
 
-    def _import_rows(self, outbox: SqlMetricsStore) -> int:
-        total = 0
+    def _import_rows(self, outbox: SqlMetricsStore) -> tuple[int, int]:
+        total, apart = 0, 0
         while True:
             with self._lock:
                 pending = [(int(i), str(r)) for i, r in self._con.execute(
@@ -359,11 +379,15 @@ class DuckDbMetricsStore(MetricsStore):
                     self._con.execute("DELETE FROM outbox_pending")
                 rows = outbox.take(50_000)
                 if not rows:
-                    return total
-                self._append_taken(events_table([e for _, e in rows], 0), "outbox_pending",
+                    return total, apart
+                parts, refused = converted([e for _, e in rows], lambda p: events_table(p, 0))
+                log_apart(refused, "the import of replicas' event rows")
+                batch = pa.concat_tables(parts) if parts else events_table([], 0)
+                self._append_taken(batch, "outbox_pending",
                                    pa.table({"id": [i for i, _ in rows],
                                              "request_id": [e.request_id for _, e in rows]}))
-                total += len(rows)
+                total += batch.num_rows
+                apart += len(refused)
 
     def _append_taken(self, events: pa.Table, pending: str, taken: pa.Table) -> None:
         """Append events taken from the metadata DB and note what was taken in `pending`, in
@@ -396,3 +420,14 @@ def _filters(prefix: str, project: str, start: datetime, end: datetime,
     if not include_shadow:
         where += f" AND NOT {prefix}shadow"
     return where, params
+
+
+def _chunk_events(batch_id: str, cols: Columns) -> tuple[list[pa.Table], list[tuple[Any, str]]]:
+    """The Arrow parts of a chunk's storable events, and the others with why."""
+    try:
+        events = to_events(cols)
+    except (ValueError, TypeError) as e:  # a time that is no time: nothing of it is readable
+        n = len(cols["request_id"])
+        ghost = SimpleNamespace(request_id=f"(all {n} of chunk {batch_id})", deployment="?")
+        return [], [(ghost, f"unreadable chunk: {e}")] * n
+    return converted(events, lambda p: events_table(p, 0))

@@ -14,6 +14,8 @@ import math
 
 import numpy as np
 
+from modelyard.metrics._limits import MAX_LATENCY_MS
+
 MIN_MS = 0.001
 GROWTH = 1.05
 _LOG_G = math.log(GROWTH)
@@ -21,6 +23,19 @@ _LOG_G = math.log(GROWTH)
 # The same formula in SQL, for the engine that builds rollups (`lat` is the latency column).
 SQL_BIN = (f"CASE WHEN {{lat}} < {MIN_MS} THEN 0 ELSE "
            f"1 + CAST(floor(ln({{lat}} / {MIN_MS}) / {_LOG_G!r}) AS INTEGER) END")
+
+# A stored latency as every query and rollup reads it: within [0, MAX_LATENCY_MS], where the
+# API keeps them; a row stored before it did (inf, NaN, 1e308, negative, NULL) is read at the
+# nearest bound (NaN and NULL as 0) rather than overflow a bucket and stop every rollup pass.
+SQL_LATENCY = (f"CASE WHEN {{lat}} IS NULL OR isnan({{lat}}) OR {{lat}} < 0 THEN 0.0 "
+               f"WHEN {{lat}} > {MAX_LATENCY_MS!r} THEN {MAX_LATENCY_MS!r} ELSE {{lat}} END")
+
+
+def clamp(latency_ms: np.ndarray) -> np.ndarray:
+    """numpy twin of `SQL_LATENCY`."""
+    lat = np.nan_to_num(np.asarray(latency_ms, dtype=np.float64), nan=0.0,
+                        posinf=MAX_LATENCY_MS, neginf=0.0)
+    return np.clip(lat, 0.0, MAX_LATENCY_MS)
 
 
 def bins(latency_ms: np.ndarray) -> np.ndarray:

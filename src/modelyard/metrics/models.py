@@ -7,9 +7,13 @@ from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from modelyard.core.ids import utcnow
+from modelyard.metrics._limits import LABEL_MAX, MAX_LATENCY_MS, MAX_VERSION, NAME_MAX
+from modelyard.metrics._limits import OUTCOMES as OUTCOMES
+from modelyard.metrics._limits import problem as _problem
+from modelyard.metrics._limits import utc_naive as _utc_naive
 
 Metric = Literal[
     "count", "rate", "latency_mean", "latency_p50", "latency_p95", "latency_p99",
@@ -18,27 +22,40 @@ Metric = Literal[
 GroupBy = Literal["deployment", "model", "version"]
 Resolution = Literal["auto", "raw", "1m", "1h"]  # what answers a query (see MetricsService)
 METRICS: tuple[str, ...] = Metric.__args__  # type: ignore[attr-defined]
-OUTCOMES = ("ok", "error", "timeout", "rejected")
 
 
 class PredictionEvent(BaseModel):
-    """One answered (or failed) prediction of one input row."""
+    """One answered (or failed) prediction of one input row. Every field is checked against
+    what the event stores keep (`_limits.py`), so an accepted event is always storable."""
 
-    project: str = Field(default="", max_length=100,
+    project: str = Field(default="", max_length=NAME_MAX,
                          description="filled from the route when sent over REST")
-    deployment: str = Field(max_length=100)
-    model: str = Field(max_length=100)
-    version: int = Field(ge=0, le=2**31 - 1)  # the event store keeps a 32-bit integer
+    deployment: str = Field(max_length=NAME_MAX)
+    model: str = Field(max_length=NAME_MAX)
+    version: int = Field(ge=0, le=MAX_VERSION)  # the event store keeps a 32-bit integer
     time: datetime = Field(default_factory=utcnow, description="naive UTC")
-    latency_ms: float = Field(ge=0, allow_inf_nan=False)
+    latency_ms: float = Field(ge=0, le=MAX_LATENCY_MS, allow_inf_nan=False,
+                              description="at most a day (86,400,000 ms)")
     outcome: Literal["ok", "error", "timeout", "rejected"] = "ok"
-    label: str | None = Field(default=None, max_length=200)
+    label: str | None = Field(default=None, max_length=LABEL_MAX)
     confidence: float | None = Field(default=None, allow_inf_nan=False)
-    request_id: str = Field(max_length=100)
+    request_id: str = Field(max_length=NAME_MAX)
     input_summary: dict[str, Any] | None = Field(
         default=None, description="a compact summary of the input (shape, mean, length...)"
     )
     shadow: bool = Field(default=False, description="a copy sent to a shadow version")
+
+    @field_validator("time")
+    @classmethod
+    def _in_utc(cls, t: datetime) -> datetime:
+        return _utc_naive(t)  # a zone that puts it outside years 1-9999 is refused here
+
+    @model_validator(mode="after")
+    def _storable(self) -> PredictionEvent:
+        why = _problem(self)  # what the field constraints cannot say (a NUL in a name...)
+        if why is not None:
+            raise ValueError(why)
+        return self
 
 
 class EventRow(NamedTuple):

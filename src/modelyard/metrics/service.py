@@ -10,7 +10,7 @@ from collections import Counter as _Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from prometheus_client import Counter, Gauge
@@ -22,6 +22,7 @@ from modelyard.core.ids import check_name, utcnow
 from modelyard.core.settings import MetricsSettings
 from modelyard.metrics import alerts
 from modelyard.metrics._aggregate import ROLLUP_METRICS, aggregate, aggregate_cells
+from modelyard.metrics._limits import about_values, log_apart, problem, store_apart
 from modelyard.metrics.alert_store import AlertStore, SqlAlertStore
 from modelyard.metrics.models import (
     METRICS,
@@ -130,6 +131,10 @@ class MetricsService:
         self._dropped = Counter("modelyard_metrics_events_dropped",
                                 "prediction events dropped because the buffer was full",
                                 registry=prometheus)
+        self._quarantined = Counter(
+            "modelyard_metrics_events_quarantined",
+            "prediction events set apart because no store can keep them (logged, dropped)",
+            registry=prometheus)
         self._buffered = Gauge("modelyard_metrics_events_buffered",
                                "prediction events waiting to be stored", registry=prometheus)
         self._buffered.set_function(lambda: len(self._buffer))
@@ -186,7 +191,9 @@ class MetricsService:
             self._wake.set()
 
     def flush(self) -> int:
-        """Store everything buffered now; on failure the events go back to the buffer."""
+        """Store everything buffered now. Events the store cannot keep are set apart (counted
+        and logged, never retried: `_limits.py`); when the store itself fails, the events not
+        stored go back to the buffer and the error is raised."""
         with self._flush_lock:
             with self._lock:
                 batch, self._buffer = self._buffer, []
@@ -194,18 +201,38 @@ class MetricsService:
                 return 0
             try:
                 n = self.store.insert_events(batch)
-            except Exception:
-                with self._lock:
-                    self._buffer[:0] = batch
-                raise
+            except Exception as e:
+                if not about_values(e):
+                    with self._lock:
+                        self._buffer[:0] = batch
+                    raise
+                split = store_apart(batch, self.store.insert_events)
+                n = split.stored
+                self._stored.inc(n)
+                self.set_apart(split.apart, "a flush")
+                if split.error is not None:
+                    with self._lock:
+                        self._buffer[:0] = split.left
+                    raise split.error from e
+                return n
             self._stored.inc(n)
             return n
 
+    def set_apart(self, events: Sequence[tuple[Any, str]], where: str) -> None:
+        """Count and log (one line) events no store can keep; they are dropped."""
+        self._quarantined.inc(len(events))
+        log_apart(events, where)
+
     def ingest(self, project: str, events: list[PredictionEvent]) -> int:
-        """Store events sent by a remote replica before answering (acknowledged = stored)."""
+        """Store events sent by a remote replica before answering (acknowledged = stored).
+        All or nothing: an event no store can keep is refused with the batch."""
         check_name(project, "project")
-        for e in events:
+        for i, e in enumerate(events):
             e.project = project
+            why = problem(e)  # validated already over REST; in-process callers too
+            if why is not None:
+                raise InvalidArgument(f"event {i}: {why}; nothing of the batch was stored",
+                                      {"index": i})
         n = self.store.insert_events(events)
         self._stored.inc(n)
         return n
@@ -213,7 +240,10 @@ class MetricsService:
     def maintain(self, now: datetime | None = None) -> dict[str, int]:
         """Roll up new events, import replicas' events and prune past retention, now."""
         self.flush()
-        return self.store.maintain(_naive(now or utcnow()), self.retention)
+        done = self.store.maintain(_naive(now or utcnow()), self.retention)
+        if done.get("quarantined"):  # the store logged them; counted here with the rest
+            self._quarantined.inc(done["quarantined"])
+        return done
 
     def add_feedback(self, project: str, feedback: list[Feedback]) -> int:
         return self.store.upsert_feedback(project, feedback)

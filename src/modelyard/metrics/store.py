@@ -27,13 +27,14 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from modelyard.core.db import Database
+from modelyard.metrics._limits import about_values, log_apart, problem, summary_mean
 from modelyard.metrics._outbox import Outbox, decoded, to_events
 from modelyard.metrics.models import (
     Cells,
     Event,
     EventColumns,
+    EventRow,
     Feedback,
-    PredictionEvent,
 )
 from modelyard.metrics.tables import (
     MetricEventRow,
@@ -264,35 +265,53 @@ class SqlMetricsStore(MetricsStore):
         packed = self.packed.select(project, start, end, deployment, False)
         summaries += [x for x, o in zip(packed["input_summary"], packed["outcome"], strict=True)
                       if o == "ok"]
-        values = [x["mean"] for x in summaries
-                  if isinstance(x, dict) and isinstance(x.get("mean"), (int, float))]
-        return np.asarray(values, dtype=np.float64)
+        means = (summary_mean(x) for x in summaries)
+        return np.asarray([m for m in means if m is not None], dtype=np.float64)
 
     def maintain(self, now: datetime, retention: Retention) -> dict[str, int]:
         """Move the replicas' packed chunks into the table: this store owns the events. Each
         chunk's delete and insert commit together; raw events have no retention here."""
         if not self.owner:
             return {}
-        moved, after = 0, 0
+        moved, quarantined, after = 0, 0, 0
         while chunks := self.packed.take(after):
             after = chunks[-1].id
             for chunk, events in decoded(chunks, to_events):
-                with self.db.session() as s:
-                    if self.packed.claim(s, chunk):
-                        moved += self._write(s, events)
-        return {"imported": moved}
+                good, apart = [], []
+                for e in events:
+                    why = problem(e)
+                    if why is None:
+                        good.append(e)
+                    else:
+                        apart.append((e, why))
+                try:
+                    with self.db.session() as s:
+                        if self.packed.claim(s, chunk):
+                            moved += self._write(s, good) if good else 0
+                            quarantined += len(apart)
+                            log_apart(apart, "the move of replicas' packed events")
+                except Exception as e:
+                    if not about_values(e):
+                        raise
+                    # a value `problem` does not know of: the chunk is set apart whole rather
+                    # than fail every later pass
+                    with self.db.session() as s:
+                        if self.packed.claim(s, chunk):
+                            quarantined += len(events)
+                            log_apart([(x, f"its chunk was refused: {e}") for x in events],
+                                      "the move of replicas' packed events")
+        return {"imported": moved, "quarantined": quarantined}
 
 
-    def take(self, limit: int) -> list[tuple[int, PredictionEvent]]:
-        """Up to `limit` events, oldest row first, each with its row id."""
+    def take(self, limit: int) -> list[tuple[int, EventRow]]:
+        """Up to `limit` events, oldest row first, each with its row id. Not validated: the
+        taker sets apart what it cannot keep (`_limits.py`) rather than stop at it."""
         e = MetricEventRow
         with self.db.session() as s:
             rows = list(s.scalars(sa.select(e).order_by(e.id).limit(limit)))
-            return [(r.id, PredictionEvent(
-                project=r.project, deployment=r.deployment, model=r.model, version=r.version,
-                time=r.time, latency_ms=r.latency_ms, outcome=r.outcome,  # type: ignore[arg-type]
-                label=r.label, confidence=r.confidence, request_id=r.request_id,
-                shadow=r.shadow, input_summary=r.input_summary)) for r in rows]
+            return [(r.id, EventRow(
+                r.project, r.deployment, r.model, r.version, r.time, r.latency_ms, r.outcome,
+                r.label, r.confidence, r.request_id, r.input_summary, r.shadow)) for r in rows]
 
     def delete_rows(self, rows: list[tuple[int, str]]) -> None:
         """Drop the events with these (row id, request id) pairs (after another store took

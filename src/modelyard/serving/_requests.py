@@ -16,6 +16,7 @@ from modelyard.core.errors import (
     Unavailable,
 )
 from modelyard.core.ids import new_id, utcnow
+from modelyard.metrics import MAX_VERSION
 from modelyard.metrics.models import EventRow
 from modelyard.serving import _v2, canary
 from modelyard.serving.batcher import BatchResult, Retired
@@ -136,8 +137,9 @@ class RequestPath:
     async def _choose(self, dep: Deployment, version: int | None,
                       random_split: bool = True) -> ModelKey:
         if version is not None:
-            if version < 1:
-                raise InvalidArgument(f"model versions start at 1, not {version}")
+            if not 1 <= version <= MAX_VERSION:
+                raise InvalidArgument(f"version {version} is not a model version: versions go "
+                                      f"from 1 to {MAX_VERSION}", {"field": "version"})
             return ModelKey(dep.project, dep.model, version)
         if dep.traffic:
             v = canary.pick(dep.traffic) if random_split else \

@@ -12,12 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
 import modelyard
 from modelyard.core.auth import Role
 from modelyard.core.errors import InvalidArgument, ModelyardError, Unavailable
+from modelyard.metrics import MAX_VERSION
 from modelyard.server.deps import Access, Caller, Editor, PlatformDep, Viewer, get_platform
 from modelyard.serving import _v2
 from modelyard.serving.models import (
@@ -37,6 +39,10 @@ if TYPE_CHECKING:
     from modelyard.server.platform import Platform
 
 PROJECT_HEADER = "X-Modelyard-Project"
+# a model version, bounded where it comes in: every store keeps it as a 32-bit integer, and a
+# request's version ends up in its prediction event
+QueryVersion = Annotated[int | None, Query(ge=1, le=MAX_VERSION)]
+PathVersion = Annotated[int, Path(ge=1, le=MAX_VERSION)]
 
 router = APIRouter(prefix="/api/v1/projects/{project}/deployments", tags=["serving"])
 
@@ -86,7 +92,7 @@ def warm(name: str, access: Editor, platform: PlatformDep) -> dict[str, list[int
 
 @router.post("/{name}/predict")
 async def predict(name: str, body: PredictRequest, access: Viewer, platform: PlatformDep,
-                  version: Annotated[int | None, Query(ge=1)] = None) -> PredictResponse:
+                  version: QueryVersion = None) -> PredictResponse:
     return await platform.serving.predict(access.project, name, body.inputs, version)
 
 
@@ -104,6 +110,11 @@ class _V2Route(APIRoute):
                 return await handler(request)
             except ModelyardError as e:
                 return _v2.error_response(e)
+            except RequestValidationError as e:  # a bad path or query value, in v2's shape
+                problems = [f"{'.'.join(map(str, p.get('loc', ())))}: {p.get('msg', '')}"
+                            for p in e.errors()[:5]]
+                return _v2.error_response(InvalidArgument(
+                    f"invalid request: {'; '.join(problems)}"[:1000]))
 
         return route
 
@@ -150,7 +161,7 @@ async def model_metadata(model: str, access: V2Viewer, platform: PlatformDep) ->
 
 
 @v2_router.get("/models/{model}/versions/{version}")
-async def model_version_metadata(model: str, version: int, access: V2Viewer,
+async def model_version_metadata(model: str, version: PathVersion, access: V2Viewer,
                                  platform: PlatformDep) -> ModelMetadata:
     return await platform.serving.metadata(access.project, model, version)
 
@@ -162,7 +173,7 @@ async def model_ready(model: str, access: V2Viewer, platform: PlatformDep) -> Re
 
 
 @v2_router.get("/models/{model}/versions/{version}/ready")
-async def model_version_ready(model: str, version: int, access: V2Viewer,
+async def model_version_ready(model: str, version: PathVersion, access: V2Viewer,
                               platform: PlatformDep) -> Response:
     await platform.serving.ready(access.project, model, version)
     return Response(status_code=200)
@@ -191,6 +202,6 @@ async def infer(model: str, request: Request, access: V2Viewer,
 
 @v2_router.post("/models/{model}/versions/{version}/infer", openapi_extra=_INFER_BODY,
                 response_model=InferResponse)
-async def infer_version(model: str, version: int, request: Request, access: V2Viewer,
+async def infer_version(model: str, version: PathVersion, request: Request, access: V2Viewer,
                         platform: PlatformDep) -> Response:
     return await _infer(request, platform, access.project, model, version)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from modelyard.core.errors import InvalidArgument
 from modelyard.core.ids import utcnow
+from modelyard.metrics import MAX_VERSION
 from modelyard.serving.models import Deployment
 
 if TYPE_CHECKING:
@@ -22,7 +23,7 @@ def check_traffic(traffic: dict[str, int] | None) -> dict[str, int] | None:
         raise InvalidArgument("traffic needs at least one version; send null to route every "
                               "request to model_ref", {"field": "traffic"})
     for k, v in traffic.items():
-        if not k.isdigit() or int(k) < 1:
+        if not k.isdigit() or not 1 <= int(k) <= MAX_VERSION:
             raise InvalidArgument(f"traffic key {k!r} is not a version number (e.g. \"3\")",
                                   {"field": "traffic"})
         if v < 0:

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from modelyard.metrics import MAX_VERSION
+
 
 class Batching(BaseModel):
     """Per-deployment overrides of the server's batching settings (None: the server's value)."""
@@ -23,7 +25,7 @@ class RollbackRule(BaseModel):
     max_error_rate: float | None = Field(default=None, ge=0, le=1)
     max_p95_ms: float | None = Field(default=None, gt=0)
     window_s: float = Field(default=300, gt=0, le=86400)
-    min_requests: int = Field(default=20, ge=1)
+    min_requests: int = Field(default=20, ge=1, le=1_000_000_000)
 
 
 class DeploymentCreate(BaseModel):
@@ -34,7 +36,7 @@ class DeploymentCreate(BaseModel):
         description="percent of requests per version of the model, summing to 100, e.g. "
                     '{"3": 90, "4": 10}; none: every request goes to model_ref',
     )
-    shadow_version: int | None = Field(default=None, ge=1,
+    shadow_version: int | None = Field(default=None, ge=1, le=MAX_VERSION,
                                        description="a version that gets a copy of each request")
     batching: Batching = Field(default_factory=Batching)
     rollback: RollbackRule | None = None
@@ -47,7 +49,7 @@ class DeploymentUpdate(BaseModel):
 
     model_ref: str | None = None
     traffic: dict[str, int] | None = None
-    shadow_version: int | None = Field(default=None, ge=1)
+    shadow_version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
     batching: Batching | None = None
     rollback: RollbackRule | None = None
     pinned: bool | None = None
