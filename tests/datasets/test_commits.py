@@ -178,3 +178,44 @@ def test_a_folder_upload_spans_several_row_groups_and_keeps_every_image(
     stored = service.data(service.get_dataset("alpha", "imgs")).table(
         out["lance_version"], ["image", "label"]).to_pylist()
     assert {r["image"]: r["label"] for r in stored} == sent
+
+
+def test_a_delete_that_removes_nothing_commits_nothing(images: Client) -> None:
+    images.datasets.commit_rows("imgs", image_rows(4))
+    real = images.datasets.rows("imgs", limit=1)[0]["row_id"]
+    with pytest.raises(FailedPrecondition) as e:
+        images.datasets.delete_rows("imgs", row_ids=["r0000000000000000"])
+    assert e.value.details["missing"] == ["r0000000000000000"]
+    with pytest.raises(FailedPrecondition) as e:  # one real id does not make it partial
+        images.datasets.delete_rows("imgs", row_ids=[real, "r0000000000000000"])
+    with pytest.raises(FailedPrecondition) as e:
+        images.datasets.delete_rows("imgs", where="label = 'no such label'")
+    assert e.value.details["field"] == "where"
+    with pytest.raises(FailedPrecondition):
+        images.datasets.replace_rows("imgs", image_rows(1, start=9), row_ids=["rffff"])
+    assert [v["version"] for v in images.datasets.versions("imgs")] == [1]
+    assert images.datasets.stats("imgs")["row_count"] == 4
+
+
+def test_a_csv_cell_holds_several_labels_separated_by_a_bar(client: Client, tmp_path) -> None:
+    client.datasets.create("talk", "text_intent")
+    f = tmp_path / "talk.csv"
+    f.write_text("text,labels\nhello there,greet|smalltalk\nbye,farewell\nhi, greet | \n")
+    c = client.datasets.upload_file("talk", f)
+    assert c["stats"]["label_counts"] == {"farewell": 1, "greet": 2, "smalltalk": 1}
+    assert client.datasets.rows("talk", limit=1)[0]["labels"] == ["greet", "smalltalk"]
+
+
+def test_a_file_replaces_the_rows_a_filter_names_in_one_version(client: Client,
+                                                               tmp_path) -> None:
+    client.datasets.create("talk", "text_intent")
+    client.datasets.commit_rows("talk", [{"text": "helo", "labels": ["greet"]},
+                                         {"text": "bye", "labels": ["farewell"]}])
+    fixed = tmp_path / "fixed.jsonl"
+    fixed.write_text('{"text": "hello", "labels": ["greet"]}\n')
+    c = client.datasets.upload_file("talk", fixed, mode="replace", where="text = 'helo'")
+    assert (c["version"], c["operation"], c["rows_added"], c["rows_removed"]) == (2, "replace", 1, 1)
+    assert sorted(r["text"] for r in client.datasets.rows("talk")) == ["bye", "hello"]
+    with pytest.raises(InvalidArgument):  # a replace needs a filter or ids
+        client.datasets.upload_file("talk", fixed, mode="replace")
+    assert len(client.datasets.versions("talk")) == 2

@@ -94,3 +94,66 @@ def test_large_snapshots_materialize_in_the_background(api: TestClient, images: 
     assert r.status_code == 202 and r.json()["status"] == "pending"
     snap = images.datasets.wait(r.json(), timeout_s=60)
     assert snap["status"] == "ready" and sum(snap["split_sizes"].values()) == 30
+
+
+def test_a_snapshot_of_a_collected_version_says_it_was_collected(api: TestClient,
+                                                                 images: Client) -> None:
+    images.datasets.commit_rows("imgs", image_rows(5))
+    images.datasets.commit_rows("imgs", image_rows(5, start=5))
+    api.app.state.platform.datasets.collect_garbage("alpha", retention_s=0)
+    with pytest.raises(FailedPrecondition) as e:
+        images.datasets.snapshot("imgs", version=1)
+    assert "garbage-collected" in e.value.message and e.value.details["version"] == 1
+    assert "no commit matches" not in e.value.message
+    assert images.datasets.snapshot("imgs", version=2)["version"] == 2
+
+
+_KILLED_WRITER = """
+import sys, lance, pyarrow as pa
+rows = lance.dataset(sys.argv[1]).to_table()
+def batches():
+    while True:  # endless: the parent kills this writer while Lance stages its data file
+        yield from rows.to_batches()
+lance.write_dataset(pa.RecordBatchReader.from_batches(rows.schema, batches()), sys.argv[1],
+                    mode="append")
+"""
+
+
+def test_gc_removes_what_a_writer_killed_mid_commit_left(api: TestClient, images: Client,
+                                                         settings) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import lance
+
+    images.datasets.commit_rows("imgs", image_rows(6))
+    ds = images.datasets.get("imgs")
+    lance_dir = Path(settings.resolved_blob_root) / "datasets" / "alpha" / f"{ds['id']}.lance"
+    data_dir = lance_dir / "data"
+    kept = set(data_dir.iterdir())
+    # a data file written in full but never committed (killed between the two steps)
+    lds = lance.dataset(str(lance_dir))
+    lance.fragment.write_fragments(lds.to_table().slice(0, 3), str(lance_dir), schema=lds.schema)
+    # a writer killed while Lance stages its data file
+    writer = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, str(lance_dir)])
+    try:
+        deadline = time.monotonic() + 60
+        while not list(data_dir.glob(".tmp*")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        os.kill(writer.pid, signal.SIGKILL)
+        writer.wait()
+    left = set(data_dir.iterdir()) - kept
+    assert any(p.name.startswith(".tmp") for p in left) and len(left) >= 2
+
+    report = api.app.state.platform.datasets.collect_garbage("alpha", retention_s=3600)
+
+    assert set(data_dir.iterdir()) == kept
+    assert report.orphan_files_removed == len(left) and report.bytes_freed > 0
+    assert report.commits_collected == 0
+    assert len(images.datasets.rows("imgs", limit=100)) == 6
+    after = images.datasets.commit_rows("imgs", image_rows(2, start=50))  # still writable
+    assert after["row_count"] == 8

@@ -32,14 +32,20 @@ def test_identical_requests_reuse_the_snapshot(images: Client) -> None:
     assert len(images.datasets.list_snapshots("imgs")) == 2
 
 
-def test_same_content_in_a_later_version_reuses_the_snapshot(images: Client) -> None:
+def test_a_snapshot_is_labelled_with_the_version_asked_for_even_when_content_repeats(
+        images: Client) -> None:
     images.datasets.commit_rows("imgs", image_rows(10))
     first = images.datasets.snapshot("imgs")
     images.datasets.commit_rows("imgs", image_rows(2, start=50))
     added = images.datasets.rows("imgs", version=2, offset=10, limit=2)
     images.datasets.delete_rows("imgs", row_ids=[r["row_id"] for r in added])
     again = images.datasets.snapshot("imgs")  # version 3 holds exactly version 1's rows
-    assert again["reused"] and (again["id"], again["hash"]) == (first["id"], first["hash"])
+    assert (again["version"], again["reused"]) == (3, False)
+    assert again["hash"] == first["hash"]  # same content, seed, fractions: same splits
+    assert _all_rows(again) == _all_rows(first)
+    asked = images.datasets.snapshot("imgs", version=1)
+    assert (asked["id"], asked["version"], asked["reused"]) == (first["id"], 1, True)
+    assert images.datasets.snapshot("imgs", version=3)["id"] == again["id"]
 
 
 def test_snapshot_reads_identical_bytes_after_more_commits(client: Client) -> None:

@@ -73,7 +73,7 @@ def test_commits_advance_the_head_one_at_a_time(store: DatasetStore) -> None:
         store.get_commit(ds.id, 9)
 
 
-def test_snapshots_are_unique_by_content_hash(store: DatasetStore) -> None:
+def test_snapshots_are_unique_by_commit_and_content_hash(store: DatasetStore) -> None:
     ds = store.create_dataset(_ds("a"))
     c = store.add_commit(_commit(ds, 1))
     rec = SnapshotRecord(id=new_id("snap"), dataset_id=ds.id, commit_id=c.id, hash="h" * 64,
@@ -83,8 +83,12 @@ def test_snapshots_are_unique_by_content_hash(store: DatasetStore) -> None:
     store.add_snapshot(rec)
     with pytest.raises(AlreadyExists):
         store.add_snapshot(rec.model_copy(update={"id": new_id("snap")}))
-    assert store.find_snapshot(ds.id, "h" * 64).id == rec.id  # type: ignore[union-attr]
-    assert store.find_snapshot(ds.id, "x" * 64) is None
+    assert store.find_snapshot(ds.id, c.id, "h" * 64).id == rec.id  # type: ignore[union-attr]
+    assert store.find_snapshot(ds.id, c.id, "x" * 64) is None
+    c2 = store.add_commit(_commit(ds, 2))  # same content, another commit: its own snapshot
+    assert store.find_snapshot(ds.id, c2.id, "h" * 64) is None
+    other = store.add_snapshot(rec.model_copy(update={"id": new_id("snap"), "commit_id": c2.id}))
+    assert store.find_snapshot(ds.id, c2.id, "h" * 64).id == other.id  # type: ignore[union-attr]
     done = store.update_snapshot(rec.id, status="ready", split_sizes={"train": 3})
     assert (done.status, done.split_sizes) == ("ready", {"train": 3})
-    assert [s.id for s in store.list_snapshots(ds.id)] == [rec.id]
+    assert {s.id for s in store.list_snapshots(ds.id)} == {rec.id, other.id}

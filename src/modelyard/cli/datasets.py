@@ -14,7 +14,7 @@ from modelyard.cli._common import client, console, show, wants_json
 app = typer.Typer(help="Typed, versioned datasets and training snapshots.", no_args_is_help=True)
 
 COMMIT_COLUMNS = ["version", "operation", "row_count", "rows_added", "rows_removed", "tags",
-                  "author", "created_at", "message"]
+                  "author", "created_at", "message", "collected"]
 SNAPSHOT_COLUMNS = ["id", "dataset", "version", "status", "seed", "split_sizes", "hash"]
 
 
@@ -30,7 +30,11 @@ def create(ctx: typer.Context, name: str,
                                       '{"columns": {"x": "float", "y": "string"}, "target": "y"}'),
            description: str = "") -> None:
     """Create an empty dataset of a type."""
-    show(ctx, client(ctx).datasets.create(name, type_, json.loads(config), description))
+    try:
+        parsed = json.loads(config)
+    except ValueError as e:
+        raise typer.BadParameter(f"not JSON: {e}", param_hint="--config") from None
+    show(ctx, client(ctx).datasets.create(name, type_, parsed, description))
 
 
 @app.command("list")
@@ -58,27 +62,55 @@ def show_(ctx: typer.Context, name: str, rows: int = typer.Option(5, help="rows 
 
 @app.command("commit")
 def commit(ctx: typer.Context, name: str,
-           file: Annotated[Path, typer.Argument(
+           file: Annotated[Path | None, typer.Argument(
                exists=True, dir_okay=True, readable=True,
                help="a .csv/.json/.jsonl/.parquet file, or a folder of images with one "
-               "sub-folder per class")],
+               "sub-folder per class (hidden files skipped); not given with --mode delete")] = None,
            message: str = typer.Option("", "--message", "-m"),
            tags: str = typer.Option("", help="comma-separated tags"),
-           mode: str = typer.Option("append", help="append | overwrite"),
+           mode: str = typer.Option(
+               "append", help="append: add FILE's rows | overwrite: FILE's rows become the "
+               "version | delete: remove the rows matching --where or --row-id (no FILE) | "
+               "replace: remove those rows and add FILE's, as one version"),
+           where: str = typer.Option(None, help="delete/replace: one SQL condition over the "
+                                     "columns, e.g. \"label = 'cat' AND width < 8\""),
+           row_id: list[str] = typer.Option(None, "--row-id", help="delete/replace: a row id "
+                                            "(from `dataset show`); repeat for more"),
            format_: str = typer.Option(None, "--format", help="csv|json|jsonl|parquet (default: "
                                        "from the file suffix)")) -> None:
-    """Upload rows as one new version (streamed, with a progress bar)."""
+    """Commit rows as one new version: append, overwrite, delete or replace.
+
+    Files stream with a progress bar. In a CSV, a multi-label column (text_intent's `labels`)
+    holds the labels separated by `|`: `hello there,greeting|smalltalk`.
+    """
+    if mode not in ("append", "overwrite", "delete", "replace"):
+        raise typer.BadParameter("use append, overwrite, delete or replace", param_hint="--mode")
+    if (mode == "delete") == (file is not None):
+        raise typer.BadParameter("--mode delete takes no FILE; every other mode needs one",
+                                 param_hint="FILE")
+    if mode in ("delete", "replace") and bool(where) == bool(row_id):
+        raise typer.BadParameter(f"--mode {mode} needs --where or --row-id (one of them)",
+                                 param_hint="--where")
+    if mode in ("append", "overwrite") and (where or row_id):
+        raise typer.BadParameter("--where and --row-id only go with --mode delete or replace",
+                                 param_hint="--where")
     c = client(ctx)
+    ids = list(row_id) if row_id else None
+    if file is None:
+        _commit(ctx, c.datasets.delete_rows(name, where, ids, message, _tags(tags)))
+        return
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
                   TransferSpeedColumn(), console=console, disable=wants_json(ctx)) as bar:
         if file.is_dir():
             task = bar.add_task(f"upload {file.name}", total=None)
             out = c.datasets.upload_folder(name, file, mode, message, _tags(tags),
-                                           progress=lambda n: bar.advance(task, n))
+                                           progress=lambda n: bar.advance(task, n),
+                                           where=where, row_ids=ids)
         else:
             task = bar.add_task(f"upload {file.name}", total=file.stat().st_size)
             out = c.datasets.upload_file(name, file, format_, mode, message, _tags(tags),
-                                         progress=lambda n: bar.advance(task, n))
+                                         progress=lambda n: bar.advance(task, n),
+                                         where=where, row_ids=ids)
     _commit(ctx, out)
 
 
@@ -94,7 +126,13 @@ def import_(ctx: typer.Context, name: str,
 
 @app.command("versions")
 def versions(ctx: typer.Context, name: str) -> None:
-    show(ctx, client(ctx).datasets.versions(name), COMMIT_COLUMNS, title=f"{name} versions")
+    """Every version; `collected` dates those whose rows garbage collection removed (their
+    statistics remain, but they can no longer be read, diffed or snapshotted)."""
+    rows = client(ctx).datasets.versions(name)
+    if not wants_json(ctx):
+        rows = [{**r, "collected": f"yes, {r['collected_at'][:10]}" if r.get("collected_at")
+                 else ""} for r in rows]
+    show(ctx, rows, COMMIT_COLUMNS, title=f"{name} versions")
 
 
 @app.command("stats")
@@ -133,7 +171,10 @@ def snapshot(ctx: typer.Context, name: str, version: int = typer.Option(None),
              seed: int = 0,
              fractions: str = typer.Option("0.8,0.1,0.1", help="train,validation,test")) -> None:
     """Pin a version with seeded train/validation/test splits (reused when identical)."""
-    parts = [float(x) for x in fractions.split(",")]
+    try:
+        parts = [float(x) for x in fractions.split(",")]
+    except ValueError:
+        parts = []
     if len(parts) != 3:
         raise typer.BadParameter("give three fractions: train,validation,test")
     snap = client(ctx).datasets.snapshot(

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelyard.core.errors import NotFound
@@ -90,11 +91,39 @@ class GarbageCollector:
         assert lds is not None
         latest = lds.version
         drop = [v["version"] for v in lds.versions() if v["version"] not in kept and v["version"] != latest]
-        if not drop:
-            return
-        stats = lds.cleanup_old_versions(versions=drop, error_if_tagged_old_versions=False)
-        report.lance_versions_removed += int(stats.old_versions)
+        if drop:
+            stats = lds.cleanup_old_versions(versions=drop, error_if_tagged_old_versions=False)
+            report.lance_versions_removed += int(stats.old_versions)
+            report.bytes_freed += int(stats.bytes_removed)
+        # What a writer killed mid-commit leaves: data files no version references, and Lance's
+        # half-written staging files (data/.tmp*). Lance keeps the former for 7 days in case a
+        # write is still going on; none is, since we hold the dataset's writer lock (threads
+        # and other server processes alike), so both go now. No version is removed here.
+        stats = lds.cleanup_old_versions(older_than=timedelta(days=365 * 100),
+                                         delete_unverified=True,
+                                         error_if_tagged_old_versions=False)
+        report.orphan_files_removed += int(stats.data_files_removed)
         report.bytes_freed += int(stats.bytes_removed)
+        report.bytes_freed += self._remove_staging(data, report)
+
+    @staticmethod
+    def _remove_staging(data: LanceData, report: GcReport) -> int:
+        """Lance stages a data file as data/.tmpXXXXXX before renaming it (local disks only;
+        on S3 a killed writer leaves an incomplete multipart upload, which the bucket's
+        lifecycle rule for those removes)."""
+        root = Path(data.uri) / "data"
+        if "://" in data.uri or not root.is_dir():
+            return 0
+        freed = 0
+        for f in root.glob(".tmp*"):
+            try:
+                size = f.stat().st_size
+                f.unlink()
+            except FileNotFoundError:
+                continue
+            freed += size
+            report.orphan_files_removed += 1
+        return freed
 
     def _delete_blob(self, key: str) -> None:
         try:

@@ -11,6 +11,7 @@ import hashlib
 import json
 import secrets
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import lance
@@ -143,18 +144,22 @@ class LanceData:
         return lance.write_dataset(table, self.uri, mode=mode,
                                    storage_options=self.storage_options).version
 
-    def delete(self, predicate: str, head: int, columns: list[str]) -> tuple[int, pa.Table]:
-        """Deletes the matching rows; returns the new version and `columns` of the rows gone."""
+    def delete(self, predicate: str, head: int, columns: list[str],
+               check: Callable[[pa.Table], None] | None = None) -> tuple[int, pa.Table]:
+        """Deletes the matching rows; returns the new version and `columns` of the rows gone.
+        `check` sees those rows first and may refuse (raise) before anything is deleted."""
         ds = self.reset_to(head)
         assert ds is not None
         try:
             gone = ds.to_table(columns=columns, filter=predicate)
-            if gone.num_rows:
-                ds.delete(predicate)
         except (ValueError, OSError, RuntimeError) as e:
             raise InvalidArgument(f"cannot delete rows where {predicate[:200]!r}: {str(e)[:300]}; "
                                   "use a SQL filter over the dataset's columns",
                                   {"field": "where"}) from e
+        if check is not None:
+            check(gone)
+        if gone.num_rows:
+            ds.delete(predicate)
         return self.open().version, gone  # type: ignore[union-attr]
 
     def column(self, version: int, name: str) -> list[Any]:

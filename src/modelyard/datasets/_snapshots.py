@@ -77,11 +77,13 @@ class SnapshotManager:
     def create(self, project: str, name: str, req: SnapshotRequest,
                         actor: str) -> Snapshot:
         """The snapshot of the newest commit matching the request; an identical request (same
-        content, seed and fractions) returns the existing snapshot with `reused=True`."""
+        commit, seed and fractions) returns the existing snapshot with `reused=True`. Another
+        commit with the same content gets its own snapshot, labelled with its own version,
+        with the same `hash` and the same rows in each split."""
         ds = self.store.get_dataset(project, name)
         commit = _choose(self.store.list_commits(ds.id), req)
         h = _splits.snapshot_hash(ds.type, ds.config, commit.content_hash, req.seed, req.fractions)
-        found = self.store.find_snapshot(ds.id, h)
+        found = self.store.find_snapshot(ds.id, commit.id, h)
         if found is not None:
             return self._view(ds, found, reused=True)
         rec = SnapshotRecord(
@@ -92,7 +94,7 @@ class SnapshotManager:
         try:
             self.store.add_snapshot(rec)
         except Exception:
-            found = self.store.find_snapshot(ds.id, h)
+            found = self.store.find_snapshot(ds.id, commit.id, h)
             if found is None:
                 raise
             return self._view(ds, found, reused=True)
@@ -177,14 +179,21 @@ def _choose(commits: list[Commit], req: SnapshotRequest) -> Commit:
     cutoff = req.cutoff
     if cutoff is not None and cutoff.tzinfo is not None:
         cutoff = cutoff.astimezone(UTC).replace(tzinfo=None)
-    fits = [
+    matching = [
         c for c in commits
-        if c.collected_at is None
-        and (req.version is None or c.version == req.version)
+        if (req.version is None or c.version == req.version)
         and (cutoff is None or c.created_at <= cutoff)
         and all(t in c.tags for t in req.tags_all_of)
         and (not req.tags_any_of or any(t in c.tags for t in req.tags_any_of))
     ]
+    fits = [c for c in matching if c.collected_at is None]
+    if matching and not fits:  # it exists, but its rows are gone: say so, not "no match"
+        gone = max(matching, key=lambda c: c.version)
+        raise FailedPrecondition(
+            f"version {gone.version} of {gone.dataset!r} matches, but it was garbage-collected "
+            f"on {gone.collected_at:%Y-%m-%d}: its rows are gone. Snapshot a newer version; "
+            "`dataset versions` marks the collected ones",
+            {"version": gone.version, "collected_at": str(gone.collected_at)})
     if not fits:
         raise FailedPrecondition(
             "no commit matches the snapshot request (version, cutoff, tags); list the versions "

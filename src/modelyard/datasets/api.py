@@ -72,20 +72,28 @@ def commit_rows(name: str, body: CommitRows, access: Editor, platform: PlatformD
 @router.post("/datasets/{name}/upload", status_code=status.HTTP_201_CREATED)
 async def upload(name: str, request: Request, access: Editor, platform: PlatformDep,
                  format: Literal["csv", "json", "jsonl", "parquet"] = Query(...),
-                 mode: Literal["append", "overwrite"] = "append", message: str = "",
-                 tags: str = Query("", description="comma-separated")) -> Commit:
-    """The request body is the file; it is streamed to a temp file, never held whole."""
+                 mode: Literal["append", "overwrite", "replace"] = "append", message: str = "",
+                 tags: str = Query("", description="comma-separated"),
+                 where: str | None = Query(None, max_length=2000,
+                                           description="replace: a SQL filter of rows to remove"),
+                 row_ids: str = Query("", max_length=100_000,
+                                      description="replace: comma-separated row ids to remove"),
+                 ) -> Commit:
+    """The request body is the file; it is streamed to a temp file, never held whole. With
+    mode=replace, the rows matching `where` or `row_ids` are removed and the file's rows added,
+    as one version."""
     try:
         tag_list = check_tags([t for t in tags.split(",") if t])
     except ValueError as e:
         raise InvalidArgument(str(e), {"field": "tags"}) from e
+    ids = [r for r in row_ids.split(",") if r] or None
     fd, tmp = tempfile.mkstemp(prefix="modelyard-upload-", suffix=f".{format}")
     try:
         with os.fdopen(fd, "wb") as f:
             await receive_into(request, f)
         return await run_in_threadpool(
             platform.datasets.commit_file, access.project, name, Path(tmp), format, access.user,
-            mode, message, tag_list)
+            mode, message, tag_list, where, ids)
     finally:
         Path(tmp).unlink(missing_ok=True)
 

@@ -175,5 +175,6 @@ class GcReport(BaseModel):
     commits_collected: int = 0
     snapshots_deleted: int = 0
     lance_versions_removed: int = 0
+    orphan_files_removed: int = 0  # left by writers killed mid-commit
     bytes_freed: int = 0
     kept_for_lineage: list[str] = Field(default_factory=list)  # snapshot ids that lineage uses

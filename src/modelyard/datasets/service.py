@@ -114,7 +114,10 @@ class DatasetService:
         if mode == "delete":
             return self._delete(ds, kind, where, row_ids, actor, message, tags)
         if mode == "replace":
-            return self._delete(ds, kind, where, row_ids, actor, message, tags, rows)
+            if not rows:
+                raise InvalidArgument("a replace needs the new `rows`; to only remove rows use "
+                                      "mode=delete", {"field": "rows"})
+            return self._delete(ds, kind, where, row_ids, actor, message, tags, _chunks(rows))
         if mode not in ("append", "overwrite"):
             raise InvalidArgument(f"unknown mode {mode!r}: use append, overwrite, delete or "
                                   "replace", {"field": "mode"})
@@ -124,14 +127,22 @@ class DatasetService:
         return self._write(ds, kind, _chunks(rows), mode, actor, message, tags)
 
     def commit_file(self, project: str, name: str, path: Path, fmt: str, actor: str,
-                    mode: str = "append", message: str = "", tags: list[str] | None = None) -> Commit:
-        """Like `commit_rows`, reading the file in batches (it is never held whole)."""
+                    mode: str = "append", message: str = "", tags: list[str] | None = None,
+                    where: str | None = None, row_ids: list[str] | None = None) -> Commit:
+        """Like `commit_rows`, reading the file in batches (it is never held whole); `replace`
+        takes the file's rows as the new ones."""
         ds = self.store.get_dataset(project, name)
+        kind = get_type(ds.type, ds.config)
+        batches = sources.iter_file(path, fmt)
+        if mode == "replace":
+            return self._delete(ds, kind, where, row_ids, actor, message, _tags(tags), batches)
         if mode not in ("append", "overwrite"):
-            raise InvalidArgument(f"unknown mode {mode!r}: use append or overwrite",
+            raise InvalidArgument(f"unknown mode {mode!r}: a file is committed with append, "
+                                  "overwrite or replace", {"field": "mode"})
+        if where or row_ids:
+            raise InvalidArgument("where/row_ids only apply to mode=replace",
                                   {"field": "mode"})
-        return self._write(ds, get_type(ds.type, ds.config), sources.iter_file(path, fmt), mode,
-                           actor, message, _tags(tags))
+        return self._write(ds, kind, batches, mode, actor, message, _tags(tags))
 
     def import_builtin(self, project: str, req: ImportRequest, actor: str) -> Commit:
         """Creates the dataset when missing, then commits the source's rows."""
@@ -183,19 +194,19 @@ class DatasetService:
 
     def _delete(self, ds: Dataset, kind: DatasetType, where: str | None, row_ids: list[str] | None,
                 actor: str, message: str, tags: list[str],
-                replacement: list[dict[str, Any]] | None = None) -> Commit:
+                replacement: Iterable[list[dict[str, Any]]] | None = None) -> Commit:
         """Deletes the matching rows; with `replacement`, appends those rows in the same version.
 
-        A replacement that fails validation leaves only an unrecorded Lance version behind,
-        which the next commit skips (`LanceData.reset_to`): nothing of it becomes visible.
+        A delete that would remove nothing, and any commit naming a row id that is not in the
+        newest version, is refused before Lance is touched: an empty version would only
+        duplicate its parent. A replacement that fails validation leaves only an unrecorded
+        Lance version behind, which the next commit skips (`LanceData.reset_to`): nothing of
+        it becomes visible.
         """
         op = "delete" if replacement is None else "replace"
         if bool(where) == bool(row_ids):
             raise InvalidArgument(f"a {op} needs exactly one of `where` (a SQL filter) or "
                                   "`row_ids`", {"field": "where"})
-        if replacement is not None and not replacement:
-            raise InvalidArgument("a replace needs the new `rows`; to only remove rows use "
-                                  "mode=delete", {"field": "rows"})
         if row_ids:
             if any(not isinstance(r, str) or not r.isalnum() or len(r) > 40 for r in row_ids):
                 raise InvalidArgument("row_ids must be row ids as returned by the rows API",
@@ -208,12 +219,25 @@ class DatasetService:
             head = self._head(self.store.get_dataset_by_id(ds.id))
             if head is None:
                 raise FailedPrecondition(f"dataset {ds.name!r} has no rows yet; nothing to delete")
-            cols = ["row_hash", *([kind.label_field] if kind.label_field else [])]
-            lance_version, gone = data.delete(str(where), head.lance_version, cols)
+            cols = ["row_id", "row_hash", *([kind.label_field] if kind.label_field else [])]
+
+            def check(gone: Any) -> None:
+                missing = sorted(set(row_ids or ()) - set(gone.column("row_id").to_pylist()))
+                if missing:
+                    raise FailedPrecondition(
+                        f"{len(missing)} of the row ids are not in version {head.version} of "
+                        f"{ds.name!r} (first {missing[0]!r}); list the rows again. Nothing "
+                        "was committed", {"field": "row_ids", "missing": missing[:100]})
+                if replacement is None and not gone.num_rows:
+                    raise FailedPrecondition(
+                        f"no row of version {head.version} of {ds.name!r} matches {where!r}; "
+                        "nothing was committed", {"field": "where"})
+
+            lance_version, gone = data.delete(str(where), head.lance_version, cols, check)
             after = _content_of(head).plus(kind, gone, -1)
             added = 0
             if replacement is not None:
-                stream = IngestStream(kind, _chunks(replacement), after)
+                stream = IngestStream(kind, replacement, after)
                 try:
                     lance_version = data.append(stream.reader(), lance_version)
                 except Exception:

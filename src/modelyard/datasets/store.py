@@ -53,7 +53,8 @@ class DatasetStore(abc.ABC):
     def add_snapshot(self, snap: SnapshotRecord) -> SnapshotRecord: ...
 
     @abc.abstractmethod
-    def find_snapshot(self, dataset_id: str, hash_: str) -> SnapshotRecord | None: ...
+    def find_snapshot(self, dataset_id: str, commit_id: str, hash_: str) -> SnapshotRecord | None:
+        """The snapshot of this commit with this hash (content, seed and fractions), if any."""
 
     @abc.abstractmethod
     def get_snapshot(self, snapshot_id: str) -> SnapshotRecord: ...
@@ -182,9 +183,10 @@ class SqlDatasetStore(DatasetStore):
             s.add(SnapshotRow(**snap.model_dump()))
         return snap
 
-    def find_snapshot(self, dataset_id: str, hash_: str) -> SnapshotRecord | None:
+    def find_snapshot(self, dataset_id: str, commit_id: str, hash_: str) -> SnapshotRecord | None:
         with self.db.session() as s:
             row = s.scalar(sa.select(SnapshotRow).where(SnapshotRow.dataset_id == dataset_id,
+                                                        SnapshotRow.commit_id == commit_id,
                                                         SnapshotRow.hash == hash_))
             return _snapshot(row) if row else None
 

@@ -49,7 +49,8 @@ class CommitRow(Base):
 
 class SnapshotRow(Base):
     __tablename__ = "dataset_snapshots"
-    __table_args__ = (sa.UniqueConstraint("dataset_id", "hash", name="uq_dataset_snapshots_dataset_id"),)
+    __table_args__ = (sa.UniqueConstraint("dataset_id", "commit_id", "hash",
+                                          name="uq_dataset_snapshots_commit_hash"),)
     id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
     dataset_id: Mapped[str] = mapped_column(
         sa.ForeignKey("datasets.id", ondelete="CASCADE", name="fk_dataset_snapshots_dataset_id_datasets"))

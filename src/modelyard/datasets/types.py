@@ -206,8 +206,12 @@ class ImageClassification(DatasetType):
         return {"image": "png bytes", "label": "int (index into label_names)"}
 
 
+LABEL_SEPARATOR = "|"
+
+
 class TextIntent(DatasetType):
-    """An utterance and one or more intent labels."""
+    """An utterance and one or more intent labels; `labels` given as one string (a CSV cell)
+    holds them separated by `|`."""
 
     name = "text_intent"
     label_field = "labels"
@@ -228,8 +232,8 @@ class TextIntent(DatasetType):
                 continue
             text = _check_str(errors, i, "text", row["text"], MAX_TEXT_CHARS)
             ls = row["labels"]
-            if isinstance(ls, str):
-                ls = [ls]
+            if isinstance(ls, str):  # a CSV cell can't hold a list: `greet|smalltalk` is two
+                ls = [x.strip() for x in ls.split(LABEL_SEPARATOR) if x.strip()]
             if not isinstance(ls, list) or not ls or len(ls) > MAX_LABELS:
                 errors.add(i, "labels", f"must be a list of 1 to {MAX_LABELS} strings")
                 continue

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from modelyard.core.errors import FailedPrecondition, Unavailable
+from modelyard.core.errors import FailedPrecondition, InvalidArgument, Unavailable
 from modelyard.sdk._http import FileBody, Transport
 
 FOLDER_GROUP_ROWS = 5_000  # images per Parquet row group when uploading a folder
@@ -79,18 +79,28 @@ class DatasetsAPI:
     def upload_file(self, name: str, path: str | Path, format: str | None = None,
                     mode: str = "append", message: str = "", tags: builtins.list[str] | None = None,
                     progress: Callable[[int], None] | None = None,
-                    project: str | None = None) -> dict[str, Any]:
-        """Streams a CSV/JSON/JSONL/Parquet file in chunks; `progress(n)` gets each chunk's size."""
+                    project: str | None = None, where: str | None = None,
+                    row_ids: builtins.list[str] | None = None) -> dict[str, Any]:
+        """Streams a CSV/JSON/JSONL/Parquet file in chunks; `progress(n)` gets each chunk's size.
+        `mode` is append, overwrite or replace (with `where` or `row_ids`)."""
         path = Path(path)
         fmt = format or path.suffix.lstrip(".").lower()
         with open(path, "rb") as f:
-            return self.upload_stream(name, f, fmt, mode, message, tags, progress, project)
+            return self.upload_stream(name, f, fmt, mode, message, tags, progress, project,
+                                      where, row_ids)
 
     def upload_stream(self, name: str, stream: BinaryIO, format: str,
                       mode: str = "append", message: str = "", tags: builtins.list[str] | None = None,
                       progress: Callable[[int], None] | None = None,
-                      project: str | None = None) -> dict[str, Any]:
+                      project: str | None = None, where: str | None = None,
+                      row_ids: builtins.list[str] | None = None) -> dict[str, Any]:
+        """`mode="replace"` removes the rows matching `where` or `row_ids` and adds the
+        stream's rows, as one version."""
         params = {"format": format, "mode": mode, "message": message, "tags": ",".join(tags or [])}
+        if where:
+            params["where"] = where
+        if row_ids:
+            params["row_ids"] = ",".join(row_ids)
         return self._t.post(self._p(f"/datasets/{name}/upload", project), params=params,  # type: ignore[no-any-return]
                             content=FileBody(stream, progress),
                             headers={"content-type": "application/octet-stream"})
@@ -98,7 +108,8 @@ class DatasetsAPI:
     def upload_folder(self, name: str, folder: str | Path, mode: str = "append",
                       message: str = "", tags: builtins.list[str] | None = None,
                       progress: Callable[[int], None] | None = None,
-                      project: str | None = None) -> dict[str, Any]:
+                      project: str | None = None, where: str | None = None,
+                      row_ids: builtins.list[str] | None = None) -> dict[str, Any]:
         """Images in one sub-folder per class → an image_classification commit (PNG).
 
         The images go into a temporary Parquet file one row group at a time (never all in
@@ -118,7 +129,7 @@ class DatasetsAPI:
                         schema=schema))
             spool.seek(0)
             return self.upload_stream(name, spool, "parquet", mode, message, tags,  # type: ignore[arg-type]
-                                      progress, project)
+                                      progress, project, where, row_ids)
 
     def import_builtin(self, name: str, source: str, message: str = "",
                        tags: builtins.list[str] | None = None, mode: str = "overwrite",
@@ -196,14 +207,38 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _folder_groups(folder: Path, size: int) -> Iterator[builtins.list[tuple[bytes, str]]]:
-    """(PNG bytes, class) of every image under folder/<class>/, `size` at a time."""
+    """(PNG bytes, class) of every image under folder/<class>/, `size` at a time.
+
+    Hidden files (`.DS_Store`, editors' swap files) are skipped. A file that is not a readable
+    image stops nothing until the whole folder was read, then InvalidArgument names them all:
+    the caller uploads only after this has run to its end, so nothing is stored.
+    """
+    from PIL import Image
+
     group: builtins.list[tuple[bytes, str]] = []
-    for cls_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
-        for f in sorted(p for p in cls_dir.iterdir() if p.is_file()):
-            group.append((_as_png(f), cls_dir.name))
+    bad: builtins.list[str] = []
+    seen = 0
+    for cls_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for f in sorted(p for p in cls_dir.iterdir() if p.is_file() and not p.name.startswith(".")):
+            seen += 1
+            try:
+                png = _as_png(f)
+            except (OSError, ValueError, Image.DecompressionBombError) as e:
+                bad.append(f"{f.relative_to(folder)} ({type(e).__name__})")
+                continue
+            if not bad:
+                group.append((png, cls_dir.name))
             if len(group) == size:
                 yield group
                 group = []
+    if bad:
+        raise InvalidArgument(
+            f"{len(bad)} file(s) in {folder} are not a readable image: {', '.join(bad[:20])}"
+            f"{' ...' if len(bad) > 20 else ''}; remove or convert them. Nothing was uploaded",
+            {"files": bad[:100]})
+    if not seen:
+        raise InvalidArgument(f"{folder} holds no images: put them in one sub-folder per "
+                              "class, e.g. cat/1.png, dog/2.jpg", {"folder": str(folder)})
     if group:
         yield group
 
@@ -215,6 +250,6 @@ def _as_png(path: Path) -> bytes:
     from PIL import Image
 
     buf = io.BytesIO()
-    with Image.open(path) as im:
+    with Image.open(io.BytesIO(data)) as im:
         im.save(buf, format="PNG")
     return buf.getvalue()
