@@ -23,7 +23,7 @@ def pool() -> Iterator[ThreadPoolExecutor]:
 def _loader(pool: ThreadPoolExecutor, key: ModelKey, loads: list[ModelKey]) -> Entry:
     loads.append(key)
     model = LoadedModel(key, onnx_model(1.0), PREPROCESSING)
-    return Entry(model, Batcher(model, pool, 8, 0.001, 16))
+    return Entry(model, lambda _: Batcher(model, pool, 8, 0.001, 16))
 
 
 def test_least_recently_used_unpinned_models_are_evicted_to_fit_the_budget(
@@ -47,9 +47,9 @@ def test_least_recently_used_unpinned_models_are_evicted_to_fit_the_budget(
     get(d)  # a is pinned: c and then b make room
     assert set(cache.loaded_keys()) == {a, d}
     assert cache.used_bytes <= cache.budget_bytes
-    assert first_a.batcher.retired is False
+    assert first_a.retired is False
     cache.pin(a, False)
-    assert cache.evict(a) and first_a.batcher.retired  # retired, not broken: queued work ends
+    assert cache.evict(a) and first_a.retired  # retired, not broken: queued work ends
 
 
 def test_a_model_larger_than_the_whole_budget_is_refused(pool: ThreadPoolExecutor) -> None:

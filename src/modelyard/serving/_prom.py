@@ -68,7 +68,7 @@ class _CacheCollector(Collector):
             if entry is None:
                 continue
             used += entry.model.size_bytes
-            depth.add_metric([key.project, key.model, str(key.version)], entry.batcher.depth)
+            depth.add_metric([key.project, key.model, str(key.version)], entry.depth)
         yield depth
         yield GaugeMetricFamily("modelyard_serving_loaded_models", "models in the cache",
                                 value=len(keys))

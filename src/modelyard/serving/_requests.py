@@ -37,7 +37,6 @@ if TYPE_CHECKING:
     from modelyard.metrics.service import MetricsService
     from modelyard.serving._prom import ServingMetrics
     from modelyard.serving.cache import ModelCache
-    from modelyard.serving.models import Batching
 
 log = logging.getLogger("modelyard.serving")
 
@@ -66,7 +65,7 @@ class RequestPath:
 
         def _resolve(self, dep: Deployment) -> int: ...
 
-        def _entry(self, key: ModelKey, batching: Batching) -> Entry: ...
+        def _entry(self, key: ModelKey) -> Entry: ...
 
     # -- public, async --------------------------------------------------------------------------
     async def predict(self, project: str, name: str, inputs: list[Any],
@@ -153,7 +152,7 @@ class RequestPath:
     async def _load(self, dep: Deployment, key: ModelKey) -> Entry:
         entry = self.cache.peek(key)
         if entry is None:
-            entry = await self._call(self._entry, key, dep.batching)
+            entry = await self._call(self._entry, key)
         return entry
 
     async def _submit(self, dep: Deployment, key: ModelKey, raw: list[Any] | None,
@@ -163,7 +162,7 @@ class RequestPath:
         for _ in range(5):
             entry = await self._load(dep, key)
             try:
-                answer = entry.batcher.enqueue(raw, tensor)
+                answer = entry.batcher(dep.name, dep.batching).enqueue(raw, tensor)
             except Retired:
                 continue  # unloaded meanwhile: load it again
             # the deadline fails the future itself (a batch skips a request whose future is

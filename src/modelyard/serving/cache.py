@@ -13,16 +13,58 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from modelyard.core.errors import ResourceExhausted
-from modelyard.serving.batcher import Batcher
+from modelyard.serving.batcher import Batcher, Retired
+from modelyard.serving.models import Batching
 from modelyard.serving.runtime import LoadedModel, ModelKey
 
 log = logging.getLogger("modelyard.serving")
 
 
 class Entry:
-    def __init__(self, model: LoadedModel, batcher: Batcher) -> None:
+    """A loaded model and its batchers, one per deployment that sends it requests: each
+    deployment queues and batches with its own settings (`Batching`), so a small queue or
+    batch set on one deployment never limits another that serves the same version. The model
+    (its memory) is shared."""
+
+    def __init__(self, model: LoadedModel, make: Callable[[Batching], Batcher]) -> None:
         self.model = model
-        self.batcher = batcher
+        self._make = make
+        self._batchers: dict[str, tuple[Batching, Batcher]] = {}
+        self._lock = threading.Lock()
+        self.retired = False
+
+    def batcher(self, deployment: str, batching: Batching) -> Batcher:
+        """The deployment's batcher, made (or remade, its settings changed) on demand;
+        Retired once the model is unloaded."""
+        got = self._batchers.get(deployment)
+        if got is not None and (got[0] is batching or got[0] == batching):
+            return got[1]
+        with self._lock:
+            if self.retired:
+                raise Retired()
+            got = self._batchers.get(deployment)
+            if got is None or got[0] != batching:
+                if got is not None:
+                    got[1].retire()  # its queued requests finish with the old settings
+                got = self._batchers[deployment] = (batching, self._make(batching))
+            return got[1]
+
+    @property
+    def batchers(self) -> list[Batcher]:
+        with self._lock:
+            return [b for _, b in self._batchers.values()]
+
+    @property
+    def depth(self) -> int:
+        return sum(b.depth for b in self.batchers)
+
+    def retire(self) -> None:
+        """Take no new requests; those queued finish."""
+        with self._lock:
+            self.retired = True
+            batchers = [b for _, b in self._batchers.values()]
+        for b in batchers:
+            b.retire()
 
 
 class ModelCache:
@@ -92,6 +134,11 @@ class ModelCache:
             else:
                 self._pinned.discard(key)
 
+    def set_pinned(self, keys: set[ModelKey]) -> None:
+        """Pin exactly `keys`; the others become evictable again."""
+        with self._lock:
+            self._pinned = set(keys)
+
     def is_pinned(self, key: ModelKey) -> bool:
         with self._lock:
             return key in self._pinned
@@ -100,14 +147,14 @@ class ModelCache:
         with self._lock:
             entry = self._entries.pop(key, None)
         if entry is not None:
-            entry.batcher.retire()
+            entry.retire()
         return entry is not None
 
     def clear(self) -> None:
         with self._lock:
             entries, self._entries = list(self._entries.values()), OrderedDict()
         for e in entries:
-            e.batcher.retire()
+            e.retire()
 
     def _evict_locked(self) -> None:
         total = sum(e.model.size_bytes for e in self._entries.values())
@@ -118,7 +165,7 @@ class ModelCache:
                 continue
             entry = self._entries.pop(key)
             total -= entry.model.size_bytes
-            entry.batcher.retire()
+            entry.retire()
             log.info("evicted %s from the model cache (LRU, memory budget)", key)
         if total > self.budget_bytes:
             log.warning("pinned models use %d MB, over the serving budget of %d MB",

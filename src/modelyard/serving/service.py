@@ -74,6 +74,7 @@ class ServingService(RequestPath):
         self._background: set[asyncio.Task[Any]] = set()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._pin_failures: set[str] = set()
 
     # -- lifecycle ------------------------------------------------------------------------------
     @property
@@ -85,7 +86,8 @@ class ServingService(RequestPath):
             return self._pool
 
     def start(self) -> None:
-        """Pre-warm pinned deployments and watch canaries for the rollback rule."""
+        """Load and pin pinned deployments' versions, then keep the pins in step with the
+        store and watch canaries for the rollback rule."""
         if self.settings.tune_gc:
             _tune_gc()
         self._stopping.clear()
@@ -105,9 +107,7 @@ class ServingService(RequestPath):
 
     def _watch(self) -> None:
         try:
-            for dep in self.store.list_deployments(None):
-                if dep.pinned:
-                    self.warm(dep.project, dep.name)
+            self.sync_pins()
         except Exception:  # noqa: BLE001 - warming is best effort
             log.exception("pre-warming pinned deployments failed")
         # the models just loaded live as long as their pin: out of the collector's passes too
@@ -115,10 +115,36 @@ class ServingService(RequestPath):
         if self.settings.tune_gc:
             gc.freeze()
         while not self._stopping.wait(self.rollback_interval_s):
-            try:
-                self.check_rollbacks()
-            except Exception:  # noqa: BLE001 - keep watching
-                log.exception("checking canaries failed")
+            for step in (self.sync_pins, self.check_rollbacks):
+                try:
+                    step()
+                except Exception:  # noqa: BLE001 - keep watching
+                    log.exception("%s failed", step.__name__)
+
+    def sync_pins(self) -> set[ModelKey]:
+        """Pin exactly the versions pinned deployments route to, as the shared store says, and
+        load those not loaded yet: so a restart, a replica, and a replica that missed a change
+        made on another server (within `rollback_interval_s`) keep them. Returns them."""
+        wanted: set[ModelKey] = set()
+        for dep in self.store.list_deployments(None):
+            if dep.pinned:
+                try:
+                    wanted.update(self._versions_of(dep))
+                except ModelyardError as e:  # e.g. its alias names no version any more
+                    self._pin_failed(f"{dep.project}/{dep.name}", e)
+        self.cache.set_pinned(wanted)
+        for key in sorted(wanted, key=str):
+            if self.cache.peek_quiet(key) is None:
+                try:
+                    self._entry(key)
+                except ModelyardError as e:
+                    self._pin_failed(str(key), e)
+        return wanted
+
+    def _pin_failed(self, what: str, e: ModelyardError) -> None:
+        if what not in self._pin_failures:  # once per thing, not every pass
+            self._pin_failures.add(what)
+            log.warning("cannot load pinned %s: %s", what, e.message)
 
     # -- deployments ----------------------------------------------------------------------------
     def create(self, project: str, body: DeploymentCreate, actor: str) -> Deployment:
@@ -174,7 +200,7 @@ class ServingService(RequestPath):
         dep = self.store.get(project, name)
         keys = self._versions_of(dep)
         for key in keys:
-            self._entry(key, dep.batching)
+            self._entry(key)
         return [k.version for k in keys]
 
     def on_event(self, kind: str, payload: dict[str, Any]) -> None:
@@ -229,7 +255,7 @@ class ServingService(RequestPath):
             created_by="")
         self._aliases.pop((project, candidate.model_ref), None)
         for key in self._versions_of(candidate):
-            self._entry(key, candidate.batching)
+            self._entry(key)
 
     def _after_change(self, dep: Deployment) -> None:
         self._deployments.pop((dep.project, dep.name), None)
@@ -284,12 +310,11 @@ class ServingService(RequestPath):
         self._aliases[key] = (version, time.monotonic() + self.alias_ttl_s)
         return version
 
-    def _entry(self, key: ModelKey, batching: Batching) -> Entry:
-        """The loaded model; a version shared by deployments is batched as the one that loaded
-        it asked."""
-        return self.cache.get(key, lambda: self._load_model(key, batching))
+    def _entry(self, key: ModelKey) -> Entry:
+        """The loaded model (each deployment gets its own batcher on it: `Entry.batcher`)."""
+        return self.cache.get(key, lambda: self._load_model(key))
 
-    def _load_model(self, key: ModelKey, b: Batching) -> Entry:
+    def _load_model(self, key: ModelKey) -> Entry:
         mv = self.registry.get_version(key.project, key.model, key.version)
         name = next((n for n in ("model.onnx", "model.pt2") if n in mv.artifacts), None)
         if name is None:
@@ -300,15 +325,19 @@ class ServingService(RequestPath):
         framework = "torch" if name == "model.pt2" else "onnx"
         model = LoadedModel(key, blob, mv.preprocessing, framework)
         s = self.settings
-        batcher = Batcher(
-            model, self.pool,
-            max_batch_size=b.max_batch_size or s.max_batch_size,
-            max_delay_s=(b.max_batch_delay_ms if b.max_batch_delay_ms is not None
-                         else s.max_batch_delay_ms) / 1000.0,
-            max_queue=b.max_queue or s.max_queue,
-            workers=s.batch_workers or os.cpu_count() or 1,
-            on_batch=self.prom.batch_observer(key.project, key.model, key.version),
-        )
+        on_batch = self.prom.batch_observer(key.project, key.model, key.version)
+
+        def batcher(b: Batching) -> Batcher:  # a deployment's own settings over the server's
+            return Batcher(
+                model, self.pool,
+                max_batch_size=b.max_batch_size or s.max_batch_size,
+                max_delay_s=(b.max_batch_delay_ms if b.max_batch_delay_ms is not None
+                             else s.max_batch_delay_ms) / 1000.0,
+                max_queue=b.max_queue or s.max_queue,
+                workers=s.batch_workers or os.cpu_count() or 1,
+                on_batch=on_batch,
+            )
+
         log.info("loaded %s (%d bytes estimated)", key, model.size_bytes)
         return Entry(model, batcher)
 
