@@ -6,14 +6,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import import_module
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.types import Receive, Scope, Send
 
 import modelyard
 from modelyard.core.settings import Settings
 from modelyard.server.admission import AdmissionLimit
 from modelyard.server.errors import install_error_handlers
-from modelyard.server.limits import BodyLimit, JsonGuard
+from modelyard.server.limits import BodyLimit, JsonGuard, bounded_integers
 from modelyard.server.platform import Platform
 from modelyard.server.telemetry import RequestMetrics
 from modelyard.serving.fastpath import PredictFastPath
@@ -80,6 +80,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         version=modelyard.__version__,
         description="Datasets, training, tuning, registry, serving, workflows and monitoring.",
         lifespan=lifespan,
+        dependencies=[Depends(bounded_integers)],  # every route: integers within 64 bits
     )
     app.state.platform = platform
     install_error_handlers(app)

@@ -1,9 +1,13 @@
-"""A request-body size limit enforced before any route reads the body."""
+"""Limits on what a request may carry, enforced before any route reads it: body size, JSON
+nesting, integers beyond 64 bits."""
 
 from __future__ import annotations
 
 import re
+import typing
 
+from fastapi import Request
+from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelyard.core.errors import InvalidArgument, PayloadTooLarge
@@ -96,7 +100,8 @@ def json_too_deep(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
 
 
 class JsonGuard:
-    """Refuses a JSON body that is not UTF-8 or nests deeper than MAX_JSON_DEPTH.
+    """Refuses a JSON body that is not UTF-8, nests deeper than MAX_JSON_DEPTH or holds an
+    integer beyond 64 bits.
 
     Runs inside BodyLimit, so the body it buffers is already bounded.
     """
@@ -127,6 +132,10 @@ class JsonGuard:
             problem = (f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels; flatten it")
         if problem is not None:
             await _send_error(send, 400, InvalidArgument(problem).to_dict())
+            return
+        field = json_int_out_of_range(body)
+        if field is not None:
+            await _send_error(send, 400, _range_error(field, "body field").to_dict())
             return
         await self.app(scope, _replay([{"type": "http.request", "body": body,
                                         "more_body": False}], receive), send)
@@ -160,3 +169,91 @@ async def _send_error(send: Send, status: int, payload: dict[str, object]) -> No
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
+
+
+# ---- integers: every one a request carries fits in 64 bits ---------------------------------
+# Past that range SQLite and PostgreSQL cannot bind it (a 500) and Arrow cannot encode it, so it
+# is refused here once, for every route, with a 400 naming the field.
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+_LONG_DIGITS = re.compile(rb"\d{19,}")  # the shortest integer text that may be out of range
+
+
+def _out_of_range(value: int) -> bool:
+    return not INT64_MIN <= value <= INT64_MAX
+
+
+def _range_error(field: str, where: str) -> InvalidArgument:
+    return InvalidArgument(f"{where} {field!r} is outside the 64-bit integer range "
+                           f"({INT64_MIN}..{INT64_MAX}); send a smaller number",
+                           {"field": field})
+
+
+def json_int_out_of_range(body: bytes) -> str | None:
+    """The path (`a.b[2].c`) of the first integer in a JSON text beyond 64 bits, else None.
+
+    Cheap when none can be: only a run of 19+ digits outside strings makes it parse the body.
+    """
+    if not _LONG_DIGITS.search(body) or not _LONG_DIGITS.search(_STRINGS.sub(b'""', body)):
+        return None
+    import json
+
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError):
+        return None  # not JSON: the route's parser says so
+    stack: list[tuple[str, object]] = [("", doc)]
+    while stack:
+        path, v = stack.pop()
+        if isinstance(v, bool):
+            continue
+        if isinstance(v, int) and _out_of_range(v):
+            return path or "body"
+        if isinstance(v, dict):
+            stack.extend((f"{path}.{k}" if path else str(k), x) for k, x in reversed(v.items()))
+        elif isinstance(v, list):
+            stack.extend((f"{path}[{i}]", x) for i, x in reversed(list(enumerate(v))))
+    return None
+
+
+_INT_PARAMS: dict[int, tuple[tuple[str, str], ...]] = {}
+
+
+def _is_int(annotation: object) -> bool:
+    if annotation is int:
+        return True
+    args = typing.get_args(annotation)  # int | None, Annotated[int, ...], list[int]
+    return any(_is_int(a) for a in args if a is not type(None))
+
+
+def _int_params(route: APIRoute) -> tuple[tuple[str, str], ...]:
+    """(where, name) of the route's integer query and path parameters, its dependencies' too."""
+    found = _INT_PARAMS.get(id(route))
+    if found is None:
+        names: list[tuple[str, str]] = []
+        pending = [route.dependant]
+        while pending:
+            dep = pending.pop()
+            names += [("query parameter", f.alias) for f in dep.query_params
+                      if _is_int(f.field_info.annotation)]
+            names += [("path parameter", f.alias) for f in dep.path_params
+                      if _is_int(f.field_info.annotation)]
+            pending.extend(dep.dependencies)
+        found = _INT_PARAMS[id(route)] = tuple(dict.fromkeys(names))
+    return found
+
+
+async def bounded_integers(request: Request) -> None:
+    """App-wide dependency: integer query and path parameters within 64 bits (JSON bodies are
+    checked by JsonGuard before routing)."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    for where, name in _int_params(route):
+        values = (request.path_params.get(name),) if where == "path parameter" \
+            else request.query_params.getlist(name)
+        for v in values:
+            text = str(v).strip() if v is not None else ""
+            if len(text.lstrip("+-")) >= 19 and text.lstrip("+-").isdigit() \
+                    and _out_of_range(int(text)):
+                raise _range_error(name, where)
