@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-unit bench lint clean
+.PHONY: venv demo test test-unit bench lint docs clean
 
 venv: $(STAMP)
 
@@ -31,6 +31,11 @@ test: $(STAMP)
 test-unit: $(STAMP)
 	$(PY) -m pytest -m "not integration and not e2e" $(PYTEST_ARGS)
 
+# The user guide, into site/ (served by `modelyard server` at /docs/guide). make test runs the
+# same strict build (tests/docs/test_site.py): a broken link or reference fails it.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
 bench: $(STAMP)
 	$(PY) -m bench.run
 
@@ -39,4 +44,4 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build site *.egg-info
