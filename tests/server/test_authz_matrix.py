@@ -285,3 +285,19 @@ def test_only_probes_are_public_and_everything_else_needs_a_token(api: TestClien
     assert set(public) <= PUBLIC, f"routes that skip authentication: {set(public) - PUBLIC}"
     assert wrong == {}
     assert "/healthz" in public
+
+
+def test_a_missing_project_is_404_for_a_superuser_everywhere(api: TestClient, team: Team,
+                                                             routes: list[ProjectRoute]) -> None:
+    # A superuser may act in every project, but one that does not exist is not an empty one:
+    # `GET .../nosuchproject/models` answered 200 [] and writes went to a project nobody has.
+    wrong = {}
+    for r in routes:
+        if r.ticket:
+            continue
+        url = r.url.replace("/projects/alpha", "/projects/nosuchproject", 1)
+        got = _refusal(api, ProjectRoute(r.method, r.path, url, r.required), team.admin)
+        if got != (404, "not_found", {"project": "nosuchproject"}):
+            wrong[str(r)] = got
+    assert wrong == {}
+    assert api.get("/api/v1/projects/alpha/models", headers=bearer(team.admin)).status_code == 200

@@ -56,6 +56,7 @@ class AuthService:
         self._generation = 0  # bumped when remembered principals are forgotten
         self._refreshing: set[str] = set()
         self._refresher: ThreadPoolExecutor | None = None
+        self._projects_seen: set[str] = set()  # projects known to exist (see _require_project)
         self.tickets = LaunchTickets(store, self.forget_principals)
 
     def bootstrap(self, token_file: Path) -> str | None:
@@ -146,6 +147,10 @@ class AuthService:
     def require(self, principal: Principal, project: str, role: Role) -> Role:
         """The caller's role in `project`, or an error: 404 for outsiders, 403 when too low."""
         have = principal.role_in(project)
+        if have is not None and project not in principal.roles:
+            # A superuser's role comes from its status, not from a membership row that implies
+            # the project exists: a missing project must not look like an empty one.
+            self._require_project(project)
         if have is None:
             # Outsiders learn nothing, not even that the project exists.
             from modelyard.core.errors import NotFound
@@ -158,6 +163,21 @@ class AuthService:
                 {"project": project, "required": role.name, "role": have.name},
             )
         return have
+
+    def _require_project(self, project: str) -> None:
+        """NotFound unless the project exists. Projects are never deleted, so one found is
+        remembered: only the first call per project (or a missing one) reads the database."""
+        if project in self._projects_seen:
+            return
+        from modelyard.core.errors import NotFound
+
+        try:
+            self.store.get_project(project)
+        except NotFound:
+            raise NotFound(f"project {project!r} does not exist: create it first "
+                           "(modelyard project create NAME)", {"project": project}) from None
+        if len(self._projects_seen) < 100_000:
+            self._projects_seen.add(project)
 
     def require_superuser(self, principal: Principal) -> None:
         if not principal.is_superuser or principal.scope_project is not None:
