@@ -32,7 +32,10 @@ GROUPS = (
 def _root(
     ctx: typer.Context,
     url: str = typer.Option(None, envvar="MODELYARD_URL", help="server URL"),
-    token: str = typer.Option(None, envvar="MODELYARD_TOKEN", help="API token", show_default=False),
+    token: str = typer.Option(
+        None, envvar="MODELYARD_TOKEN", show_default=False,
+        help="API token. Default: $MODELYARD_TOKEN, else the admin-token file of "
+        "$MODELYARD_HOME, else ~/.modelyard/admin-token"),
     project: str = typer.Option(None, "--project", "-p", envvar="MODELYARD_PROJECT"),
     json_out: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
 ) -> None:

@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 import httpx
 
-from modelyard.core.errors import Unavailable, error_from_dict
+from modelyard.core.errors import Unauthenticated, Unavailable, error_from_dict
 
 # The longest Retry-After a 429 may ask for and still be waited out here; longer means the
 # server does not expect to take the request soon (a model larger than the serving budget).
@@ -30,6 +30,7 @@ class Transport:
         self.project = project
         self.headers = headers or {}
         self.busy_patience_s = busy_patience_s
+        self.no_token_looked_in: list[str] = []  # set when no token was found (see Client)
 
     def p(self, path: str, project: str | None = None) -> str:
         """A project-scoped path: `p("/datasets")` → `/api/v1/projects/<project>/datasets`."""
@@ -57,7 +58,7 @@ class Transport:
             if not busy.wait_out(resp):
                 break
             _rewind(kwargs)
-        raise_for_error(resp)
+        self._raise_for_error(resp)
         return resp
 
     def stream(self, method: str, path: str, **kwargs: Any) -> Iterator[bytes]:
@@ -70,9 +71,21 @@ class Transport:
                     if busy.wait_out(resp):
                         _rewind(kwargs)
                         continue
-                    raise_for_error(resp)
+                    self._raise_for_error(resp)
                 yield from resp.iter_bytes()
                 return
+
+    def _raise_for_error(self, resp: httpx.Response) -> None:
+        try:
+            raise_for_error(resp)
+        except Unauthenticated as e:
+            if not self.no_token_looked_in:
+                raise
+            raise Unauthenticated(
+                f"{e.message}. No token was given and none was found: looked in "
+                f"{', '.join(self.no_token_looked_in)}. Pass --token / token=, set "
+                "MODELYARD_TOKEN, or set MODELYARD_HOME to the server's data dir",
+                {**e.details, "looked_in": self.no_token_looked_in}) from None
 
     def get(self, path: str, **kw: Any) -> Any:
         return self.request("GET", path, **kw)

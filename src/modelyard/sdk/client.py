@@ -11,13 +11,30 @@ import httpx
 from modelyard.sdk._http import Transport
 
 
-def _default_token() -> str | None:
+def default_token() -> tuple[str | None, list[str]]:
+    """The token to use when none is given, and where it was looked for, in order:
+    $MODELYARD_TOKEN, the admin-token file of $MODELYARD_HOME, then that of ~/.modelyard (the
+    server's default home: a server started without MODELYARD_HOME writes it there)."""
     token = os.environ.get("MODELYARD_TOKEN")
     if token:
-        return token
-    home = Path(os.environ.get("MODELYARD_HOME", Path.home() / ".modelyard"))
-    path = home / "admin-token"
-    return path.read_text().strip() if path.is_file() else None
+        return token, []
+    looked = ["$MODELYARD_TOKEN"]
+    homes = [Path(h) for h in [os.environ.get("MODELYARD_HOME")] if h]
+    homes.append(Path.home() / ".modelyard")
+    for home in dict.fromkeys(homes):
+        path = home / "admin-token"
+        try:
+            token = path.read_text().strip()
+        except FileNotFoundError:
+            looked.append(str(path))
+            continue
+        except OSError as e:  # unreadable (not ours, a directory): say so
+            looked.append(f"{path} ({e.strerror or type(e).__name__})")
+            continue
+        if token:
+            return token, looked
+        looked.append(f"{path} (empty)")
+    return None, looked
 
 
 class Client:
@@ -43,7 +60,9 @@ class Client:
         busy_patience_s: float = 30.0,
     ) -> None:
         url = url or os.environ.get("MODELYARD_URL", "http://127.0.0.1:8600")
-        token = token if token is not None else _default_token()
+        looked: list[str] = []
+        if token is None:
+            token, looked = default_token()
         project = project or os.environ.get("MODELYARD_PROJECT")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._owns_http = http is None
@@ -52,6 +71,8 @@ class Client:
         self._http = http
         # Headers go on each request, so clients sharing one httpx.Client keep their own token.
         self._t = Transport(http, project, headers, busy_patience_s)
+        if not token and looked:  # a 401 then says where a token was looked for
+            self._t.no_token_looked_in = looked
         from modelyard.sdk.datasets import DatasetsAPI
         from modelyard.sdk.hpo import HpoAPI
         from modelyard.sdk.metrics import MetricsAPI
