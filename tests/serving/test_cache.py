@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from modelyard.core.errors import ResourceExhausted
+from modelyard.core.errors import FailedPrecondition
 from modelyard.serving.batcher import Batcher
 from modelyard.serving.cache import Entry, ModelCache
 from modelyard.serving.runtime import LoadedModel, ModelKey
@@ -55,6 +55,6 @@ def test_least_recently_used_unpinned_models_are_evicted_to_fit_the_budget(
 def test_a_model_larger_than_the_whole_budget_is_refused(pool: ThreadPoolExecutor) -> None:
     cache = ModelCache(budget_bytes=100)
     key = ModelKey("p", "m", 1)
-    with pytest.raises(ResourceExhausted, match="MEMORY_BUDGET_MB"):
+    with pytest.raises(FailedPrecondition, match="MEMORY_BUDGET_MB"):
         cache.get(key, lambda: _loader(pool, key, []))
     assert cache.loaded_keys() == []

@@ -4,13 +4,21 @@ memory budget, failures."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
+import numpy as np
+import onnx
+import pytest
 from fastapi.testclient import TestClient
+from onnx import helper, numpy_helper
 
-from modelyard.core.errors import ResourceExhausted
+from modelyard.core.errors import FailedPrecondition, ResourceExhausted, Unavailable
+from modelyard.core.settings import Settings
 from modelyard.sdk.client import Client
-from tests.serving._digits import digits
+from modelyard.server.app import create_app
+from tests.conftest import bearer
+from tests.serving._digits import digits, onnx_model, register
 from tests.serving.conftest import DigitsModel
 
 
@@ -48,3 +56,50 @@ def test_each_deployment_batches_with_its_own_settings(
     assert roomy[:2] == ["ok", "ok"] and set(roomy[2:]) == {"429 max_queue=2"}
     client.serving.update("tight", batching={})
     assert _burst(serving, "tight", 20) == ["ok"] * 20
+
+
+def _fails_unless_three_rows() -> bytes:
+    """The digits network, then a Reshape to 3 rows: a batch of any other size fails in
+    ONNX Runtime (a runtime fault, not a bad input)."""
+    model = onnx.load_from_string(onnx_model(1.0))
+    g = model.graph
+    g.output[0].name = "reshaped"
+    g.initializer.append(numpy_helper.from_array(np.array([3, 10], dtype=np.int64), "three"))
+    g.node.append(helper.make_node("Reshape", ["logits", "three"], ["reshaped"]))
+    return model.SerializeToString()
+
+
+def test_failed_batches_are_logged_once_with_counts(
+        api: TestClient, client: Client, caplog: pytest.LogCaptureFixture) -> None:
+    registry = api.app.state.platform.registry  # type: ignore[attr-defined]
+    version = register(registry, "alpha", "flaky", _fails_unless_three_rows())
+    client.serving.create("flaky", f"flaky@{version}")
+    pixels = digits().test_x[:3].tolist()
+    with caplog.at_level(logging.INFO, logger="modelyard.serving"):
+        for _ in range(5):
+            with pytest.raises(Unavailable, match="failed to answer"):
+                client.serving.predict("flaky", pixels[:1])
+        client.serving.predict("flaky", pixels)  # three rows: the batch succeeds
+    serving = [r for r in caplog.records if r.name == "modelyard.serving"]
+    assert len([r for r in serving if r.exc_info]) == 1  # one traceback, the first failure's
+    summary = [r.getMessage() for r in serving if "5 batches (5 requests)" in r.getMessage()]
+    assert len(summary) == 1 and "flaky" in summary[0]
+
+
+def test_a_model_that_can_never_fit_the_memory_budget_is_a_clear_4xx(
+        settings: Settings, admin_token: str) -> None:
+    tight = settings.model_copy(update={
+        "serving": settings.serving.model_copy(update={"memory_budget_mb": 1})})
+    with TestClient(create_app(tight), raise_server_exceptions=False) as api:
+        client = Client(token=admin_token, project="alpha", http=api)
+        client.create_project("alpha")
+        registry = api.app.state.platform.registry  # type: ignore[attr-defined]
+        big = register(registry, "alpha", "big", onnx_model(1.0, pad_bytes=1_000_000))
+        client.serving.create("big", f"big@{big}")
+        r = api.post("/api/v1/projects/alpha/deployments/big/predict",
+                     json={"inputs": digits().test_x[:1].tolist()}, headers=bearer(admin_token))
+        assert r.status_code == 409 and "Retry-After" not in r.headers, r.text
+        assert "MEMORY_BUDGET_MB" in r.json()["error"]["message"]
+        with pytest.raises(FailedPrecondition, match="memory budget"):  # nothing stored
+            client.serving.create("big-pinned", f"big@{big}", pinned=True)
+        assert [d["name"] for d in client.serving.list()] == ["big"]

@@ -10,6 +10,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from modelyard.serving.cache import ModelCache
+from modelyard.serving.runtime import ModelKey
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
@@ -23,6 +24,19 @@ class ServingMetrics:
         self.latency = Histogram(
             "modelyard_serving_request_latency_seconds", "time to answer a prediction request",
             ["project", "deployment", "version"], buckets=LATENCY_BUCKETS, registry=registry)
+        # copies sent to a deployment's shadow version: no caller sees their answers, so they
+        # are kept out of the families above (and of alerts on their errors)
+        self.shadow_requests = Counter(
+            "modelyard_serving_shadow_requests", "shadow copies of prediction requests by outcome",
+            ["project", "deployment", "version", "outcome"], registry=registry)
+        self.loads = Counter(
+            "modelyard_serving_model_loads", "model versions loaded into the model cache",
+            ["project", "model", "version"], registry=registry)
+        self.evictions = Counter(
+            "modelyard_serving_model_evictions",
+            "model versions unloaded: memory_budget (LRU eviction) or unloaded (by request)",
+            ["project", "model", "version", "reason"], registry=registry)
+        cache.observe(self._loaded, self._evicted)
         self.batch_size = Histogram(
             "modelyard_serving_batch_size", "rows per batch run by the model",
             ["project", "model", "version"], buckets=BATCH_BUCKETS, registry=registry)
@@ -31,6 +45,15 @@ class ServingMetrics:
         # lookup takes a lock and checks every label: ~4 µs, as long as the update itself)
         self._counted: dict[tuple[str, str, str, str], Any] = {}
         self._timed: dict[tuple[str, str, str], Any] = {}
+
+    def _loaded(self, key: ModelKey) -> None:
+        self.loads.labels(key.project, key.model, str(key.version)).inc()
+
+    def _evicted(self, key: ModelKey, reason: str) -> None:
+        self.evictions.labels(key.project, key.model, str(key.version), reason).inc()
+
+    def shadowed(self, project: str, deployment: str, version: str, outcome: str) -> None:
+        self.shadow_requests.labels(project, deployment, version, outcome).inc()
 
     def answered(self, project: str, deployment: str, version: str, outcome: str,
                  latency_s: float | None) -> None:

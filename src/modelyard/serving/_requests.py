@@ -19,7 +19,7 @@ from modelyard.core.ids import new_id, utcnow
 from modelyard.metrics import MAX_VERSION
 from modelyard.metrics.models import EventRow
 from modelyard.serving import _v2, canary
-from modelyard.serving.batcher import BatchResult, Retired
+from modelyard.serving.batcher import BatchFailed, BatchResult, Retired
 from modelyard.serving.cache import Entry
 from modelyard.serving.models import (
     Deployment,
@@ -194,6 +194,9 @@ class RequestPath:
         except ResourceExhausted:
             outcome = "rejected"
             raise
+        except BatchFailed:  # the model's fault, logged by its batcher
+            outcome = "error"
+            raise
         except Unavailable:
             outcome = "timeout"
             raise
@@ -206,8 +209,11 @@ class RequestPath:
             raise Unavailable(f"model {key} failed to answer; the server log has details") from e
         finally:
             elapsed = time.perf_counter() - t0
-            self.prom.answered(dep.project, dep.name, str(key.version), outcome,
-                               None if outcome == "invalid" or shadow else elapsed)
+            if shadow:  # no caller saw it: counted apart (see _prom.py)
+                self.prom.shadowed(dep.project, dep.name, str(key.version), outcome)
+            else:
+                self.prom.answered(dep.project, dep.name, str(key.version), outcome,
+                                   None if outcome == "invalid" else elapsed)
             if outcome != "invalid":
                 self._record(dep, key, request_id, elapsed * 1000, outcome, res, entry, shadow)
 

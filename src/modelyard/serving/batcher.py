@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from modelyard.core.errors import ModelyardError, ResourceExhausted
+from modelyard.core.errors import ModelyardError, ResourceExhausted, Unavailable
 from modelyard.serving.runtime import LoadedModel, input_summaries
 
 log = logging.getLogger("modelyard.serving")
@@ -40,6 +40,54 @@ INLINE_BELOW_S = 0.0005
 
 class Retired(Exception):
     """The model was unloaded between lookup and submit; look it up again."""
+
+
+class BatchFailed(Unavailable):
+    """The model failed to answer (a fault of the model or its runtime, not of the request):
+    what each request of a failed batch gets. Logged by the batcher (`_Failures`), so the
+    request path does not log it again."""
+
+
+# While a model keeps failing, a line with the counts so far at most this often
+REPORT_EVERY_S = 60.0
+
+
+class _Failures:
+    """Failed batches of one model, logged once per run of failures: the first (and the
+    first of each other exception type) with its traceback, then one line with the counts
+    when a batch succeeds again, or every REPORT_EVERY_S while none does. A model that fails
+    every batch under load logs a few lines, not a traceback per batch."""
+
+    def __init__(self, key: object) -> None:
+        self.key = key
+        self.batches = 0  # in the current run of failures
+        self.requests = 0
+        self.kinds: set[type[BaseException]] = set()
+        self.last: BaseException | None = None
+        self.reported = 0.0
+
+    def failed(self, e: BaseException, requests: int) -> None:
+        self.batches += 1
+        self.requests += requests
+        self.last = e
+        if type(e) not in self.kinds:
+            self.kinds.add(type(e))
+            self.reported = time.monotonic()
+            log.error("batch of %s failed (%d requests); further failures of this model are "
+                      "counted and logged together", self.key, requests, exc_info=e)
+        elif time.monotonic() - self.reported >= REPORT_EVERY_S:
+            self.reported = time.monotonic()
+            log.error("%s: %s; still failing", self.key, self._counts())
+
+    def succeeded(self) -> None:
+        log.warning("%s: %s; a batch succeeded again", self.key, self._counts())
+        self.batches = self.requests = 0
+        self.kinds.clear()
+
+    def _counts(self) -> str:
+        last = self.last
+        return (f"{self.batches} batches ({self.requests} requests) failed in all, the last "
+                f"with {type(last).__name__}: {str(last)[:300]}")
 
 
 class Job:
@@ -129,6 +177,7 @@ class Batcher:
         self.workers = workers
         self.on_batch = on_batch
         self.batch_s: float | None = None  # measured network time per batch
+        self._failures = _Failures(model.key)
         self.retired = False
         # One lane per event loop that submits: the server's loop, and any other (e.g. a
         # pipeline step calling `asyncio.run(serving.predict(...))`); a closed loop's lane goes.
@@ -238,15 +287,30 @@ class Batcher:
             else:
                 results = await loop.run_in_executor(self.executor, self._compute, batch)
         except Exception as e:  # noqa: BLE001 - the whole batch failed (e.g. the runtime)
-            log.exception("batch of %s failed", self.model.key)
+            self._failures.failed(e, len(batch))
             results = [e] * len(batch)
+        else:
+            # a job's own fault not of its input (its labels could not be decoded)
+            faults = [r for r in results if isinstance(r, Exception)
+                      and not isinstance(r, ModelyardError)]
+            if faults:
+                self._failures.failed(faults[0], len(faults))
+            elif self._failures.batches:
+                self._failures.succeeded()
         for job, res in zip(batch, results, strict=True):
             if job.future.done():
                 continue
-            if isinstance(res, BaseException):
-                job.future.set_exception(res)
+            if isinstance(res, ModelyardError) or not isinstance(res, BaseException):
+                if isinstance(res, BaseException):
+                    job.future.set_exception(res)  # its own bad input: a 4xx
+                else:
+                    job.future.set_result(res)
             else:
-                job.future.set_result(res)
+                failed = BatchFailed(f"model {self.model.key} failed to answer "
+                                     f"({type(res).__name__}); the server log has details",
+                                     {"retry_after_s": 1})
+                failed.__cause__ = res
+                job.future.set_exception(failed)
 
     def _compute(self, batch: list[Job]) -> list[BatchResult | BaseException]:
         """In a pool thread: prepare the jobs, run the network once, split the logits.

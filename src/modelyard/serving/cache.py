@@ -12,7 +12,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 
-from modelyard.core.errors import ResourceExhausted
+from modelyard.core.errors import FailedPrecondition
 from modelyard.serving.batcher import Batcher, Retired
 from modelyard.serving.models import Batching
 from modelyard.serving.runtime import LoadedModel, ModelKey
@@ -74,6 +74,13 @@ class ModelCache:
         self._pinned: set[ModelKey] = set()
         self._lock = threading.Lock()
         self._loading: dict[ModelKey, threading.Lock] = {}
+        self._on_load: Callable[[ModelKey], None] = _ignore
+        self._on_evict: Callable[[ModelKey, str], None] = _ignore
+
+    def observe(self, on_load: Callable[[ModelKey], None],
+                on_evict: Callable[[ModelKey, str], None]) -> None:
+        """Called after each load, and each unload with its reason (for metrics)."""
+        self._on_load, self._on_evict = on_load, on_evict
 
     @property
     def used_bytes(self) -> int:
@@ -100,7 +107,8 @@ class ModelCache:
     def get(self, key: ModelKey, load: Callable[[], Entry]) -> Entry:
         """The loaded entry, calling `load` (blocking; from a worker thread) if needed.
 
-        Raises ResourceExhausted when the model alone is larger than the whole budget.
+        Raises FailedPrecondition when the model alone is larger than the whole budget: no
+        wait makes it fit, so it is no 429 (`check_fits` says the same before a load).
         """
         entry = self.peek(key)
         if entry is not None:
@@ -113,15 +121,13 @@ class ModelCache:
                 return entry
             try:
                 entry = load()
-                size = entry.model.size_bytes
-                if size > self.budget_bytes:
-                    raise ResourceExhausted(
-                        f"model {key} needs about {size >> 20} MB, more than the whole serving "
-                        f"memory budget of {self.budget_bytes >> 20} MB; raise "
-                        "MODELYARD_SERVING__MEMORY_BUDGET_MB", {"retry_after_s": 60})
+                self.check_fits(key, entry.model.size_bytes)
                 with self._lock:
                     self._entries[key] = entry
-                    self._evict_locked()
+                    evicted = self._evict_locked()
+                self._on_load(key)
+                for k in evicted:
+                    self._on_evict(k, "memory_budget")
                 return entry
             finally:
                 with self._lock:  # after the insert: a later caller finds the entry
@@ -133,6 +139,16 @@ class ModelCache:
                 self._pinned.add(key)
             else:
                 self._pinned.discard(key)
+
+    def check_fits(self, key: ModelKey, size_bytes: int) -> None:
+        """FailedPrecondition if a model of this size can never be loaded here."""
+        if size_bytes > self.budget_bytes:
+            raise FailedPrecondition(
+                f"model {key} needs about {_mb(size_bytes)} MB of memory, more than the whole "
+                f"serving memory budget of {_mb(self.budget_bytes)} MB, so it can never be "
+                "loaded here: raise MODELYARD_SERVING__MEMORY_BUDGET_MB (serving."
+                "memory_budget_mb) or serve a smaller model",
+                {"needed_mb": _mb(size_bytes), "budget_mb": _mb(self.budget_bytes)})
 
     def set_pinned(self, keys: set[ModelKey]) -> None:
         """Pin exactly `keys`; the others become evictable again."""
@@ -148,6 +164,7 @@ class ModelCache:
             entry = self._entries.pop(key, None)
         if entry is not None:
             entry.retire()
+            self._on_evict(key, "unloaded")
         return entry is not None
 
     def clear(self) -> None:
@@ -156,8 +173,10 @@ class ModelCache:
         for e in entries:
             e.retire()
 
-    def _evict_locked(self) -> None:
+    def _evict_locked(self) -> list[ModelKey]:
+        """Unload least recently used unpinned entries until the rest fit; returns them."""
         total = sum(e.model.size_bytes for e in self._entries.values())
+        evicted = []
         for key in list(self._entries):
             if total <= self.budget_bytes:
                 break
@@ -166,7 +185,17 @@ class ModelCache:
             entry = self._entries.pop(key)
             total -= entry.model.size_bytes
             entry.retire()
+            evicted.append(key)
             log.info("evicted %s from the model cache (LRU, memory budget)", key)
         if total > self.budget_bytes:
             log.warning("pinned models use %d MB, over the serving budget of %d MB",
                         total >> 20, self.budget_bytes >> 20)
+        return evicted
+
+
+def _ignore(*_: object) -> None:
+    return None
+
+
+def _mb(n: int) -> float:
+    return round(n / 2**20, 1)

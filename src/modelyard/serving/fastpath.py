@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from typing import TYPE_CHECKING
 
 import orjson
@@ -29,6 +30,7 @@ from modelyard.core.errors import ModelyardError
 from modelyard.core.ids import is_name
 from modelyard.server.errors import error_response
 from modelyard.server.limits import json_too_deep
+from modelyard.server.telemetry import api_families
 from modelyard.serving import _v2
 from modelyard.serving.models import MAX_PREDICT_INPUTS
 
@@ -39,6 +41,8 @@ log = logging.getLogger("modelyard.serving")
 
 _PATH = re.compile(r"^/api/v1/projects/([^/]+)/deployments/([^/]+)/predict$")
 _V2_PATH = re.compile(r"^/v2/models/([^/]+)/infer$")
+_PREDICT_ROUTE = "/api/v1/projects/{project}/deployments/{name}/predict"  # the routes'
+_V2_ROUTE = "/v2/models/{model}/infer"  # templates, as the app's request metrics label them
 _PROJECT = b"x-modelyard-project"
 _HEADER_LENGTH = _v2.HEADER_LENGTH.lower().encode()
 
@@ -49,6 +53,8 @@ class PredictFastPath:
         self.platform = platform
         self.max_bytes = max_bytes
         self.answered = 0  # requests answered here, not by the app
+        # counted in the API's request families as the app counts its own (server/telemetry.py)
+        self.api = api_families(platform.prometheus)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and not scope["query_string"]:
@@ -72,20 +78,28 @@ class PredictFastPath:
             await self.app(scope, _replay(body, False, None, receive), send)
             return
         self.answered += 1
+        started = time.perf_counter()
         try:
             preds, version, request_id = await self.platform.serving.predicted(
                 project, name, inputs)
         except ModelyardError as e:
-            await error_response(e)(scope, receive, send)
+            await self._answer_error(scope, receive, send, e, _PREDICT_ROUTE, started)
             return
         except Exception:
             log.exception("unhandled error on POST %s", scope["path"])
-            await error_response(_INTERNAL)(scope, receive, send)
+            await self._answer_error(scope, receive, send, _INTERNAL, _PREDICT_ROUTE, started)
             return
         # `PredictResponse`'s JSON, field for field (a test compares it with the route's)
+        self.api.observe("POST", _PREDICT_ROUTE, 200, time.perf_counter() - started)
         await _send(send, orjson.dumps({"predictions": preds, "model_version": version,
                                         "request_id": request_id}),
                     [(b"content-type", b"application/json")])
+
+    async def _answer_error(self, scope: Scope, receive: Receive, send: Send,
+                            e: ModelyardError, route: str, started: float) -> None:
+        self.api.observe("POST", route, e.status, time.perf_counter() - started)
+        respond = _v2.error_response if route == _V2_ROUTE else error_response
+        await respond(e)(scope, receive, send)
 
     async def _infer(self, scope: Scope, receive: Receive, send: Send, name: str) -> None:
         project = _header(scope, _PROJECT).decode("latin-1")
@@ -100,16 +114,18 @@ class PredictFastPath:
             await self.app(scope, _replay(body, False, None, receive), send)
             return
         self.answered += 1
+        started = time.perf_counter()
         try:
             outcome = await self.platform.serving.infer(project, name, req, None, blobs)
             out, headers = _v2.render(outcome, _v2.wants_binary(req))
         except ModelyardError as e:
-            await _v2.error_response(e)(scope, receive, send)
+            await self._answer_error(scope, receive, send, e, _V2_ROUTE, started)
             return
         except Exception:
             log.exception("unhandled error on POST %s", scope["path"])
-            await _v2.error_response(_INTERNAL)(scope, receive, send)
+            await self._answer_error(scope, receive, send, _INTERNAL, _V2_ROUTE, started)
             return
+        self.api.observe("POST", _V2_ROUTE, 200, time.perf_counter() - started)
         await _send(send, out, [(k.lower().encode(), v.encode()) for k, v in headers.items()])
 
     async def _claim(self, scope: Scope, receive: Receive, send: Send, project: str, name: str,

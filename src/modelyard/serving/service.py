@@ -30,7 +30,7 @@ from modelyard.serving.models import (
     DeploymentEvent,
     DeploymentUpdate,
 )
-from modelyard.serving.runtime import LoadedModel, ModelKey
+from modelyard.serving.runtime import SIZE_FACTOR, LoadedModel, ModelKey
 from modelyard.serving.store import DeploymentStore, SqlDeploymentStore
 
 if TYPE_CHECKING:
@@ -322,6 +322,7 @@ class ServingService(RequestPath):
                 f"model {key} has no model.onnx (or torch.export model.pt2) artifact to serve; "
                 "register a version with one", {"artifacts": sorted(mv.artifacts)})
         blob = self.registry.read_artifact(key.project, mv.artifacts[name])
+        self.cache.check_fits(key, len(blob) * SIZE_FACTOR)  # before building a session
         framework = "torch" if name == "model.pt2" else "onnx"
         model = LoadedModel(key, blob, mv.preprocessing, framework)
         s = self.settings
