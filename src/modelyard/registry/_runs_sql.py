@@ -10,7 +10,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
-from modelyard.core.errors import AlreadyExists, InvalidArgument, NotFound
+from modelyard.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from modelyard.core.ids import new_id, utcnow
 from modelyard.registry._checks import Point
 from modelyard.registry._search import Clause, SortKey
@@ -98,8 +98,9 @@ class RunsSql(SqlBase):
             raise NotFound(f"run {run_id!r} does not exist in project {project!r}",
                            {"run_id": run_id})
 
-    def _run_row(self, s: Session, project: str, run_id: str) -> RunRow:
-        row = s.get(RunRow, run_id)
+    def _run_row(self, s: Session, project: str, run_id: str, lock: bool = False) -> RunRow:
+        # lock: held until commit, so a run's end and a write to it never interleave
+        row = s.get(RunRow, run_id, with_for_update=lock)
         if row is None or row.project != project:
             raise NotFound(f"run {run_id!r} does not exist in project {project!r}",
                            {"run_id": run_id})
@@ -112,9 +113,12 @@ class RunsSql(SqlBase):
 
     def finish_run(self, project: str, run_id: str, status: str) -> Run:
         with self.db.session() as s:
-            row = self._run_row(s, project, run_id)
-            row.status = status
-            row.ended_at = utcnow()
+            row = self._run_row(s, project, run_id, lock=True)
+            if row.status == "running":
+                row.status = status
+                row.ended_at = utcnow()
+            elif row.status != status:  # the same end again is a no-op; another is refused
+                raise _ended(row, f"cannot end it again as {status!r}")
         return self.get_run(project, run_id)
 
     def _runs_to_models(self, s: Session, rows: list[RunRow],
@@ -154,7 +158,9 @@ class RunsSql(SqlBase):
             if cur is None or (p[1], p[3]) >= (cur[1], cur[3]):
                 latest[p[0]] = p
         with self.db.session() as s:
-            self._check_run(s, project, run_id)
+            row = self._run_row(s, project, run_id, lock=True)
+            if row.status != "running":
+                raise _ended(row, "log metrics to a new run")
             s.execute(sa.insert(_METRICS), [
                 {"run_id": run_id, "key": k, "step": step, "value": v, "time": t}
                 for k, step, v, t in points])
@@ -269,3 +275,10 @@ def _sort_columns(k: SortKey) -> tuple[list[Any], Any, Any]:
         return [p.num, p.text], p, sa.and_(p.run_id == RunRow.id, p.key == k.key)
     t = aliased(TagRow)
     return [t.value], t, sa.and_(t.run_id == RunRow.id, t.key == k.key)
+
+
+def _ended(row: RunRow, what: str) -> FailedPrecondition:
+    return FailedPrecondition(
+        f"run {row.id!r} already ended as {row.status!r}"
+        f"{f' at {row.ended_at:%Y-%m-%d %H:%M:%S}' if row.ended_at else ''}; an ended run is a "
+        f"record and does not change: {what}", {"run_id": row.id, "status": row.status})
