@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -221,15 +222,14 @@ def test_killed_dataset_upload_leaves_the_last_acknowledged_version_or_a_whole_n
 
 
 JOB = '''
-import os, time
-from pathlib import Path
+import socket
 from modelyard import runtime
 ctx = runtime.context()
 runtime.log_metrics(0, loss=1.0)
 runtime.flush_metrics()  # acknowledged by the server from here on
-release = Path(ctx.hyperparameters["release"])
-while not release.exists():
-    time.sleep(0.05)
+# Held until the test releases it over loopback (the job's sandbox sees none of its files).
+with socket.create_connection(("127.0.0.1", ctx.hyperparameters["release_port"])) as s:
+    s.recv(1)
 runtime.log_metrics(1, loss=0.5)
 '''
 
@@ -247,7 +247,10 @@ def _zip(text: str) -> bytes:
 def test_server_killed_while_a_job_runs_finishes_the_job_and_keeps_its_metrics(
         tmp_path: Path, summary: Summary) -> None:
     """tests/training/test_restart.py stops the server gracefully; this one kills it -9."""
-    home, release = tmp_path / "home", tmp_path / "release"
+    home = tmp_path / "home"
+    release = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    threading.Thread(target=lambda: held.append(release.accept()[0]), daemon=True).start()
     with server_process(home, background=True, capacity_cpus=1) as server:
         port = server.port
         with server.client() as c:
@@ -255,7 +258,8 @@ def test_server_killed_while_a_job_runs_finishes_the_job_and_keeps_its_metrics(
             code = c.post(f"{P}/training/code", content=_zip(JOB)).json()
             job = c.post(f"{P}/jobs", json={
                 "code": {"digest": code["digest"], "entrypoint": "train.py"},
-                "hyperparameters": {"release": str(release)}, "max_retries": 1}).json()
+                "hyperparameters": {"release_port": release.getsockname()[1]},
+                "max_retries": 1}).json()
             deadline = time.monotonic() + 60
             run_id = job["run_id"] or c.get(f"{P}/jobs/{job['id']}").json()["run_id"]
             while not c.get(f"{P}/runs/{run_id}/metrics", params={"key": "loss"}).json():
@@ -265,8 +269,11 @@ def test_server_killed_while_a_job_runs_finishes_the_job_and_keeps_its_metrics(
 
     with server_process(home, port=port, background=True, capacity_cpus=1) as server, \
             server.client() as c:
-        release.touch()
         deadline = time.monotonic() + 90
+        while not held:  # the job connects once its first step is acknowledged
+            assert time.monotonic() < deadline, "the job never waited for its release"
+            time.sleep(0.05)
+        held[0].sendall(b"x")
         while (done := c.get(f"{P}/jobs/{job['id']}").json())["state"] not in (
                 "succeeded", "failed", "cancelled"):
             assert time.monotonic() < deadline, done

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import io
 import re
+import socket
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -25,11 +27,13 @@ P = "/api/v1/projects/alpha"
 TOKEN_SHAPE = re.compile(rb"myd_[A-Za-z0-9_\-]{16,}")
 
 TRAIN = '''
-import os, sys
+import os, socket, sys
 from modelyard import runtime
 from modelyard.runtime._context import credentials  # what the ticket was exchanged for
 ctx = runtime.context()
-open(ctx.hyperparameters["token_file"], "w").write(credentials().token)
+# To the test's listener on loopback: the job's sandbox writes no file the test could read.
+with socket.create_connection(("127.0.0.1", ctx.hyperparameters["token_port"])) as s:
+    s.sendall(credentials().token.encode())
 print("training with a token it must not print", flush=True)
 print("stderr line", file=sys.stderr, flush=True)
 runtime.log_metrics(0, loss=1.0)
@@ -44,8 +48,20 @@ def _zip(text: str) -> bytes:
     return buf.getvalue()
 
 
+def _receive(listener: socket.socket) -> bytes:
+    conn, _ = listener.accept()
+    with conn:
+        data = b""
+        while chunk := conn.recv(4096):
+            data += chunk
+    return data
+
+
 def test_no_token_is_written_to_logs_or_disk(tmp_path: Path, summary: Summary) -> None:
-    home, token_file = tmp_path / "home", tmp_path / "job-token"
+    home = tmp_path / "home"
+    listener = socket.create_server(("127.0.0.1", 0))
+    received: list[bytes] = []
+    threading.Thread(target=lambda: received.append(_receive(listener)), daemon=True).start()
     with server_process(home, background=True, capacity_cpus=1) as server:
         admin = server.token
         with server.client() as c:
@@ -63,7 +79,7 @@ def test_no_token_is_written_to_logs_or_disk(tmp_path: Path, summary: Summary) -
             code = c.post(f"{P}/training/code", content=_zip(TRAIN)).json()
             job = c.post(f"{P}/jobs", json={
                 "code": {"digest": code["digest"], "entrypoint": "train.py"},
-                "hyperparameters": {"token_file": str(token_file)}}).json()
+                "hyperparameters": {"token_port": listener.getsockname()[1]}}).json()
             deadline = time.monotonic() + 90
             while (state := c.get(f"{P}/jobs/{job['id']}").json())["state"] not in (
                     "succeeded", "failed", "cancelled"):
@@ -72,7 +88,8 @@ def test_no_token_is_written_to_logs_or_disk(tmp_path: Path, summary: Summary) -
             logs = c.get(f"{P}/jobs/{job['id']}/logs").text
         assert state["state"] == "succeeded", logs
         assert "training with a token it must not print" in logs
-    job_token = token_file.read_text().strip()
+    listener.close()
+    job_token = received[0].decode().strip()
     assert job_token.startswith("myd_")
 
     secrets = {admin, user_token, made, wrong, job_token}
