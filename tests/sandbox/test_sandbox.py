@@ -188,7 +188,7 @@ def test_open_files_are_limited(tmp_path: Path) -> None:
      "exceeded its memory limit (300 MB)"),
     ("import os, time\nwhile True:\n    try: os.fork()\n    except OSError: time.sleep(1)",
      "exceeded its process limit (64)"),
-])
+], ids=["memory", "processes"])
 def test_without_cgroups_the_watchdog_ends_the_run(tmp_path: Path, code: str,
                                                    reason: str) -> None:
     outcome, text = _run(Sandbox(Settings(home=tmp_path / "home"), cgroups=False), tmp_path,

@@ -167,7 +167,7 @@ def test_an_editors_job_reaches_no_secret_no_other_project_and_not_the_server(
     (MEMORY, {"memory_mb": 300}, "exceeded its memory limit (300 MB)"),
     (FORK_BOMB, {"processes": 64}, "exceeded its process limit (64)"),
     (FILL_DISK, {"disk_mb": 64}, "filled its work dir (64 MB)"),
-])
+], ids=["memory", "processes", "disk"])
 def test_a_job_past_a_limit_fails_with_a_reason_naming_it(
         admin: Client, eve: Client, code: str, resources: dict[str, int], reason: str) -> None:
     job = _run(eve, code, resources={"cpu": 0.5, **resources}, timeout_s=60)
