@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from modelyard.hpo.controller import HpoController
 from modelyard.hpo.models import TrialState
 from modelyard.sdk.client import Client
 from modelyard.server.platform import Platform
@@ -93,3 +94,29 @@ def test_stop_cancels_the_active_trials_jobs(
     assert {j["state"] for j in _trial_jobs(client)} == {"cancelled"}
     platform.hpo.tick()  # a stopped study starts nothing more
     assert [t["state"] for t in client.hpo.trials("durable")] == ["cancelled", "cancelled"]
+
+
+@pytest.mark.parametrize("sampler", [{"kind": "random", "seed": 0},
+                                     {"kind": "tpe", "seed": 0, "n_startup_trials": 1}])
+def test_a_restarted_controller_asks_new_parameters_not_the_first_trials_again(
+        client: Client, platform: Platform, sampler: dict[str, Any]) -> None:
+    client.datasets.import_builtin("digits", "sklearn:digits")
+    client.hpo.create(
+        "seeded", trainer="digits-cnn", dataset_snapshot=client.datasets.snapshot("digits")["id"],
+        objective="val_accuracy", n_trials=4, max_parallel=2, sampler=sampler,
+        search_space={"lr": {"type": "float", "low": 1e-4, "high": 0.1, "log": True}},
+        hyperparameters={"epochs": 1})
+    hpo = platform.hpo
+    hpo.tick()  # trials 0 and 1 run
+    first = client.hpo.trials("seeded")
+    # The server goes away while they run; a new one builds its controller (and the sampler)
+    # afresh from the stored spec.
+    hpo.controller = HpoController(hpo)
+    hpo.controller.reconcile()
+    for t in first:
+        client.training.cancel(t["job_id"])
+    hpo.tick()
+    trials = client.hpo.trials("seeded")
+    assert [t["number"] for t in trials] == [0, 1, 2, 3]
+    lrs = [t["params"]["lr"] for t in trials]
+    assert len(set(lrs)) == 4, lrs  # trials 2 and 3 are not trials 0 and 1 again

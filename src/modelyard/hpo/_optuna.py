@@ -3,11 +3,14 @@
 Optuna keeps its own tables (and its own `alembic_version`), so it never shares a schema with
 modelyard's migrations: a SQLite file under the data dir, or an `optuna` schema when the
 metadata database is PostgreSQL. Samplers and pruners are not stored by Optuna; they are
-rebuilt from the study spec whenever a study is loaded.
+rebuilt from the study spec whenever a study is loaded, and a seeded sampler is seeded afresh
+for every trial from (seed, trial number): rebuilt from the bare seed, a restarted study's
+next trials would replay the random draws of its first ones.
 """
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -61,19 +64,32 @@ class _GridSampler(optuna.samplers.GridSampler):
         return None
 
 
-def sampler(spec: SamplerSpec, study: StudySpec) -> optuna.samplers.BaseSampler:
-    if spec.kind == "random":
-        return optuna.samplers.RandomSampler(seed=spec.seed)
+def trial_seed(seed: int | None, number: int | None) -> int | None:
+    """The seed of trial `number`'s draws: a function of the study's seed and the trial alone,
+    so the study draws the same parameters whether or not its server restarted midway."""
+    if seed is None or number is None:
+        return seed
+    digest = hashlib.sha256(f"{seed}:{number}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+def sampler(spec: SamplerSpec, study: StudySpec,
+            number: int | None = None) -> optuna.samplers.BaseSampler:
+    """The sampler for trial `number` (None: one for reads and tells, seeded by the spec)."""
     if spec.kind == "grid":
+        # Its seed only orders the grid, and it never draws a point a trial already holds.
         return _GridSampler(_space.grid(study.search_space), seed=spec.seed)
+    seed = trial_seed(spec.seed, number)
+    if spec.kind == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
     startup = spec.n_startup_trials
     if spec.kind == "cmaes":
         return optuna.samplers.CmaEsSampler(
-            seed=spec.seed, n_startup_trials=1 if startup is None else startup,
+            seed=seed, n_startup_trials=1 if startup is None else startup,
             warn_independent_sampling=False,
-            independent_sampler=optuna.samplers.RandomSampler(seed=spec.seed))
+            independent_sampler=optuna.samplers.RandomSampler(seed=seed))
     return optuna.samplers.TPESampler(
-        seed=spec.seed, n_startup_trials=10 if startup is None else startup)
+        seed=seed, n_startup_trials=10 if startup is None else startup)
 
 
 def pruner(spec: PrunerSpec, max_steps: int | None) -> optuna.pruners.BasePruner:

@@ -153,6 +153,10 @@ class HpoController:
 
     # one trial -----------------------------------------------------------------------------
     def _ask(self, study: Study, ostudy: optuna.Study, number: int) -> Trial:
+        # Seeded per trial, not once per load: a sampler rebuilt from the bare seed after a
+        # restart would draw the first trials' parameters again.
+        if study.spec.sampler.seed is not None and study.spec.sampler.kind != "grid":
+            ostudy.sampler = _optuna.sampler(study.spec.sampler, study.spec, number)
         otrial = ostudy.ask()
         params = _space.suggest(otrial, study.spec.search_space)
         trial = self.store.add_trial(Trial(
