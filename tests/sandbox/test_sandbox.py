@@ -6,6 +6,7 @@ what it printed; the attacks through a live server are in tests/training/test_jo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -224,3 +225,19 @@ def test_the_public_surface_is_exactly_the_declared_one() -> None:
 
     assert sorted(modelyard.sandbox.__all__) == ["Limits", "Outcome", "Sandbox", "Spec",
                                                  "read_outcome"]
+
+
+def test_a_python_environment_under_tmp_shows_through_the_private_tmp(tmp_path: Path) -> None:
+    # A venv or checkout under /tmp (pytest's tmp_path is there too) is bound over the run's
+    # private /tmp, not hidden beneath it: before, every job of such a server failed at exec.
+    env_dir = tmp_path / "venv-under-tmp"
+    env_dir.mkdir()
+    (env_dir / "marker.txt").write_text("environment")
+    sandbox = Sandbox(Settings(home=tmp_path / "home"))
+    layout = sandbox.layout()
+    sandbox._layout = dataclasses.replace(layout, masks=(), ro_paths=(  # noqa: SLF001
+        *layout.ro_paths, str(env_dir)))
+    seen = _probe(sandbox, tmp_path, {"read": {"env": str(env_dir / "marker.txt")},
+                                      "write": {"env": str(env_dir / "x")}})
+    assert seen["read"] == {"env": ["ok", "environment"]}
+    assert seen["write"]["env"][0] == "denied"  # type: ignore[index]

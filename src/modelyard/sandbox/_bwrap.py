@@ -1,7 +1,7 @@
 """The bubblewrap command line of one run: what the sandbox sees, and as whom it runs.
 
-Mount order matters: the system and the Python environment read-only first, then the private
-tmpfs for /tmp and /dev/shm, then masks (an empty tmpfs, or /dev/null over a file) on every
+Mount order matters: the private tmpfs for /tmp first, then the system and the Python
+environment read-only (a venv under /tmp shows through), then /dev/shm, then masks (an empty tmpfs, or /dev/null over a file) on every
 protected path that lies under something bound, and the run's own read-only binds last, so
 a dataset under the blob root shows while the rest of the blob root stays hidden.
 """
@@ -105,6 +105,10 @@ def argv(layout: Layout, spec: Spec, uid: int | None) -> list[str]:
     else:  # bwrap is privileged as root; setpriv below needs these two, then drops all
         a += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
     m = _Mounts()
+    # The private /tmp first: a Python environment or source tree that lives under /tmp (a
+    # venv made there, a CI checkout) is then bound on top of it, not hidden beneath it.
+    m.add(["--perms", "1777", "--size", str(spec.limits.disk_mb * MIB), "--tmpfs", WORK],
+          WORK, host_tree=False)
     for path in SYSTEM:
         if os.path.islink(path):
             m.add(["--symlink", os.readlink(path), path], path, host_tree=False)
@@ -121,8 +125,6 @@ def argv(layout: Layout, spec: Spec, uid: int | None) -> list[str]:
         m.add(["--ro-bind-try", cpu, cpu], cpu, host_tree=True)
     m.add(["--proc", "/proc"], "/proc", host_tree=False)
     m.add(["--dev", "/dev"], "/dev", host_tree=False)
-    m.add(["--perms", "1777", "--size", str(spec.limits.disk_mb * MIB), "--tmpfs", WORK],
-          WORK, host_tree=False)
     m.add(["--perms", "1777", "--size", str(spec.limits.memory_mb * MIB), "--tmpfs",
            "/dev/shm"], "/dev/shm", host_tree=False)
     for mask in layout.masks:
