@@ -103,3 +103,15 @@ def test_a_model_that_can_never_fit_the_memory_budget_is_a_clear_4xx(
         with pytest.raises(FailedPrecondition, match="memory budget"):  # nothing stored
             client.serving.create("big-pinned", f"big@{big}", pinned=True)
         assert [d["name"] for d in client.serving.list()] == ["big"]
+
+
+def test_an_update_that_changes_nothing_records_no_event(client: Client,
+                                                         digits_model: DigitsModel) -> None:
+    client.serving.create("web", "digits@production", batching={"max_batch_size": 4})
+    client.serving.update("web", model_ref="digits@production", batching={"max_batch_size": 4},
+                          pinned=False, rollback=None)
+    assert [e["kind"] for e in client.serving.events("web")] == ["created"]
+    client.serving.update("web", batching={"max_batch_size": 8})
+    events = client.serving.events("web")
+    assert [e["kind"] for e in events] == ["updated", "created"]
+    assert events[0]["details"]["batching"]["max_batch_size"] == 8

@@ -221,6 +221,12 @@ class ModelsSql(SqlBase):
                                {"model": model, "version": version})
             row = s.get(AliasRow, (model_id, alias))
             before = row.version if row is not None else None
+            if version is not None and before == version:
+                # Nothing moves: a history row (and the `alias.moved` it would announce) would
+                # start the pipelines watching this alias for nothing, and a pipeline that sets
+                # the alias it is triggered on would trigger itself again and again.
+                return AliasMove(model=model, alias=alias, from_version=before,
+                                 to_version=version, actor=actor, moved_at=utcnow(), moved=False)
             if version is None:
                 if row is None:
                     raise NotFound(f"model {model!r} has no alias {alias!r}")

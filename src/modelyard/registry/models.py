@@ -97,6 +97,8 @@ class AliasMove(_Frozen):
     to_version: int | None
     actor: str
     moved_at: datetime
+    # False when the alias already pointed at that version: nothing was recorded or announced
+    moved: bool = True
 
 
 class LineageNode(_Frozen):

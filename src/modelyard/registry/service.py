@@ -254,10 +254,13 @@ class RegistryService:
 
     def set_alias(self, project: str, model: str, alias: str, version: int,
                   actor: str = "system") -> AliasMove:
-        """Points `alias` at `version` and records who moved it, from where, in one transaction."""
+        """Points `alias` at `version` and records who moved it, from where, in one transaction;
+        an alias already there is left alone (`moved` False, no history, no `alias.moved`)."""
         if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version < 2**31:
             raise InvalidArgument(f"version must be a positive integer, not {version!r}")
         move = self.store.set_alias(project, model, _checks.alias(alias), version, actor)
+        if not move.moved:  # already there: nothing happened, so nothing is announced
+            return move
         self.events.publish("alias.moved", {"project": project, "model": model,
                                             "alias": move.alias, "version": version})
         return move

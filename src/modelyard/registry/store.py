@@ -108,7 +108,8 @@ class RegistryStore(abc.ABC):
     @abc.abstractmethod
     def set_alias(self, project: str, model: str, alias: str, version: int | None,
                   actor: str) -> AliasMove:
-        """Moves (or, with version None, removes) the alias and records the move atomically."""
+        """Moves (or, with version None, removes) the alias and records the move atomically.
+        An alias already on `version` is left alone: no history row, `moved` is False."""
 
     @abc.abstractmethod
     def alias_history(self, project: str, model: str, alias: str | None) -> list[AliasMove]:

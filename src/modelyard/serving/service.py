@@ -15,6 +15,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel
+
 from modelyard.core.db import Database
 from modelyard.core.errors import FailedPrecondition, InvalidArgument, ModelyardError, NotFound
 from modelyard.core.ids import check_name, utcnow
@@ -29,6 +31,7 @@ from modelyard.serving.models import (
     DeploymentCreate,
     DeploymentEvent,
     DeploymentUpdate,
+    RollbackRule,
 )
 from modelyard.serving.runtime import SIZE_FACTOR, LoadedModel, ModelKey
 from modelyard.serving.store import DeploymentStore, SqlDeploymentStore
@@ -173,9 +176,12 @@ class ServingService(RequestPath):
             merged["batching"] = {}
         fields = self._validated(project, merged)
         self._load_first(project, name, fields, body.warm)
+        changed = {k: fields[k] for k in changes
+                   if k in fields and not _same(k, fields[k], getattr(current, k))}
+        if not changed:  # nothing differs: no event in the deployment's history
+            return current
         before = self._versions_of(current)
-        dep = self.store.update(project, name, fields, (
-            "updated", f"updated by {actor}", {k: fields[k] for k in changes if k in fields}))
+        dep = self.store.update(project, name, fields, ("updated", f"updated by {actor}", changed))
         self._after_change(dep)
         for key in set(before) - set(self._versions_of(dep)):
             self.cache.pin(key, False)  # no longer routed to by this deployment
@@ -368,6 +374,22 @@ class ServingService(RequestPath):
             done.append(DeploymentEvent(time=utcnow(), deployment=dep.name, kind="rollback",
                                         message=message, details=details))
         return done
+
+
+def _same(field: str, new: Any, old: Any) -> bool:
+    """Whether an update's value of `field` is what the deployment already has (settings
+    compared with their defaults filled in, so `{}` and the defaults are the same)."""
+
+    def norm(v: Any) -> Any:
+        if isinstance(v, BaseModel):
+            v = v.model_dump()
+        if field == "batching":
+            return Batching.model_validate(v or {}).model_dump()
+        if field == "rollback" and v is not None:
+            return RollbackRule.model_validate(v).model_dump()
+        return v
+
+    return bool(norm(new) == norm(old))
 
 
 def _tune_gc() -> None:

@@ -335,3 +335,25 @@ def api_calls(ctx: StepContext) -> dict[str, Any]:
 
 
 calling = Pipeline("calling", [api_calls])
+
+
+# -- a pipeline that sets the alias it is triggered on (issue 22 item 16) ---------------------
+@step
+def moved(event: dict[str, Any]) -> dict[str, Any]:
+    return {"model": event["model"], "version": event["version"]}
+
+
+repromote = Pipeline("repromote", [moved, kinds.move_alias("again", "moved", "production")],
+                     params={"event": {}})
+
+
+# -- a step that prints, then fails (issue 22 item 19) ---------------------------------------
+@step(cache=False)
+def noisy(shard: int) -> None:
+    print(f"loading shard {shard}", flush=True)
+    for i in range(3):
+        print(f"row {i} ok")
+    raise ValueError(f"shard {shard} has a bad row")
+
+
+failing = Pipeline("failing", [noisy], params={"shard": 7})
