@@ -14,10 +14,10 @@ from typing import Any, BinaryIO
 
 from modelyard.core.blobs import ContentStore
 from modelyard.core.db import Database
-from modelyard.core.errors import InvalidArgument, NotFound, Unavailable
+from modelyard.core.errors import Conflict, InvalidArgument, NotFound
 from modelyard.core.events import EventBus
 from modelyard.core.ids import check_name, utcnow
-from modelyard.registry import _checks
+from modelyard.registry import _checks, _compare
 from modelyard.registry._search import (
     decode_token,
     encode_token,
@@ -37,8 +37,10 @@ from modelyard.registry.models import (
     Model,
     ModelVersion,
     Run,
+    RunComparison,
     RunSearchResult,
 )
+from modelyard.registry._lineage import DeploymentLookup
 from modelyard.registry.store import RegistryStore, SqlRegistryStore
 
 _REF = re.compile(r"^(?P<name>[a-z0-9][a-z0-9._-]{0,99})(?:@(?P<tag>[A-Za-z0-9._-]{1,100}))?$")
@@ -83,6 +85,8 @@ class RegistryService:
         self.cas = cas
         self.store: RegistryStore = store or SqlRegistryStore(db)
         self.events = EventBus()  # the platform shares one bus between components
+        # Who serves what: serving, wired by the platform (the registry never reads its tables).
+        self.deployments: DeploymentLookup | None = None
 
     # experiments and runs
     def create_run(self, project: str, experiment: str = "default",
@@ -135,18 +139,17 @@ class RegistryService:
         A stream that fails midway, is too long or does not match `expect_digest` stores nothing."""
         media_type = _checks.text(media_type or "application/octet-stream", "media_type", 200)
         name = _checks.text(name, "name", 500, allow_empty=True)
-        if isinstance(stream, os.PathLike):
-            with open(stream, "rb") as f:
-                stored = self.cas.put(f, max_bytes, expect_digest)
-        else:
-            stored = self.cas.put(stream, max_bytes, expect_digest)
-        with self.db.exclusive(ARTIFACT_GC_LOCK):
-            # put() skips bytes already stored; a collection may have deleted them since
-            if not self.cas.exists(stored.digest):
-                raise Unavailable("the artifact's bytes were garbage-collected while they were "
-                                  "uploaded; upload them again", {"digest": stored.digest})
-            return self.store.add_artifact(project, stored.digest, stored.size, media_type,
-                                           name, user)
+        with open(stream, "rb") if isinstance(stream, os.PathLike) else nullcontext(stream) as f, \
+                self.cas.staged(f, max_bytes, expect_digest) as staged:
+            staged.store()  # outside the lock: uploads write their bytes side by side
+            with self.db.exclusive(ARTIFACT_GC_LOCK):
+                # store() skips bytes already stored, which a collection may have deleted since
+                # (their last row went); the spool still holds them, so they are stored again
+                # rather than the upload failing. Under the lock no collection comes between
+                # this and the row.
+                stored = staged.store()
+                return self.store.add_artifact(project, stored.digest, stored.size, media_type,
+                                               name, user)
 
     def get_artifact(self, project: str, digest: str) -> Artifact:
         return self.store.get_artifact(project, _checks.digest(digest))
@@ -266,7 +269,65 @@ class RegistryService:
         return move
 
     def delete_alias(self, project: str, model: str, alias: str, actor: str = "system") -> AliasMove:
-        return self.store.set_alias(project, model, _checks.alias(alias), None, actor)
+        """Refused (Conflict) while a deployment follows the alias: its every request would
+        404 after the delete."""
+        alias = _checks.alias(alias)
+        following = self._deployments(project, model, alias=alias)
+        if following:
+            raise Conflict(f"alias {model}@{alias} is followed by deployment(s) "
+                           f"{', '.join(following)}; point them elsewhere (modelyard deploy "
+                           "update) or delete them first",
+                           {"model": model, "alias": alias, "deployments": following})
+        return self.store.set_alias(project, model, alias, None, actor)
+
+    def update_version(self, project: str, model: str, version: int,
+                       description: str | None = None, tags: dict[str, str] | None = None,
+                       archived: bool | None = None) -> ModelVersion:
+        """Sets what is given. Archiving is refused (Conflict naming them) while an alias or a
+        deployment uses the version."""
+        changes: dict[str, Any] = {}
+        if description is not None:
+            changes["description"] = _checks.text(description, "description", 10_000,
+                                                  allow_empty=True)
+        if tags is not None:
+            changes["tags"] = _checks.tags(tags)
+        if archived is not None:
+            if archived:
+                self._refuse_if_deployed(project, model, version, "archive")
+            changes["archived"] = bool(archived)
+        return self.store.update_version(project, model, self._version_no(model, version),
+                                         changes)
+
+    def delete_version(self, project: str, model: str, version: int) -> ModelVersion:
+        """Deletes a version no alias or deployment uses (else Conflict naming them)."""
+        self._refuse_if_deployed(project, model, version, "delete")
+        return self.store.delete_version(project, model, self._version_no(model, version))
+
+    @staticmethod
+    def _version_no(model: str, version: int) -> int:
+        if not 1 <= version <= 2**31 - 1:
+            raise NotFound(f"model {model!r} has no version {version}", {"model": model})
+        return version
+
+    def _deployments(self, project: str, model: str, version: int | None = None,
+                     alias: str | None = None) -> list[str]:
+        if self.deployments is None:
+            return []
+        return self.deployments.deployments_using(project, model, version, alias)
+
+    def _refuse_if_deployed(self, project: str, model: str, version: int, what: str) -> None:
+        using = self._deployments(project, model, version=version)
+        if using:
+            aliases = self.get_version(project, model, version).aliases
+            raise Conflict(f"cannot {what} {model}@{version}: deployment(s) {', '.join(using)} "
+                           "serve it; point them at another version or delete them first",
+                           {"model": model, "version": version, "deployments": using,
+                            "aliases": aliases})
+
+    def compare_runs(self, project: str, run_ids: list[str]) -> RunComparison:
+        """The runs side by side: their params (and which differ) and, per metric, the
+        last/min/max of each run's series."""
+        return _compare.compare(self.store, project, run_ids)
 
     def alias_history(self, project: str, model: str, alias: str | None = None) -> list[AliasMove]:
         return self.store.alias_history(project, model, alias)

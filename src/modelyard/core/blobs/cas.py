@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from modelyard.core.blobs.base import BlobStore
 from modelyard.core.errors import InvalidArgument
@@ -20,6 +22,21 @@ class StoredContent:
     digest: str  # hex sha256
     size: int
     created: bool  # False when the same bytes were already stored
+
+
+class Staged:
+    """Hashed content waiting in a spool; `store()` writes it unless its digest is stored."""
+
+    def __init__(self, cas: ContentStore, digest: str, size: int, spool: BinaryIO) -> None:
+        self.cas, self.digest, self.size, self._spool = cas, digest, size, spool
+
+    def store(self) -> StoredContent:
+        key = self.cas.key(self.digest)
+        if self.cas.blobs.exists(key):
+            return StoredContent(self.digest, self.size, created=False)
+        self._spool.seek(0)
+        self.cas.blobs.put(key, self._spool)
+        return StoredContent(self.digest, self.size, created=True)
 
 
 class ContentStore:
@@ -41,6 +58,15 @@ class ContentStore:
         Raises InvalidArgument when the stream is longer than `max_bytes` or its digest differs
         from `expect_digest`; in both cases nothing is stored.
         """
+        with self.staged(data, max_bytes, expect_digest) as staged:
+            return staged.store()
+
+    @contextmanager
+    def staged(self, data: bytes | BinaryIO, max_bytes: int | None = None,
+               expect_digest: str | None = None) -> Iterator[Staged]:
+        """The content hashed into a temp spool, kept until the block ends, so that the caller
+        can store it again should its bytes vanish (a collection) between `store()` and the
+        row that references them. Raises as `put` does, before anything is stored."""
         h = hashlib.sha256()
         size = 0
         with tempfile.SpooledTemporaryFile(max_size=8 * CHUNK) as spool:
@@ -64,12 +90,7 @@ class ContentStore:
                     f"content sha256 is {digest}, not the expected {expect_digest}: the upload "
                     "was corrupted or cut short; send it again"
                 )
-            key = self.key(digest)
-            if self.blobs.exists(key):
-                return StoredContent(digest, size, created=False)
-            spool.seek(0)
-            self.blobs.put(key, spool)  # type: ignore[arg-type]
-        return StoredContent(digest, size, created=True)
+            yield Staged(self, digest, size, cast(BinaryIO, spool))
 
     def open(self, digest: str) -> BinaryIO:
         return self.blobs.open(self.key(digest))
