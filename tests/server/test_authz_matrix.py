@@ -49,10 +49,11 @@ SUPERUSER_ON_OTHERS = [
     ("DELETE", "/api/v1/users/{user}/tokens/tok_dummy", None),
 ]
 
-# Routes anyone may call: probes, metrics exposition, the inference server's metadata, and the
-# console's page shell and static assets (it holds no data; every call it makes sends a token).
+# Routes anyone may call: probes, metrics exposition, the inference server's metadata, the
+# console's page shell and static assets (it holds no data; every call it makes sends a token),
+# and the user guide's static pages.
 PUBLIC = {"/healthz", "/readyz", "/metrics", "/v2", "/v2/health/live", "/v2/health/ready",
-          "/ui", "/ui/", "/ui/static/{path:path}"}
+          "/ui", "/ui/", "/ui/static/{path:path}", "/docs/guide", "/docs/guide/{path:path}"}
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""`modelyard server` and `modelyard demo`."""
+"""`modelyard server`, `modelyard serve`, `modelyard docs` and `modelyard demo`."""
 
 from __future__ import annotations
 
@@ -77,6 +77,36 @@ def register(app: typer.Typer) -> None:
         Granian(APP, address=host, port=port, interface=Interfaces.ASGI, workers=workers,
                 factory=True, websockets=False, log_access=access_log,
                 respawn_failed_workers=True).serve()
+
+    @app.command("docs")
+    def docs(
+        ctx: typer.Context,
+        open_browser: bool = typer.Option(False, "--open", help="open it in a web browser"),
+    ) -> None:
+        """Print the URL of the user guide the server serves at /docs/guide/ (offline, for the
+        server's version); says so when the server has no built guide (`make docs`)."""
+        import webbrowser
+
+        import httpx
+
+        from modelyard.cli._common import Options, console, err_console
+
+        opts: Options = ctx.find_root().obj or Options()
+        base = (opts.url or os.environ.get("MODELYARD_URL") or "http://127.0.0.1:8600")
+        url = base.rstrip("/") + "/docs/guide/"
+        try:
+            status = httpx.get(url, timeout=5).status_code
+        except httpx.HTTPError as e:
+            err_console.print(f"no server answers at {base} ({type(e).__name__}): start one "
+                              "with `modelyard server`, or pass --url")
+            raise typer.Exit(1) from None
+        if status != 200:
+            err_console.print(f"the server at {base} has no built guide ({status}): run "
+                              "`make docs` in its checkout; the pages are in docs/ meanwhile")
+            raise typer.Exit(1)
+        console.print(url)
+        if open_browser:
+            webbrowser.open(url)
 
     @app.command("demo")
     def demo(

@@ -31,6 +31,7 @@ ROUTERS = (
     ("modelyard.metrics.api", "router"),
     ("modelyard.workflows.api", "router"),
     ("modelyard.ui.api", "router"),
+    ("modelyard.server.guide", "router"),
 )
 
 # What a serving replica (`modelyard serve`, settings.role == "serving") exposes.
