@@ -59,3 +59,32 @@ def test_tritonclient_gets_metadata_and_correct_predictions(
                 triton.infer("digits", [bad], headers=headers())
         finally:
             triton.close()
+
+
+@pytest.mark.integration
+def test_tritonclient_reads_every_error_under_v2_including_routes_modelyard_lacks(
+        settings: Settings, api: TestClient, admin_token: str) -> None:
+    headers = {"Authorization": f"Bearer {admin_token}", "X-Modelyard-Project": "alpha"}
+    with live_server(settings) as live:
+        triton = httpclient.InferenceServerClient(url=f"127.0.0.1:{live.port}")
+        try:
+            # Triton's own extensions: not served here, and said so in a message it can show
+            for call, args in ((triton.get_model_repository_index, ()),
+                               (triton.get_model_config, ("digits",)),
+                               (triton.get_inference_statistics, ("digits",)),
+                               (triton.load_model, ("digits",))):
+                with pytest.raises(triton_utils.InferenceServerException) as caught:
+                    call(*args, headers=dict(headers))
+                assert caught.value.status() == "404"
+                assert "/v2/" in caught.value.message(), caught.value.message()
+            with pytest.raises(triton_utils.InferenceServerException) as caught:
+                triton.get_model_metadata("nosuch", headers=dict(headers))
+            assert caught.value.status() == "404" and isinstance(caught.value.message(), str)
+        finally:
+            triton.close()
+    # a wrong method and an oversized body, refused before any route, in the same shape
+    wrong = api.delete("/v2/models/digits/infer", headers=headers)
+    assert wrong.status_code == 405 and isinstance(wrong.json()["error"], str)
+    big = api.post("/v2/models/digits/infer", headers={**headers, "Content-Length": str(2**40)},
+                   content=b"{}")
+    assert big.status_code == 413 and isinstance(big.json()["error"], str)

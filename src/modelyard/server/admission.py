@@ -140,4 +140,4 @@ class AdmissionLimit:
             msg = await receive()
             if msg["type"] != "http.request" or not msg.get("more_body", False):
                 break
-        await error_response(err)(scope, receive, send)
+        await error_response(err, scope.get("path", ""))(scope, receive, send)

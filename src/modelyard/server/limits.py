@@ -11,6 +11,7 @@ from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelyard.core.errors import InvalidArgument, PayloadTooLarge
+from modelyard.server.errors import error_body
 
 
 class BodyLimit:
@@ -24,7 +25,7 @@ class BodyLimit:
             return
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await _reject(send, self.max_bytes)
+                await _reject(send, self.max_bytes, scope.get("path", ""))
                 return
         seen = 0
         limit = self.max_bytes
@@ -55,17 +56,17 @@ class BodyLimit:
             if not exceeded:
                 raise
         if exceeded and not started:
-            await _reject(send, limit)
+            await _reject(send, limit, scope.get("path", ""))
 
 
-async def _reject(send: Send, limit: int) -> None:
+async def _reject(send: Send, limit: int, path: str) -> None:
     import json
 
     err = PayloadTooLarge(
         f"request body is larger than the limit of {limit} bytes; upload in parts or raise "
         "MODELYARD_API__MAX_BODY_BYTES"
     )
-    body = json.dumps(err.to_dict()).encode()
+    body = json.dumps(error_body(err, path)).encode()
     await send({"type": "http.response.start", "status": 413,
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(body)).encode())]})
