@@ -90,8 +90,11 @@ def cli_reference() -> str:
     out = ["# CLI reference", "",
            "Generated from the `modelyard` command itself at build time; `modelyard COMMAND "
            "--help` prints the same.", "",
-           "Global options go before the command: `modelyard --json --project demo model list`.",
-           ""]
+           "Global options go before the command: `modelyard --json --project demo model list`. "
+           "The server and token come from `--url`/`MODELYARD_URL` (default "
+           "`http://127.0.0.1:8600`) and `--token`/`MODELYARD_TOKEN`, else the admin token in "
+           "`$MODELYARD_HOME/admin-token`. An error prints `error (<code>): <message>` on "
+           "stderr and exits 1.", ""]
     out += _command(root, Context(root, info_name="modelyard"), "modelyard", 2)
     return "\n".join(out) + "\n"
 
