@@ -228,7 +228,8 @@ def test_an_edited_package_runs_its_new_code_and_never_the_old_cache(
     assert output(start()) == ("v2", "succeeded", v2["package_digest"])
     assert output(start()) == ("v2", "cached", v2["package_digest"])
     versions = api.get(f"{P}/edited/versions", headers=bearer(team.viewer)).json()
-    assert versions == [v1["definition_hash"], v2["definition_hash"]]
+    assert [v["hash"] for v in versions] == [v1["definition_hash"], v2["definition_hash"]]
+    assert [v["current"] for v in versions] == [False, True]
 
 
 HOG = """

@@ -41,7 +41,7 @@ def test_pipeline_versions_accumulate_per_definition_hash(db: Database) -> None:
     store.upsert_pipeline("p", "cached", "m:a", "", "2" * 64, defn, "me")
     store.upsert_pipeline("p", "cached", "m:a", "", "1" * 64, defn, "me")
     assert store.get_pipeline("p", "cached").id == first.id
-    assert store.versions("p", "cached") == ["1" * 64, "2" * 64]
+    assert [v.hash for v in store.versions("p", "cached")] == ["1" * 64, "2" * 64]
     assert [s.name for s in first.steps] == ["a", "c", "b", "d"]
     with pytest.raises(NotFound):
         store.get_pipeline("q", "cached")

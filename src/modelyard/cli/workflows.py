@@ -64,16 +64,33 @@ def list_(ctx: typer.Context) -> None:
 @app.command("run")
 def run(ctx: typer.Context, name: str,
         param: list[str] = PARAM_OPTION,
-        wait: bool = typer.Option(False, help="wait for the run to end and draw it")) -> None:
+        wait: bool = typer.Option(False, help="wait for the run to end and draw it"),
+        no_cache: bool = typer.Option(False, "--no-cache",
+                                      help="run every step afresh, taking nothing from the "
+                                           "cache"),
+        version: str = typer.Option(None, help="run this older version (a hash or its first "
+                                               "8+ characters; see `pipeline versions`)")
+        ) -> None:
     """Start a run (202); with --wait, follow it to the end."""
     c = client(ctx)
-    r = c.workflows.run(name, _params(param), wait=wait)
+    r = c.workflows.run(name, _params(param), wait=wait, version=version, no_cache=no_cache)
     if wait:
         _draw(ctx, c.workflows.get(name), r)
         if r["state"] != "succeeded":
             raise typer.Exit(1)
     else:
         show(ctx, {"id": r["id"], "state": r["state"]})
+
+
+@app.command("versions")
+def versions(ctx: typer.Context, name: str) -> None:
+    """The pipeline's versions, oldest first; `current` is what a run gets by default, any
+    other runs with `pipeline run NAME --version HASH`."""
+    rows = client(ctx).workflows.versions(name)
+    if not wants_json(ctx):
+        for r in rows:
+            r["current"] = "*" if r["current"] else ""
+    show(ctx, rows, ["hash", "current", "package_digest", "created_at"], title="versions")
 
 
 @app.command("runs")
@@ -108,10 +125,14 @@ def schedule(ctx: typer.Context, name: str,
              event: str = typer.Option(None,
                                        help="dataset.commit | alias.moved | alert.firing"),
              match: list[str] = MATCH_OPTION,
-             param: list[str] = PARAM_OPTION) -> None:
+             param: list[str] = PARAM_OPTION,
+             no_cache: bool = typer.Option(False, "--no-cache",
+                                           help="its runs take no step result from the cache "
+                                                "(e.g. retrain on an alert with unchanged "
+                                                "data)")) -> None:
     """Start runs on a cron schedule or on an event."""
     t = client(ctx).workflows.schedule(name, cron, event=event, match=_params(match),
-                                       params=_params(param))
+                                       params=_params(param), no_cache=no_cache)
     show(ctx, t)
 
 
@@ -176,3 +197,13 @@ def _draw(ctx: typer.Context, pipeline: dict[str, Any], run: dict[str, Any] | No
     console.print(dag_tree(pipeline, run))
     if run and run.get("error"):
         console.print(f"[red]{run['error']}[/red]")
+    for st in (run or {}).get("steps", []):
+        if st["state"] != "failed" or not (st.get("traceback") or st.get("log_tail")):
+            continue
+        console.rule(f"step {st['step']} failed")
+        if st.get("log_tail"):
+            console.print("[bold]its last output[/bold]")
+            console.print(st["log_tail"], markup=False, highlight=False)
+        if st.get("traceback"):
+            console.print("[bold]traceback[/bold]")
+            console.print(st["traceback"].rstrip(), markup=False, highlight=False)

@@ -51,15 +51,21 @@ class WorkflowsAPI:
     def get(self, name: str, project: str | None = None) -> Json:
         return self._t.get(self._p(f"/{quote(name, safe='')}", project))  # type: ignore[no-any-return]
 
-    def versions(self, name: str, project: str | None = None) -> Names:
+    def versions(self, name: str, project: str | None = None) -> JsonList:
+        """Versions oldest first: `hash`, `package_digest`, `created_at`, `current`."""
         return self._t.get(self._p(f"/{quote(name, safe='')}/versions", project))  # type: ignore[no-any-return]
 
     # runs
     def run(self, name: str, params: dict[str, Any] | None = None, *, wait: bool = False,
-            timeout_s: float = 3600, project: str | None = None) -> Json:
-        """Start a run; with `wait=True` return it once it ended (or when `timeout_s` passed)."""
-        run: Json = self._t.post(self._p(f"/{quote(name, safe='')}/runs", project),
-                                 json={"params": params or {}})
+            timeout_s: float = 3600, version: str | None = None, no_cache: bool = False,
+            project: str | None = None) -> Json:
+        """Start a run; with `wait=True` return it once it ended (or when `timeout_s` passed).
+        `version` (a hash or a prefix of 8+ characters) runs an older version; `no_cache`
+        runs every step afresh."""
+        body: Json = {"params": params or {}, "no_cache": no_cache}
+        if version:
+            body["version"] = version
+        run: Json = self._t.post(self._p(f"/{quote(name, safe='')}/runs", project), json=body)
         return self.wait(run["id"], timeout_s, project) if wait else run
 
     def wait(self, run_id: str, timeout_s: float = 3600, project: str | None = None) -> Json:
@@ -87,11 +93,13 @@ class WorkflowsAPI:
     # schedules and event triggers
     def schedule(self, name: str, cron: str | None = None, *, event: str | None = None,
                  match: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
-                 enabled: bool = True, project: str | None = None) -> Json:
+                 enabled: bool = True, no_cache: bool = False,
+                 project: str | None = None) -> Json:
         """A cron schedule (`cron="0 3 * * *"`) or an event trigger (`event="dataset.commit"`,
-        `match={"dataset": "digits"}`) that starts runs of the pipeline."""
+        `match={"dataset": "digits"}`) that starts runs of the pipeline; with `no_cache` its
+        runs take no step result from the cache (retraining on an alert, say)."""
         body = {"cron": cron, "event": event, "match": match or {}, "params": params or {},
-                "enabled": enabled}
+                "enabled": enabled, "no_cache": no_cache}
         return self._t.post(self._p(f"/{quote(name, safe='')}/schedules", project), json=body)  # type: ignore[no-any-return]
 
     def list_schedules(self, name: str | None = None, project: str | None = None) -> JsonList:

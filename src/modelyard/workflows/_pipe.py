@@ -147,6 +147,10 @@ class Tail(threading.Thread):
             self.stream.close()
 
     def text(self, n: int = 1500) -> str:
-        return self.kept[-n:].decode("utf-8", "replace").strip()
+        """The last `n` bytes as text, starting at a line's beginning where one is in reach."""
+        kept = self.kept[-n:]
+        if len(self.kept) > n and b"\n" in kept[:200]:
+            kept = kept[kept.index(b"\n") + 1:]  # no half line at the top
+        return kept.decode("utf-8", "replace").strip()
 
 

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 from modelyard.core.errors import InvalidArgument
 from modelyard.sandbox import Limits, Outcome, Sandbox, Spec, read_outcome
 from modelyard.workflows import _codec
-from modelyard.workflows._pipe import CHUNK, Answer, Reader, Tail
+from modelyard.workflows._pipe import CHUNK, TAIL_BYTES, Answer, Reader, Tail
 from modelyard.workflows._spec import SandboxedCall
 from modelyard.workflows.context import StepCancelled, StepContext, StepError, StepTimeout
 
@@ -147,14 +147,14 @@ class SandboxRunner:
             err = answer.error
             if err.get("code") == "exit":
                 raise StepError(f"the step's code {_said(err)}; a step ends by returning or "
-                                "raising")
+                                "raising", log_tail=tail)
             said = _said(err)
             if said.startswith("MemoryError"):
                 said += (f" (the step's memory limit is {limits.memory_mb} MB; raise it with "
                          "@step(memory_mb=...))")
             elif outcome is not None and outcome.reason:
                 said += f" (the step {outcome.reason})"
-            raise StepError(said, str(err.get("traceback") or "")[-8000:])
+            raise StepError(said, str(err.get("traceback") or "")[-8000:], tail)
         if answer.result == "json" and answer.json_text is not None:
             try:
                 return _codec.decode(answer.json_text)
@@ -167,7 +167,7 @@ class SandboxRunner:
                 f.seek(0)
                 stored = self.cas.put(f)
             return _codec.Opaque(stored.digest, step)
-        raise StepError(_died(answer, outcome, tail))
+        raise StepError(_died(answer, outcome, tail), log_tail=tail)
 
     # -- the process ------------------------------------------------------------------------------
     def _box(self) -> Path:
@@ -228,7 +228,7 @@ class SandboxRunner:
             reader.join(10)
             errors.join(10)
         return reader.answer, read_outcome(box / "exit.json") or Outcome(proc.returncode), \
-            errors.text()
+            errors.text(TAIL_BYTES)
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
@@ -271,7 +271,7 @@ def _died(answer: Answer, outcome: Outcome | None, tail: str) -> str:
         why = f"its process was killed by {_SIGNALS[-outcome.code]}"
     else:
         why = f"its process exited with code {outcome.code} before answering, as os._exit() does"
-    return why + (f"; its last output:\n{tail}" if tail else "")
+    return why + (f"; its last output:\n{tail[-1500:]}" if tail else "")
 
 
 _SIGNALS = {s.value: s.name for s in signal.Signals}

@@ -10,6 +10,7 @@ from modelyard.server.deps import Editor, PlatformDep, Viewer
 from modelyard.workflows.models import (
     Pipeline,
     PipelineRegister,
+    PipelineVersion,
     Run,
     RunCreate,
     Trigger,
@@ -104,13 +105,16 @@ def get_pipeline(name: str, access: Viewer, platform: PlatformDep) -> Pipeline:
 
 
 @router.get("/{name}/versions")
-def list_versions(name: str, access: Viewer, platform: PlatformDep) -> list[str]:
+def list_versions(name: str, access: Viewer, platform: PlatformDep) -> list[PipelineVersion]:
+    """The pipeline's versions, oldest first; `current` marks what a run gets by default."""
     return platform.workflows.versions(access.project, name)
 
 
 @router.post("/{name}/runs", status_code=status.HTTP_202_ACCEPTED)
 def start_run(name: str, body: RunCreate, access: Editor, platform: PlatformDep) -> Run:
-    return platform.workflows.run(access.project, name, body.params, access.user)
+    """Start a run of the current version, or of `version`; `no_cache` runs every step."""
+    return platform.workflows.run(access.project, name, body.params, access.user,
+                                  version=body.version, no_cache=body.no_cache)
 
 
 @router.get("/{name}/runs")

@@ -32,11 +32,13 @@ class GateClosed(Exception):
 
 
 class StepError(Exception):
-    """The step's code raised; `remote_traceback` holds the worker's traceback."""
+    """The step's code raised; `remote_traceback` holds the sandboxed process's traceback and
+    `log_tail` the end of what it printed (both kept on the step run)."""
 
-    def __init__(self, message: str, remote_traceback: str = "") -> None:
+    def __init__(self, message: str, remote_traceback: str = "", log_tail: str = "") -> None:
         super().__init__(message)
         self.remote_traceback = remote_traceback
+        self.log_tail = log_tail
 
 
 @dataclass

@@ -23,6 +23,7 @@ import secrets
 import socket
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -291,7 +292,9 @@ class Engine:
               cache_key: str) -> None:
         spec, run = node.spec, ar.run
         try:
-            if spec.cache and not node.effects:
+            # A run started with no_cache takes nothing from the cache; what it computes is
+            # stored as usual, so the runs after it can reuse it.
+            if spec.cache and not node.effects and not run.no_cache:
                 hit = self.store.find_cached(run.project, cache_key)
                 if hit is not None:
                     value = self._decode(hit.output, hit.output_ref, node.key)
@@ -303,7 +306,8 @@ class Engine:
                     return
             node.attempts += 1
             self._set(node, "running", attempts=node.attempts, inputs_digest=inputs_digest,
-                      cache_key=cache_key, started_at=utcnow(), error=None)
+                      cache_key=cache_key, started_at=utcnow(), error=None, traceback=None,
+                      log_tail=None)
             trusted = not isinstance(spec.fn, SandboxedCall)
             ctx = StepContext(project=run.project, run_id=run.id, step=node.key,
                               attempt=node.attempts, effects=node.effects,
@@ -351,13 +355,19 @@ class Engine:
             msg = str(e)
         else:
             msg = f"{type(e).__name__}: {e}"
+        # What the user needs to debug it, kept with the step (of its last failed attempt)
+        fields: dict[str, Any] = {}
+        if isinstance(e, StepError):
+            fields = {"traceback": e.remote_traceback or None, "log_tail": e.log_tail or None}
+        elif not isinstance(e, StepTimeout):  # a built-in step: modelyard's own code
+            fields = {"traceback": "".join(traceback.format_exception(e))[-8000:]}
         if node.attempts <= spec.retries:
             delay = spec.backoff_s * (2 ** (node.attempts - 1))
             node.not_before = time.time() + delay
             self._set(node, "pending", error=f"{msg}; retrying in {delay:g}s",
-                      next_attempt_at=utcnow() + timedelta(seconds=delay))
+                      next_attempt_at=utcnow() + timedelta(seconds=delay), **fields)
         else:
-            self._set(node, "failed", error=msg, finished_at=utcnow())
+            self._set(node, "failed", error=msg, finished_at=utcnow(), **fields)
 
     def _succeed(self, node: Node, value: Any) -> None:
         output, ref, digest, value = self._encode(value)

@@ -58,6 +58,8 @@ class StepRun(BaseModel):
     effects: dict[str, Any]
     cached_from: str | None = None
     error: str | None = None
+    traceback: str | None = None  # a failed Python step's, from its sandboxed process
+    log_tail: str | None = None  # the last lines it printed (stdout and stderr), at most 8 KB
     started_at: datetime | None = None
     finished_at: datetime | None = None
 
@@ -77,11 +79,27 @@ class Run(BaseModel):
     finished_at: datetime | None = None
     error: str | None = None
     cancel_requested: bool = False
+    no_cache: bool = False  # every step ran afresh: no result was taken from the cache
     steps: list[StepRun] = Field(default_factory=list)
 
 
 class RunCreate(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
+    version: str | None = Field(
+        None, min_length=8, max_length=64, pattern="^[0-9a-f]+$",
+        description="run this version of the pipeline (its definition hash, or a unique "
+                    "prefix of at least 8 characters) instead of the current one")
+    no_cache: bool = Field(False, description="run every step afresh: take no result from "
+                                              "the cache (results are still stored)")
+
+
+class PipelineVersion(BaseModel):
+    """One version of a pipeline: a definition (and code package) it was registered with."""
+
+    hash: str
+    package_digest: str | None = None
+    created_at: datetime
+    current: bool  # what a run gets when it names no version
 
 
 class RunAccepted(BaseModel):
@@ -100,6 +118,7 @@ class Trigger(BaseModel):
     params: dict[str, Any]
     cursor: dict[str, Any] = Field(default_factory=dict)
     enabled: bool
+    no_cache: bool = False
     next_fire_at: datetime | None = None
     last_fired_at: datetime | None = None
     created_at: datetime
@@ -114,6 +133,9 @@ class TriggerCreate(BaseModel):
     match: dict[str, Any] = Field(default_factory=dict)
     params: dict[str, Any] = Field(default_factory=dict)
     enabled: bool = True
+    no_cache: bool = Field(False, description="its runs take no step result from the cache: "
+                                              "e.g. retraining on an alert when the data did "
+                                              "not change")
 
 
 class TriggerUpdate(BaseModel):
@@ -121,3 +143,4 @@ class TriggerUpdate(BaseModel):
     match: dict[str, Any] | None = None
     params: dict[str, Any] | None = None
     enabled: bool | None = None
+    no_cache: bool | None = None

@@ -25,6 +25,7 @@ from modelyard.workflows.loader import builtin_name, load_builtin
 from modelyard.workflows.models import (
     TERMINAL_RUN,
     Pipeline,
+    PipelineVersion,
     Run,
     Trigger,
     TriggerCreate,
@@ -169,9 +170,28 @@ class WorkflowService:
     def list_pipelines(self, project: str) -> list[Pipeline]:
         return self.store.list_pipelines(project)
 
-    def versions(self, project: str, name: str) -> list[str]:
+    def versions(self, project: str, name: str) -> list[PipelineVersion]:
         self.store.get_pipeline(project, name)
         return self.store.versions(project, name)
+
+    def _version(self, meta: Pipeline, version: str) -> tuple[PipelineDef, str, dict[str, Any]]:
+        """(pipeline, version hash, definition) of an older version, named by its hash or a
+        unique prefix of it: the run runs that version's code package."""
+        found = [v.hash for v in self.store.versions(meta.project, meta.name)
+                 if v.hash.startswith(version)]
+        if len(found) != 1:
+            what = "no version" if not found else f"{len(found)} versions"
+            raise (NotFound if not found else InvalidArgument)(
+                f"pipeline {meta.name!r} has {what} starting with {version!r}; list them with "
+                f"`modelyard pipeline versions {meta.name}` and give more of the hash",
+                {"pipeline": meta.name, "version": version})
+        if meta.package_digest is None and builtin_name(meta.source) and \
+                found[0] != meta.definition_hash:
+            raise FailedPrecondition(
+                f"pipeline {meta.name!r} is built in: it runs the code of this server, so only "
+                "its current version can run", {"pipeline": meta.name, "version": found[0]})
+        definition = self.store.definition(meta.project, meta.name, found[0])
+        return self._pipeline_of(meta, definition), found[0], definition
 
     def _load_for_run(self, run: Run) -> PipelineDef:
         """The pipeline of the version the run was started on: a package run runs the code of
@@ -203,10 +223,12 @@ class WorkflowService:
 
     # -- runs -------------------------------------------------------------------------------
     def run(self, project: str, name: str, params: dict[str, Any] | None, actor: str,
-            trigger: str = "manual") -> Run:
-        """Queue a run of the pipeline's current version (202: the engine picks it up)."""
+            trigger: str = "manual", *, version: str | None = None,
+            no_cache: bool = False) -> Run:
+        """Queue a run of the pipeline's current version, or of the older `version` (202: the
+        engine picks it up). With `no_cache` every step runs afresh."""
         meta = self.store.get_pipeline(project, name)
-        pl, version, definition = self._current(meta)
+        pl, digest, definition = self._version(meta, version) if version else self._current(meta)
         params = dict(params or {})
         known = {p for ps in pl.step_params.values() for p in ps} | set(pl.params)
         unknown = sorted(set(params) - known)
@@ -214,7 +236,7 @@ class WorkflowService:
             raise InvalidArgument(f"pipeline {name!r} has no parameters {', '.join(unknown)}; "
                                   f"its parameters are: {', '.join(sorted(known)) or 'none'}",
                                   {"unknown": unknown})
-        run = self.store.create_run(meta, version, definition, params, trigger, actor)
+        run = self.store.create_run(meta, digest, definition, params, trigger, actor, no_cache)
         self.engine.wake.set()
         return run
 
@@ -264,7 +286,7 @@ class WorkflowService:
             cursor = {"version": self._head_version(project, str(body.match["dataset"]))}
         return self.store.create_trigger(meta, "cron" if body.cron else "event", body.cron,
                                          body.event, body.match, body.params, body.enabled,
-                                         nxt, actor, cursor)
+                                         nxt, actor, cursor, body.no_cache)
 
     def _head_version(self, project: str, dataset: str) -> int:
         try:
@@ -349,7 +371,8 @@ class WorkflowService:
             params = dict(t.params)
             if "event" in wanted:
                 params["event"] = payload
-            return self.run(t.project, t.pipeline, params, t.created_by, trigger=why)
+            return self.run(t.project, t.pipeline, params, t.created_by, trigger=why,
+                            no_cache=t.no_cache)
         except Exception:
             log.exception("trigger %s could not start pipeline %s", t.id, t.pipeline)
             return None

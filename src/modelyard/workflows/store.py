@@ -14,7 +14,14 @@ import sqlalchemy as sa
 from modelyard.core.db import Database
 from modelyard.core.errors import NotFound
 from modelyard.core.ids import new_id, utcnow
-from modelyard.workflows.models import Pipeline, Run, StepInfo, StepRun, Trigger
+from modelyard.workflows.models import (
+    Pipeline,
+    PipelineVersion,
+    Run,
+    StepInfo,
+    StepRun,
+    Trigger,
+)
 from modelyard.workflows.tables import (
     PipelineRow,
     PipelineVersionRow,
@@ -93,24 +100,31 @@ class WorkflowStore:
                              .order_by(PipelineRow.name)).all()
             return [_pipeline(r, self._definition(s, r.id, r.latest_hash)) for r in rows]
 
-    def versions(self, project: str, name: str) -> list[str]:
+    def versions(self, project: str, name: str) -> list[PipelineVersion]:
+        """Oldest first."""
         with self.db.session() as s:
-            q = (sa.select(PipelineVersionRow.hash).join(PipelineRow,
+            q = (sa.select(PipelineVersionRow, PipelineRow.latest_hash).join(PipelineRow,
                  PipelineRow.id == PipelineVersionRow.pipeline_id)
                  .filter(PipelineRow.project == project, PipelineRow.name == name)
-                 .order_by(PipelineVersionRow.created_at))
-            return list(s.scalars(q).all())
+                 .order_by(PipelineVersionRow.created_at, PipelineVersionRow.id))
+            return [PipelineVersion(hash=v.hash, package_digest=v.package_digest,
+                                    created_at=v.created_at, current=v.hash == latest)
+                    for v, latest in s.execute(q).all()]
 
     # -- runs -------------------------------------------------------------------------------
     def create_run(self, pipeline: Pipeline, digest: str, definition: dict[str, Any],
-                   params: dict[str, Any], trigger: str, actor: str) -> Run:
+                   params: dict[str, Any], trigger: str, actor: str,
+                   no_cache: bool = False) -> Run:
+        # The code the run runs is its version's package (an older version's, when asked)
+        package = definition.get("package")
+        package_digest = package.get("digest") if isinstance(package, dict) else None
         with self.db.session() as s:
-            self._ensure_version(s, pipeline.id, digest, definition, pipeline.package_digest)
+            self._ensure_version(s, pipeline.id, digest, definition, package_digest)
             row = RunRow(id=new_id("prun"), project=pipeline.project, pipeline_id=pipeline.id,
                          pipeline=pipeline.name, version_hash=digest,
-                         package_digest=pipeline.package_digest, state="queued",
+                         package_digest=package_digest, state="queued",
                          params=params, trigger=trigger, created_by=actor, created_at=utcnow(),
-                         cancel_requested=False)
+                         cancel_requested=False, no_cache=no_cache)
             s.add(row)
             s.flush()
             return _run(row, [])
@@ -208,11 +222,11 @@ class WorkflowStore:
     def create_trigger(self, pipeline: Pipeline, kind: str, cron: str | None, event: str | None,
                        match: dict[str, Any], params: dict[str, Any], enabled: bool,
                        next_fire_at: datetime | None, actor: str,
-                       cursor: dict[str, Any] | None = None) -> Trigger:
+                       cursor: dict[str, Any] | None = None, no_cache: bool = False) -> Trigger:
         with self.db.session() as s:
             row = TriggerRow(id=new_id("ptrg"), project=pipeline.project, pipeline_id=pipeline.id,
                              kind=kind, cron=cron, event=event, match=match, params=params,
-                             cursor=cursor or {},
+                             cursor=cursor or {}, no_cache=no_cache,
                              enabled=enabled, next_fire_at=next_fire_at, created_at=utcnow(),
                              created_by=actor)
             s.add(row)
@@ -290,7 +304,7 @@ def _step(r: StepRunRow) -> StepRun:
                    inputs_digest=r.inputs_digest, cache_key=r.cache_key, output=r.output,
                    output_ref=r.output_ref, output_digest=r.output_digest,
                    effects=dict(r.effects or {}), cached_from=r.cached_from, error=r.error,
-                   started_at=r.started_at, finished_at=r.finished_at)
+                   traceback=r.traceback, log_tail=r.log_tail, started_at=r.started_at, finished_at=r.finished_at)
 
 
 def _run(row: RunRow, steps: Any) -> Run:
@@ -298,13 +312,14 @@ def _run(row: RunRow, steps: Any) -> Run:
                version_hash=row.version_hash, package_digest=row.package_digest, state=row.state, params=dict(row.params or {}),
                trigger=row.trigger, created_by=row.created_by, created_at=row.created_at,
                started_at=row.started_at, finished_at=row.finished_at, error=row.error,
-               cancel_requested=bool(row.cancel_requested), steps=[_step(x) for x in steps])
+               cancel_requested=bool(row.cancel_requested), no_cache=bool(row.no_cache),
+               steps=[_step(x) for x in steps])
 
 
 def _trigger(row: TriggerRow, pipeline: str) -> Trigger:
     return Trigger(id=row.id, project=row.project, pipeline=pipeline, kind=row.kind,  # type: ignore[arg-type]
                    cron=row.cron, event=row.event, match=dict(row.match or {}),
                    params=dict(row.params or {}), cursor=dict(row.cursor or {}),
-                   enabled=bool(row.enabled),
+                   enabled=bool(row.enabled), no_cache=bool(row.no_cache),
                    next_fire_at=row.next_fire_at, last_fired_at=row.last_fired_at,
                    created_at=row.created_at, created_by=row.created_by)

@@ -58,6 +58,7 @@ class RunRow(Base):
     finished_at: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
     error: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
     cancel_requested: Mapped[bool] = mapped_column(sa.Boolean)
+    no_cache: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
     owner: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)  # engine driving it
     lease_until: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
 
@@ -78,6 +79,9 @@ class StepRunRow(Base):
     effects: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
     cached_from: Mapped[str | None] = mapped_column(sa.String(40), nullable=True)
     error: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    # of the last failed attempt of a Python step: its traceback, the tail of what it printed
+    traceback: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    log_tail: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
     next_attempt_at: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
@@ -96,6 +100,7 @@ class TriggerRow(Base):
     params: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
     cursor: Mapped[dict[str, Any]] = mapped_column(sa.JSON)  # e.g. the last dataset version seen
     enabled: Mapped[bool] = mapped_column(sa.Boolean)
+    no_cache: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
     next_fire_at: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
     last_fired_at: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime)

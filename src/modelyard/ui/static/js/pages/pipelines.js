@@ -83,7 +83,12 @@ async function runDetail(el, ctx, runId) {
       started: when(run.started_at), finished: when(run.finished_at), error: run.error })),
     section("Steps", table(["step", "state", "attempts", "cached from", "error", "started", "finished"],
       run.steps.map((s) => [s.step, badge(s.state), s.attempts, s.cached_from || "", s.error || "",
-        when(s.started_at), when(s.finished_at)]))));
+        when(s.started_at), when(s.finished_at)]))),
+    // A failed Python step's own words: the end of what it printed and its traceback.
+    run.steps.filter((s) => s.state === "failed" && (s.log_tail || s.traceback)).map((s) =>
+      section(`Step ${s.step} failed`,
+        s.log_tail ? [h("h3", {}, "Last output"), h("pre", { class: "logs", testid: "step-log" }, s.log_tail)] : [],
+        s.traceback ? [h("h3", {}, "Traceback"), h("pre", { class: "logs", testid: "step-traceback" }, s.traceback)] : [])));
   if (LIVE.has(run.state)) ctx.every(2000, async () => {
     const now = await ctx.api(path);
     if (now.state !== run.state || JSON.stringify(now.steps.map((s) => s.state)) !==
