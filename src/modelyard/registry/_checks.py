@@ -11,19 +11,31 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from modelyard.core.errors import InvalidArgument
+from modelyard.core.errors import InvalidArgument, PayloadTooLarge
 from modelyard.core.ids import check_name
 from modelyard.registry.models import MetricPoint
 
 _KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-/ ]{0,249}$")
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 MAX_POINTS = 100_000
+# What one run or version may hold. A run is read whole by every listing and search, so one
+# 60 MB param made `GET .../runs` 64 MB; MLflow's 8000-character param values are a known size.
+MAX_PARAM_CHARS = 8000  # one param's value, as JSON
+MAX_ENTRIES = 1000  # params or tags of a run
+MAX_TAG_CHARS = 5000
+_JSON_LIMITS = {"metrics": 64 * 1024, "params": 1024 * 1024, "signature": 1024 * 1024,
+                "preprocessing": 16 * 1024 * 1024}  # a text model's vocabulary lives there
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def text(value: Any, what: str, max_len: int, allow_empty: bool = False) -> str:
+    """A one-line string: no NUL (PostgreSQL cannot store it) nor other control characters."""
     if not isinstance(value, str) or (not value and not allow_empty) or len(value) > max_len:
         raise InvalidArgument(f"{what} must be a{'' if allow_empty else ' non-empty'} string of "
                               f"at most {max_len} characters", {"field": what})
+    if _CONTROL.search(value):
+        raise InvalidArgument(f"{what} {value[:100]!r} holds a control character (NUL, newline, "
+                              "tab...): use printable text", {"field": what})
     return value
 
 
@@ -36,32 +48,55 @@ def key(value: Any, what: str) -> str:
 
 
 def json_dict(value: Any, what: str) -> dict[str, Any]:
+    """A JSON object of at most `_JSON_LIMITS[what]` bytes (1 MB unless listed there)."""
     if value is None:
         return {}
     if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
         raise InvalidArgument(f"{what} must be an object with string keys", {"field": what})
     try:
-        json.dumps(value, allow_nan=False)
+        size = len(json.dumps(value, allow_nan=False))
     except (TypeError, ValueError) as e:
         raise InvalidArgument(f"{what} must hold only JSON values (no NaN): {e}",
                               {"field": what}) from None
+    limit = _JSON_LIMITS.get(what, 1024 * 1024)
+    if size > limit:
+        raise PayloadTooLarge(f"{what} is {size} bytes of JSON, more than the {limit} a "
+                              f"{what} may hold: store large data as an artifact",
+                              {"field": what, "limit": limit})
     return value
+
+
+def _entries(value: dict[str, Any], what: str) -> None:
+    if len(value) > MAX_ENTRIES:
+        raise PayloadTooLarge(f"a run holds at most {MAX_ENTRIES} {what}, not {len(value)}",
+                              {"field": what, "limit": MAX_ENTRIES})
 
 
 def params(value: Any) -> dict[str, Any]:
     value = json_dict(value, "params")
-    for k in value:
+    _entries(value, "params")
+    for k, v in value.items():
         key(k, "param name")
+        encoded = json.dumps(v)
+        if len(encoded) > MAX_PARAM_CHARS:
+            raise InvalidArgument(f"param {k!r} is longer than {MAX_PARAM_CHARS} characters as "
+                                  "JSON: store large values as an artifact",
+                                  {"field": f"params.{k}", "limit": MAX_PARAM_CHARS})
+        if isinstance(v, str) and "\x00" in v:  # kept raw for filters; PostgreSQL refuses NUL
+            raise InvalidArgument(f"param {k!r} holds a NUL character", {"field": f"params.{k}"})
     return value
 
 
 def tags(value: Any) -> dict[str, str]:
     if not isinstance(value, dict):
-        raise InvalidArgument("tags must be an object of strings")
+        raise InvalidArgument("tags must be an object of strings", {"field": "tags"})
+    _entries(value, "tags")
     for k, v in value.items():
         key(k, "tag name")
-        if not isinstance(v, str) or len(v) > 5000:
-            raise InvalidArgument(f"tag {k!r} must be a string of at most 5000 characters")
+        if not isinstance(v, str) or len(v) > MAX_TAG_CHARS or "\x00" in v:
+            raise InvalidArgument(f"tag {k!r} must be a string of at most {MAX_TAG_CHARS} "
+                                  "characters, without NUL", {"field": f"tags.{k}",
+                                                              "limit": MAX_TAG_CHARS})
     return value
 
 

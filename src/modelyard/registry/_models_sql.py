@@ -45,6 +45,8 @@ class ModelsSql(SqlBase):
                         s.flush()
                     else:
                         row.uploaded_at = now  # retention starts again
+                        if name:  # an artifact is its bytes; its name is the latest given
+                            row.name = name
                     return _artifact(row)
             except AlreadyExists:  # the same bytes were registered concurrently
                 continue
