@@ -39,6 +39,7 @@ from typing import Any
 
 import duckdb
 import numpy as np
+import orjson
 import pyarrow as pa
 
 from modelyard.core.errors import Unavailable
@@ -47,8 +48,14 @@ from modelyard.metrics._arrow import columns_table, events_table
 from modelyard.metrics._hist import SQL_BIN, SQL_LATENCY
 from modelyard.metrics._limits import converted, log_apart
 from modelyard.metrics._outbox import Columns, Outbox, decoded, to_events
-from modelyard.metrics.models import Cells, Event, EventColumns, Feedback
-from modelyard.metrics.store import MetricsStore, Retention, SqlMetricsStore, naive_utc
+from modelyard.metrics.models import Cells, Event, EventColumns, Feedback, PredictionEvent
+from modelyard.metrics.store import (
+    MAX_FOUND,
+    MetricsStore,
+    Retention,
+    SqlMetricsStore,
+    naive_utc,
+)
 
 RESOLUTIONS = (3600, 60)  # rollup steps in seconds, coarsest first
 
@@ -217,6 +224,22 @@ class DuckDbMetricsStore(MetricsStore):
                             version=col("version", np.int64), time_s=col("t", np.float64),
                             latency_ms=col("latency_ms", np.float64), outcome=col("outcome"),
                             label=col("label"), true_label=col("truth"))
+
+    def find(self, project: str, request_id: str) -> list[PredictionEvent]:
+        sql = ("SELECT project, deployment, model, version, time, latency_ms, outcome, label, "
+               "confidence, request_id, shadow, input_summary FROM events WHERE project = ? "
+               "AND (request_id = ? OR starts_with(request_id, ?)) ORDER BY time, request_id "
+               f"LIMIT {MAX_FOUND}")
+        with self._lock:
+            rows = self._con.execute(sql, [project, request_id, f"{request_id}/"]).fetchall()
+        names = ("project", "deployment", "model", "version", "time", "latency_ms", "outcome",
+                 "label", "confidence", "request_id", "shadow", "input_summary")
+        out = []
+        for row in rows:
+            d = dict(zip(names, row, strict=True))
+            d["input_summary"] = orjson.loads(d["input_summary"]) if d["input_summary"] else None
+            out.append(PredictionEvent.model_construct(**d))
+        return out
 
     def input_means(self, project: str, deployment: str, start: datetime,
                     end: datetime) -> np.ndarray:

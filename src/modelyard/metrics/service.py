@@ -16,7 +16,7 @@ import numpy as np
 from prometheus_client import Counter, Gauge
 
 from modelyard.core.db import Database
-from modelyard.core.errors import InvalidArgument, Unavailable
+from modelyard.core.errors import InvalidArgument, NotFound, Unavailable
 from modelyard.core.events import EventBus
 from modelyard.core.ids import check_name, utcnow
 from modelyard.core.settings import MetricsSettings
@@ -218,6 +218,21 @@ class MetricsService:
             self._stored.inc(n)
             return n
 
+    def find(self, project: str, request_id: str) -> list[PredictionEvent]:
+        """The events of one request, stored or still buffered (so a lookup right after the
+        answer finds it); NotFound when there are none."""
+        with self._lock:  # a copy: the flush thread swaps the buffer out
+            pending = [e for e in self._buffer if e.project == project and (
+                e.request_id == request_id or e.request_id.startswith(f"{request_id}/"))]
+        found = self.store.find(project, request_id)
+        stored = {(e.request_id, e.shadow) for e in found}
+        found += [e if isinstance(e, PredictionEvent) else PredictionEvent.model_construct(
+            **e._asdict()) for e in pending if (e.request_id, e.shadow) not in stored]
+        if not found:
+            raise NotFound(f"no prediction {request_id[:100]!r} in project {project!r} (events "
+                           "older than the raw retention are gone)", {"request_id": request_id[:100]})
+        return found
+
     def set_apart(self, events: Sequence[tuple[Any, str]], where: str) -> None:
         """Count and log (one line) events no store can keep; they are dropped."""
         self._quarantined.inc(len(events))
@@ -401,7 +416,8 @@ class MetricsService:
             if state == "firing" and rule.state != "firing":  # announced once per firing
                 self.events.publish("alert.firing", {
                     "project": rule.project, "alert": rule.spec.name,
-                    "deployment": rule.spec.deployment, "value": value})
+                    "deployment": rule.spec.deployment, "value": value,
+                    "action": rule.spec.action, "message": message})
         return out
 
 

@@ -35,6 +35,7 @@ from modelyard.metrics.models import (
     EventColumns,
     EventRow,
     Feedback,
+    PredictionEvent,
 )
 from modelyard.metrics.tables import (
     MetricEventRow,
@@ -101,6 +102,7 @@ _EVENT_COLUMNS = ("project", "deployment", "model", "version", "time", "latency_
                   "label", "confidence", "request_id", "shadow", "input_summary")
 
 
+MAX_FOUND = 4096  # rows of one request at most (MAX_PREDICT_INPUTS) plus its shadow copies
 _SQLITE_CHUNK = 256  # events converted per executemany
 
 
@@ -242,6 +244,17 @@ class SqlMetricsStore(MetricsStore):
             label=np.array(cols[6], dtype=object),
             true_label=np.array(cols[7], dtype=object),
         )
+
+    def find(self, project: str, request_id: str) -> list[PredictionEvent]:
+        # the request id index answers both the id and its rows ('id/N' sorts right after)
+        e = MetricEventRow
+        q = sa.select(e).where(e.project == project, sa.or_(
+            e.request_id == request_id, sa.and_(e.request_id > f"{request_id}/",
+                                                e.request_id < f"{request_id}0"))
+        ).order_by(e.time, e.request_id)
+        with self.db.session() as s:
+            return [PredictionEvent.model_construct(**{c: getattr(r, c) for c in _EVENT_COLUMNS})
+                    for r in s.scalars(q.limit(MAX_FOUND))]
 
     def _labels(self, project: str, request_ids: list[str]) -> dict[str, str]:
         """The feedback label of each of these requests that has one."""

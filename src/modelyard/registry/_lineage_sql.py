@@ -13,6 +13,7 @@ from modelyard.registry.models import LineageEdge
 from modelyard.registry.tables import (
     EdgeRow,
     ExperimentRow,
+    LatestMetricRow,
     ModelRow,
     ParamRow,
     RunRow,
@@ -35,7 +36,8 @@ class LineageSql(SqlBase):
                     EdgeRow.project == project, sa.tuple_(kind_col, id_col).in_(part)
                 ).order_by(EdgeRow.id)).all()
                 out += [LineageEdge(src_kind=r.src_kind, src_id=r.src_id, dst_kind=r.dst_kind,
-                                    dst_id=r.dst_id, relation=r.relation) for r in rows]
+                                    dst_id=r.dst_id, relation=r.relation,
+                                    created_at=r.created_at) for r in rows]
         return out
 
     def is_referenced(self, project: str, kind: str, node_id: str) -> bool:
@@ -51,11 +53,20 @@ class LineageSql(SqlBase):
         versions = [i for k, i in nodes if k == "model_version"]
         with self.db.session() as s:
             for part in chunks(run_ids):
-                for run_id, status, exp in s.execute(sa.select(
-                        RunRow.id, RunRow.status, ExperimentRow.name).join(
+                for run_id, status, exp, created, ended, code in s.execute(sa.select(
+                        RunRow.id, RunRow.status, ExperimentRow.name, RunRow.created_at,
+                        RunRow.ended_at, RunRow.code_hash).join(
                         ExperimentRow, ExperimentRow.id == RunRow.experiment_id).where(
                         RunRow.project == project, RunRow.id.in_(part))):
-                    out[("run", run_id)] = {"status": status, "experiment": exp, "params": {}}
+                    out[("run", run_id)] = {
+                        "status": status, "experiment": exp, "params": {}, "metrics": {},
+                        "code_hash": code, "created_at": created.isoformat(),
+                        "ended_at": ended.isoformat() if ended else None}
+                for run_id, key, value in s.execute(sa.select(
+                        LatestMetricRow.run_id, LatestMetricRow.key, LatestMetricRow.value).where(
+                        LatestMetricRow.run_id.in_(part))):
+                    if ("run", run_id) in out:  # final metrics: each series' latest point
+                        out[("run", run_id)]["metrics"][key] = value
                 for run_id, key, value in s.execute(sa.select(
                         ParamRow.run_id, ParamRow.key, ParamRow.value).where(ParamRow.run_id.in_(part))):
                     if ("run", run_id) in out:
@@ -71,5 +82,8 @@ class LineageSql(SqlBase):
                 if row is not None:
                     out[("model_version", ref)] = {
                         "framework": row.framework, "metrics": row.metrics, "params": row.params,
-                        "artifacts": row.artifacts}
+                        "artifacts": row.artifacts, "code_hash": row.code_hash,
+                        "description": row.description, "tags": row.tags or {},
+                        "created_at": row.created_at.isoformat(),
+                        "archived_at": row.archived_at.isoformat() if row.archived_at else None}
         return out

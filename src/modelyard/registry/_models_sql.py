@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from modelyard.core.errors import AlreadyExists, NotFound
+from modelyard.core.errors import AlreadyExists, Conflict, NotFound
 from modelyard.core.ids import new_id, utcnow
 from modelyard.registry._sql import SqlBase, insert_edges, point_edges_at
 from modelyard.registry.models import AliasMove, Artifact, LineageEdge, Model, ModelVersion
@@ -171,7 +171,8 @@ class ModelsSql(SqlBase):
             metrics=r.metrics, params=r.params, run_id=r.run_id, job_id=r.job_id,
             dataset_snapshot_id=r.dataset_snapshot_id, code_hash=r.code_hash,
             aliases=by_version.get(r.version, []), created_at=r.created_at,
-            created_by=r.created_by) for r in rows]
+            created_by=r.created_by, description=r.description or "", tags=r.tags or {},
+            archived_at=r.archived_at) for r in rows]
 
     def get_version(self, project: str, model: str, version: int | None,
                     alias: str | None = None) -> ModelVersion:
@@ -186,8 +187,10 @@ class ModelsSql(SqlBase):
                                    {"model": model, "alias": alias})
                 version = found
             elif version is None:
-                version = m.latest_version
-                if version == 0:
+                # the newest version still there (latest_version may have been deleted)
+                version = s.scalar(sa.select(sa.func.max(VersionRow.version)).where(
+                    VersionRow.model_id == m.id))
+                if version is None:
                     raise NotFound(f"model {model!r} has no versions yet", {"model": model})
             row = s.scalar(sa.select(VersionRow).where(
                 VersionRow.model_id == m.id, VersionRow.version == version))
@@ -217,10 +220,16 @@ class ModelsSql(SqlBase):
                   actor: str) -> AliasMove:
         with self.db.session() as s:
             model_id, _ = self._lock_model(s, project, model, 0)
-            if version is not None and s.scalar(sa.select(VersionRow.id).where(
-                    VersionRow.model_id == model_id, VersionRow.version == version)) is None:
-                raise NotFound(f"model {model!r} has no version {version}; register it first",
-                               {"model": model, "version": version})
+            if version is not None:
+                target = s.scalar(sa.select(VersionRow).where(
+                    VersionRow.model_id == model_id, VersionRow.version == version))
+                if target is None:
+                    raise NotFound(f"model {model!r} has no version {version}; register it "
+                                   "first", {"model": model, "version": version})
+                if target.archived_at is not None:
+                    raise Conflict(f"{model}@{version} is archived; restore it (archived: "
+                                   "false) before pointing an alias at it",
+                                   {"model": model, "version": version})
             row = s.get(AliasRow, (model_id, alias))
             before = row.version if row is not None else None
             if version is not None and before == version:
@@ -253,3 +262,55 @@ class ModelsSql(SqlBase):
             return [AliasMove(model=model, alias=r.alias, from_version=r.from_version,
                               to_version=r.to_version, actor=r.actor, moved_at=r.moved_at)
                     for r in rows]
+
+    def update_version(self, project: str, model: str, version: int,
+                       changes: dict[str, Any]) -> ModelVersion:
+        """`changes` holds description, tags and/or archived (a bool). Archiving a version an
+        alias points at is refused, checked under the model's lock (no alias moves meanwhile)."""
+        with self.db.session() as s:
+            model_id, _ = self._lock_model(s, project, model, 0)
+            row = self._version_row(s, model_id, model, version)
+            if changes.get("archived"):
+                self._refuse_if_aliased(s, model_id, model, version, "archive")
+            if "description" in changes:
+                row.description = changes["description"]
+            if "tags" in changes:
+                row.tags = changes["tags"]
+            if "archived" in changes:
+                if not changes["archived"]:
+                    row.archived_at = None
+                elif row.archived_at is None:
+                    row.archived_at = utcnow()
+            s.flush()
+            return self._versions(s, project, model, model_id, [row])[0]
+
+    def delete_version(self, project: str, model: str, version: int) -> ModelVersion:
+        """Deletes the version and its artifact holds (the bytes stay until artifact GC);
+        refused while an alias points at it. Its number is never given out again, and its
+        lineage edges stay: what it was trained from and served by is history."""
+        with self.db.session() as s:
+            model_id, _ = self._lock_model(s, project, model, 0)
+            row = self._version_row(s, model_id, model, version)
+            self._refuse_if_aliased(s, model_id, model, version, "delete")
+            gone = self._versions(s, project, model, model_id, [row])[0]
+            s.execute(sa.delete(VersionArtifactRow).where(VersionArtifactRow.version_id == row.id))
+            s.delete(row)
+            return gone
+
+    def _version_row(self, s: Session, model_id: str, model: str, version: int) -> VersionRow:
+        row = s.scalar(sa.select(VersionRow).where(VersionRow.model_id == model_id,
+                                                   VersionRow.version == version))
+        if row is None:
+            raise NotFound(f"model {model!r} has no version {version}",
+                           {"model": model, "version": version})
+        return row
+
+    def _refuse_if_aliased(self, s: Session, model_id: str, model: str, version: int,
+                           what: str) -> None:
+        aliases = sorted(s.scalars(sa.select(AliasRow.alias).where(
+            AliasRow.model_id == model_id, AliasRow.version == version)).all())
+        if aliases:
+            raise Conflict(f"cannot {what} {model}@{version}: alias(es) {', '.join(aliases)} "
+                           "point at it; move or delete them first",
+                           {"model": model, "version": version, "aliases": aliases,
+                            "deployments": []})

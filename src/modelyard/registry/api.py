@@ -25,11 +25,14 @@ from modelyard.registry.models import (
     ModelCreate,
     ModelVersion,
     Run,
+    RunCompare,
+    RunComparison,
     RunCreate,
     RunFinish,
     RunSearch,
     RunSearchResult,
     VersionCreate,
+    VersionUpdate,
 )
 from modelyard.registry.service import parse_node
 from modelyard.server.deps import Admin, Editor, PlatformDep, Viewer
@@ -59,6 +62,12 @@ def list_runs(access: Viewer, platform: PlatformDep, experiment: str | None = No
               page_token: str | None = None) -> RunSearchResult:
     return platform.registry.search_runs(access.project, None, None, limit, page_token, None,
                                          experiment)
+
+
+@router.post("/runs:compare")
+def compare_runs(body: RunCompare, access: Viewer, platform: PlatformDep) -> RunComparison:
+    """Params (and which differ) and last/min/max of every metric series, run by run."""
+    return platform.registry.compare_runs(access.project, body.run_ids)
 
 
 @router.get("/runs/{run_id}")
@@ -177,6 +186,21 @@ def get_version(name: str, version: int, access: Viewer, platform: PlatformDep) 
     return platform.registry.get_version(access.project, name, version)
 
 
+@router.patch("/models/{name}/versions/{version}")
+def update_version(name: str, version: int, body: VersionUpdate, access: Editor,
+                   platform: PlatformDep) -> ModelVersion:
+    """Description, tags (replacing all), archive/restore; archiving a version an alias or a
+    deployment uses is a 409 naming them."""
+    return platform.registry.update_version(access.project, name, version, body.description,
+                                            body.tags, body.archived)
+
+
+@router.delete("/models/{name}/versions/{version}")
+def delete_version(name: str, version: int, access: Editor, platform: PlatformDep) -> ModelVersion:
+    """409 naming the aliases and deployments that use the version, if any."""
+    return platform.registry.delete_version(access.project, name, version)
+
+
 @router.get("/models/{name}/resolve")
 def resolve(name: str, access: Viewer, platform: PlatformDep, ref: str = "latest") -> ModelVersion:
     """`ref` is a version, an alias or `latest`, or a whole `NAME@...` reference."""
@@ -207,7 +231,7 @@ def alias_history(name: str, access: Viewer, platform: PlatformDep,
 @router.post("/lineage/edges", status_code=status.HTTP_201_CREATED)
 def add_edge(body: EdgeCreate, access: Editor, platform: PlatformDep) -> LineageEdge:
     return platform.registry.add_edge(access.project, body.src_kind, body.src_id, body.dst_kind,
-                                      body.dst_id, body.relation)
+                                      body.dst_id, body.relation, verify=True)
 
 
 @router.get("/lineage")

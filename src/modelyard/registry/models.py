@@ -84,6 +84,9 @@ class ModelVersion(_Frozen):
     aliases: list[str]
     created_at: datetime
     created_by: str
+    description: str = ""
+    tags: dict[str, str] = Field(default_factory=dict)
+    archived_at: datetime | None = None  # archived: kept, but no new alias may point at it
 
     @property
     def ref(self) -> str:
@@ -113,6 +116,7 @@ class LineageEdge(_Frozen):
     dst_kind: str
     dst_id: str
     relation: str
+    created_at: datetime | None = None  # when it was recorded (a prediction's: its time)
 
 
 class LineageGraph(_Frozen):
@@ -177,6 +181,35 @@ class VersionCreate(BaseModel):
     job_id: str | None = None
     dataset_snapshot_id: str | None = None
     code_hash: str | None = None
+
+
+class VersionUpdate(BaseModel):
+    """Fields to change; those left out keep their value."""
+
+    description: str | None = Field(default=None, max_length=10_000)
+    tags: dict[str, str] | None = Field(default=None, description="replaces every tag")
+    archived: bool | None = Field(default=None, description="archive (true) or restore (false)")
+
+
+class RunCompare(BaseModel):
+    run_ids: list[str] = Field(min_length=2, max_length=100)
+
+
+class MetricSummary(_Frozen):
+    last: float
+    min: float
+    max: float
+    steps: int  # points logged
+
+
+class RunComparison(_Frozen):
+    """Runs side by side: every param (None where a run lacks it), which params differ, and
+    a summary of each metric series per run."""
+
+    runs: list[Run]
+    params: dict[str, list[Any]]  # key -> one value per run, in `runs` order
+    differing_params: list[str]
+    metrics: dict[str, list[MetricSummary | None]]  # key -> one summary per run
 
 
 class AliasSet(BaseModel):

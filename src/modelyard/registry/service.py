@@ -17,7 +17,8 @@ from modelyard.core.db import Database
 from modelyard.core.errors import Conflict, InvalidArgument, NotFound
 from modelyard.core.events import EventBus
 from modelyard.core.ids import check_name, utcnow
-from modelyard.registry import _checks, _compare
+from modelyard.registry import _checks, _compare, _lineage
+from modelyard.registry._lineage import DeploymentLookup, LineageSource
 from modelyard.registry._search import (
     decode_token,
     encode_token,
@@ -32,7 +33,6 @@ from modelyard.registry.models import (
     GcReport,
     LineageEdge,
     LineageGraph,
-    LineageNode,
     MetricPoint,
     Model,
     ModelVersion,
@@ -40,11 +40,9 @@ from modelyard.registry.models import (
     RunComparison,
     RunSearchResult,
 )
-from modelyard.registry._lineage import DeploymentLookup
 from modelyard.registry.store import RegistryStore, SqlRegistryStore
 
 _REF = re.compile(r"^(?P<name>[a-z0-9][a-z0-9._-]{0,99})(?:@(?P<tag>[A-Za-z0-9._-]{1,100}))?$")
-MAX_LINEAGE_NODES = 5000
 MAX_RETENTION_S = 100 * 365 * 86400
 # Held (across processes) by garbage collection, by recording an upload and by registering a
 # version, so a collection never deletes bytes that an upload or a new version just claimed.
@@ -87,6 +85,9 @@ class RegistryService:
         self.events = EventBus()  # the platform shares one bus between components
         # Who serves what: serving, wired by the platform (the registry never reads its tables).
         self.deployments: DeploymentLookup | None = None
+        # kind -> what its owner knows of its nodes (datasets, jobs, studies, deployments,
+        # predictions), also wired by the platform
+        self.lineage_sources: dict[str, LineageSource] = {}
 
     # experiments and runs
     def create_run(self, project: str, experiment: str = "default",
@@ -333,22 +334,32 @@ class RegistryService:
         return self.store.alias_history(project, model, alias)
 
     # lineage
-    def _node_id(self, project: str, kind: str, node_id: str) -> str:
+    def _node_id(self, project: str, kind: str, node_id: str, verify: bool = False) -> str:
+        """The canonical id; with `verify`, NotFound unless the node is one of the project's
+        (nodes of kinds nobody describes, like code hashes, are taken as they are)."""
         if kind not in NODE_KINDS:
             raise InvalidArgument(f"unknown lineage kind {kind!r}: use one of {', '.join(NODE_KINDS)}")
         node_id = _checks.text(node_id, f"{kind} id", 200)
-        if kind != "model_version":
-            return node_id
-        if node_id.startswith("mv_"):
-            return self.store.version_by_id(project, node_id).ref
-        return self.resolve(project, node_id).ref  # canonical NAME@VERSION
+        if kind == "model_version":
+            if node_id.startswith("mv_"):
+                return self.store.version_by_id(project, node_id).ref
+            return self.resolve(project, node_id).ref  # canonical NAME@VERSION
+        if verify and kind == "run":
+            self.store.get_run(project, node_id)
+        elif verify and kind in self.lineage_sources:
+            return self.lineage_sources[kind].resolve(project, node_id)
+        return node_id
 
     def add_edge(self, project: str, src_kind: str, src_id: str, dst_kind: str, dst_id: str,
-                 relation: str = "derived_from") -> LineageEdge:
+                 relation: str = "derived_from", verify: bool = False) -> LineageEdge:
         """Records that (src_kind, src_id) went into (dst_kind, dst_id); idempotent.
-        A model version is named NAME@VERSION (an alias or its id is resolved)."""
-        edge = LineageEdge(src_kind=src_kind, src_id=self._node_id(project, src_kind, src_id),
-                           dst_kind=dst_kind, dst_id=self._node_id(project, dst_kind, dst_id),
+        A model version is named NAME@VERSION (an alias or its id is resolved). With `verify`
+        (every edge a caller sends over REST) both ends must be the project's own nodes: an
+        edge naming another project's id is refused with NotFound, as a missing one is."""
+        edge = LineageEdge(src_kind=src_kind,
+                           src_id=self._node_id(project, src_kind, src_id, verify),
+                           dst_kind=dst_kind,
+                           dst_id=self._node_id(project, dst_kind, dst_id, verify),
                            relation=_checks.text(relation, "relation", 100))
         self.store.add_edges(project, [edge])
         return edge
@@ -359,28 +370,12 @@ class RegistryService:
     def lineage(self, project: str, kind: str, node_id: str, direction: str = "upstream",
                 depth: int = 10) -> LineageGraph:
         """The graph reachable from the node within `depth` hops, walking inputs (upstream) or
-        outputs (downstream)."""
+        outputs (downstream). NotFound when the node is not the project's; a deployment may
+        be named by its name."""
         if direction not in ("upstream", "downstream"):
             raise InvalidArgument(f"direction is 'upstream' or 'downstream', not {direction!r}")
         if not 1 <= depth <= 50:
             raise InvalidArgument(f"depth must be between 1 and 50, not {depth}")
-        root = (kind, self._node_id(project, kind, node_id))
-        seen = {root}
-        frontier = [root]
-        edges: list[LineageEdge] = []
-        for _ in range(depth):
-            if not frontier or len(seen) >= MAX_LINEAGE_NODES:
-                break
-            found = self.store.edges_of(project, frontier, upstream=direction == "upstream")
-            frontier = []
-            for e in found:
-                edges.append(e)
-                nxt = (e.src_kind, e.src_id) if direction == "upstream" else (e.dst_kind, e.dst_id)
-                if nxt not in seen:
-                    seen.add(nxt)
-                    frontier.append(nxt)
-        attrs = self.store.node_attrs(project, list(seen))
-        order = sorted(seen, key=lambda n: (n != root, n))
-        nodes = [LineageNode(kind=k, id=i, attrs=attrs.get((k, i), {})) for k, i in order]
-        return LineageGraph(root=nodes[0], direction=direction,  # type: ignore[arg-type]
-                            nodes=nodes, edges=edges)
+        root = (kind, self._node_id(project, kind, node_id, verify=True))
+        return _lineage.walk(self.store, self.lineage_sources, project, root,
+                             direction == "upstream", depth)

@@ -15,6 +15,7 @@ from typing import Any
 
 from modelyard.core.db import Database
 from modelyard.registry._checks import Point
+from modelyard.registry._compare import CompareSql
 from modelyard.registry._lineage_sql import LineageSql
 from modelyard.registry._models_sql import ModelsSql
 from modelyard.registry._runs_sql import RunsSql
@@ -24,6 +25,7 @@ from modelyard.registry.models import (
     Artifact,
     LineageEdge,
     MetricPoint,
+    MetricSummary,
     Model,
     ModelVersion,
     Run,
@@ -52,6 +54,11 @@ class RegistryStore(abc.ABC):
     @abc.abstractmethod
     def get_metric_series(self, project: str, run_id: str, key: str) -> list[MetricPoint]:
         """Points ordered by step, then time."""
+
+    @abc.abstractmethod
+    def metric_summaries(self, project: str,
+                         run_ids: list[str]) -> dict[str, dict[str, MetricSummary]]:
+        """run id -> metric key -> last/min/max/count of its series (every id has an entry)."""
 
     @abc.abstractmethod
     def search_runs(self, project: str, clauses: list[Clause], order: list[SortKey],
@@ -106,6 +113,16 @@ class RegistryStore(abc.ABC):
     def list_versions(self, project: str, model: str) -> list[ModelVersion]: ...
 
     @abc.abstractmethod
+    def update_version(self, project: str, model: str, version: int,
+                       changes: dict[str, Any]) -> ModelVersion:
+        """Sets description, tags and/or `archived` (bool); archiving a version an alias
+        points at raises Conflict naming the aliases."""
+
+    @abc.abstractmethod
+    def delete_version(self, project: str, model: str, version: int) -> ModelVersion:
+        """Deletes the version (returned as it was); Conflict naming the aliases on it."""
+
+    @abc.abstractmethod
     def set_alias(self, project: str, model: str, alias: str, version: int | None,
                   actor: str) -> AliasMove:
         """Moves (or, with version None, removes) the alias and records the move atomically.
@@ -132,7 +149,7 @@ class RegistryStore(abc.ABC):
         """What the registry knows of runs and model versions among `nodes`."""
 
 
-class SqlRegistryStore(RunsSql, ModelsSql, LineageSql, RegistryStore):
+class SqlRegistryStore(RunsSql, ModelsSql, LineageSql, CompareSql, RegistryStore):
     """The registry in SQLite or PostgreSQL through SQLAlchemy."""
 
     def __init__(self, db: Database) -> None:

@@ -127,6 +127,9 @@ class VersionRow(Base):
     code_hash: Mapped[str | None] = mapped_column(sa.String(100), nullable=True)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime)
     created_by: Mapped[str] = mapped_column(sa.String(100))
+    description: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
+    tags: Mapped[dict[str, str] | None] = mapped_column(sa.JSON, nullable=True)
+    archived_at: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
 
 
 class VersionArtifactRow(Base):

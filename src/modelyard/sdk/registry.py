@@ -266,6 +266,23 @@ class RegistryAPI:
         return self._t.put(self._p(f"/models/{model}/aliases/{alias}", project),  # type: ignore[no-any-return]
                            json={"version": version})
 
+    def update_version(self, model: str, version: int, *, description: str | None = None,
+                       tags: dict[str, str] | None = None, archived: bool | None = None,
+                       project: str | None = None) -> dict[str, Any]:
+        body = {k: v for k, v in (("description", description), ("tags", tags),
+                                  ("archived", archived)) if v is not None}
+        return self._t.patch(self._p(f"/models/{model}/versions/{version}", project),  # type: ignore[no-any-return]
+                             json=body)
+
+    def delete_version(self, model: str, version: int,
+                       project: str | None = None) -> dict[str, Any]:
+        return self._t.delete(self._p(f"/models/{model}/versions/{version}", project))  # type: ignore[no-any-return]
+
+    def compare_runs(self, run_ids: list[str], project: str | None = None) -> dict[str, Any]:
+        """{runs, params (key -> value per run), differing_params, metrics (key -> summary
+        {last, min, max, steps} per run, null where a run lacks the series)}."""
+        return self._t.post(self._p("/runs:compare", project), json={"run_ids": run_ids})  # type: ignore[no-any-return]
+
     def delete_alias(self, model: str, alias: str, project: str | None = None) -> dict[str, Any]:
         return self._t.delete(self._p(f"/models/{model}/aliases/{alias}", project))  # type: ignore[no-any-return]
 

@@ -54,7 +54,13 @@ class ServingAPI:
 
     def predict(self, name: str, inputs: builtins.list[Any], version: int | None = None,
                 project: str | None = None) -> dict[str, Any]:
-        """`{"predictions": [{"label", "confidence"}], "model_version", "request_id"}`."""
+        """`{"predictions": [{"label", "confidence"}], "model_version", "request_id",
+        "deployment", "model"}`."""
         params = {"version": version} if version is not None else None
         return self._t.post(f"{self._p(name, project)}/predict", json={"inputs": inputs},  # type: ignore[no-any-return]
                             params=params)
+
+    def prediction(self, name: str, request_id: str,
+                   project: str | None = None) -> dict[str, Any]:
+        """What deployment `name` answered to `request_id`: outputs, latency, version."""
+        return self._t.get(f"{self._p(name, project)}/predictions/{request_id}")  # type: ignore[no-any-return]

@@ -51,6 +51,7 @@ class Platform:
             self.db, settings.serving, self.registry, self.metrics, self.prometheus
         )
         self.workflows = WorkflowService(self.db, self)
+        self._wire_lineage()
         # Components announce commits, alias moves and job ends; triggers and the HPO
         # controller react at once (their own polling stays as the safety net).
         self.events = EventBus()
@@ -65,6 +66,23 @@ class Platform:
                                   self.workflows]
         if settings.role == "serving":  # a replica serves; the main server schedules and runs
             self._loops = [self.metrics, self.serving]
+
+    def _wire_lineage(self) -> None:
+        """The registry's guards and lineage walk learn of deployments, predictions, datasets,
+        jobs and studies through their owners' services (issue 21)."""
+        from modelyard.server import lineage_sources as src
+        from modelyard.serving._lineage import ServingLineage
+
+        serving = ServingLineage(self.serving.store, self.registry, self.metrics)
+        self.registry.deployments = serving
+        self.registry.lineage_sources.update({
+            "deployment": serving.deployment_source(),
+            "prediction": serving.prediction_source(),
+            "dataset_snapshot": src.SnapshotSource(self.datasets),
+            "dataset_version": src.DatasetVersionSource(self.datasets),
+            "job": src.JobSource(self.training),
+            "study": src.StudySource(self.hpo),
+        })
 
     def start(self) -> None:
         private_dir(self.settings.home)

@@ -71,15 +71,17 @@ class RequestPath:
     async def predict(self, project: str, name: str, inputs: list[Any],
                       version: int | None = None) -> PredictResponse:
         """Raw inputs through the version's preprocessing and network; one prediction each."""
-        preds, model_version, request_id = await self.predicted(project, name, inputs, version)
+        preds, model_version, request_id, model = await self.predicted(project, name, inputs,
+                                                                       version)
         return PredictResponse(predictions=[Prediction(**p) for p in preds],
-                               model_version=model_version, request_id=request_id)
+                               model_version=model_version, request_id=request_id,
+                               deployment=name, model=model)
 
     async def predicted(self, project: str, name: str, inputs: list[Any],
-                        version: int | None = None) -> tuple[list[dict[str, Any]], int, str]:
+                        version: int | None = None) -> tuple[list[dict[str, Any]], int, str, str]:
         """What `predict` answers, as plain values: the predictions (each a `Prediction`'s
         fields: a str label and a float confidence, as every decoder makes them), the model
-        version and the request id. The fast path writes these as JSON itself (a sixth of
+        version, the request id and the model's name. The fast path writes these as JSON itself (a sixth of
         the cost of building and serializing the response model)."""
         request_id = new_id("req")
         dep = await self._find(project, name)
@@ -88,7 +90,7 @@ class RequestPath:
         assert res.predictions is not None
         if dep.shadow_version and dep.shadow_version != key.version:
             self._spawn(self._shadow(dep, request_id, raw=inputs))
-        return res.predictions, key.version, request_id
+        return res.predictions, key.version, request_id, dep.model
 
     async def infer(self, project: str, name: str, req: InferRequest,
                     version: int | None = None,
@@ -108,7 +110,7 @@ class RequestPath:
         if dep.shadow_version and dep.shadow_version != key.version:
             self._spawn(self._shadow(dep, request_id, tensor=tensor))
         return _v2.Outcome(model_name=name, model_version=str(key.version), id=request_id,
-                           outputs=[(out.name, res.logits, out.datatype)])
+                           outputs=[(out.name, res.logits, out.datatype)], model=dep.model)
 
     async def metadata(self, project: str, name: str, version: int | None = None) -> ModelMetadata:
         dep = await self._find(project, name)

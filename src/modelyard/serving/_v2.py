@@ -35,6 +35,7 @@ class Outcome:
     model_version: str
     id: str
     outputs: list[tuple[str, np.ndarray, str]]  # name, values, datatype
+    model: str = ""  # the registry model behind the deployment `model_name`
 
 
 def error_response(e: ModelyardError) -> JSONResponse:
@@ -196,7 +197,11 @@ def render(outcome: Outcome, binary: bool) -> tuple[bytes, dict[str, str]]:
     head = orjson.dumps({"model_name": outcome.model_name,
                          "model_version": outcome.model_version, "id": outcome.id,
                          "outputs": outputs})
+    # the protocol's body has no field for the registry model: headers carry the trace
+    trace = {"x-request-id": outcome.id, "x-modelyard-deployment": outcome.model_name,
+             "x-modelyard-model": outcome.model,
+             "x-modelyard-model-version": outcome.model_version}
     if not binary:
-        return head, {"content-type": "application/json"}
+        return head, {"content-type": "application/json", **trace}
     return head + b"".join(chunks), {"content-type": "application/octet-stream",
-                                     HEADER_LENGTH: str(len(head))}
+                                     HEADER_LENGTH: str(len(head)), **trace}

@@ -22,6 +22,7 @@ from modelyard.core.errors import InvalidArgument, ModelyardError, Unavailable
 from modelyard.metrics import MAX_VERSION
 from modelyard.server.deps import Access, Caller, Editor, PlatformDep, Viewer, get_platform
 from modelyard.serving import _v2
+from modelyard.serving._lineage import prediction_record
 from modelyard.serving.models import (
     Deployment,
     DeploymentCreate,
@@ -30,6 +31,7 @@ from modelyard.serving.models import (
     InferRequest,
     InferResponse,
     ModelMetadata,
+    PredictionRecord,
     PredictRequest,
     PredictResponse,
     TrafficSet,
@@ -88,6 +90,14 @@ def deployment_events(name: str, access: Viewer, platform: PlatformDep,
 def warm(name: str, access: Editor, platform: PlatformDep) -> dict[str, list[int]]:
     """Load the deployment's versions now rather than on their first request."""
     return {"loaded_versions": platform.serving.warm(access.project, name)}
+
+
+@router.get("/{name}/predictions/{request_id}")
+def get_prediction(name: str, request_id: str, access: Viewer,
+                   platform: PlatformDep) -> PredictionRecord:
+    """The events of one request: outputs, latency, version (404 when this deployment never
+    answered it, or it is past the raw retention)."""
+    return prediction_record(platform.metrics, access.project, name, request_id)
 
 
 @router.post("/{name}/predict")

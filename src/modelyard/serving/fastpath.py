@@ -80,7 +80,7 @@ class PredictFastPath:
         self.answered += 1
         started = time.perf_counter()
         try:
-            preds, version, request_id = await self.platform.serving.predicted(
+            preds, version, request_id, model = await self.platform.serving.predicted(
                 project, name, inputs)
         except ModelyardError as e:
             await self._answer_error(scope, receive, send, e, _PREDICT_ROUTE, started)
@@ -92,7 +92,8 @@ class PredictFastPath:
         # `PredictResponse`'s JSON, field for field (a test compares it with the route's)
         self.api.observe("POST", _PREDICT_ROUTE, 200, time.perf_counter() - started)
         await _send(send, orjson.dumps({"predictions": preds, "model_version": version,
-                                        "request_id": request_id}),
+                                        "request_id": request_id, "deployment": name,
+                                        "model": model}),
                     [(b"content-type", b"application/json")])
 
     async def _answer_error(self, scope: Scope, receive: Receive, send: Send,

@@ -102,7 +102,23 @@ class Prediction(BaseModel):
 class PredictResponse(BaseModel):
     predictions: list[Prediction]
     model_version: int
+    request_id: str  # look it up: GET .../deployments/{deployment}/predictions/{request_id}
+    deployment: str
+    model: str
+
+
+class PredictionRecord(BaseModel):
+    """What was answered to one request, from its prediction events."""
+
     request_id: str
+    deployment: str
+    model: str
+    version: int
+    time: datetime
+    latency_ms: float
+    outcome: str
+    outputs: list[dict[str, Any]]  # label and confidence of each input row
+    shadow: list[dict[str, Any]] = Field(default_factory=list)  # the shadow version's answers
 
 
 # Open Inference Protocol (KServe v2) bodies.
