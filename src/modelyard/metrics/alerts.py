@@ -24,6 +24,9 @@ def check_spec(spec: AlertRuleSpec) -> AlertRuleSpec:
     check_name(spec.name, "alert rule name")
     if spec.metric in DRIFT_METRICS and not spec.deployment:
         raise InvalidArgument(f"a {spec.metric} rule needs a deployment", {"field": "deployment"})
+    if spec.action == "rollback" and not spec.deployment:
+        raise InvalidArgument("a rule with action rollback needs the deployment it rolls back",
+                              {"field": "deployment"})
     if spec.metric == "input_psi" and not (isinstance(spec.reference, list)
                                            and len(spec.reference) >= 10):
         raise InvalidArgument("an input_psi rule needs `reference`: at least 10 per-row input "

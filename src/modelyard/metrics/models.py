@@ -184,6 +184,11 @@ class AlertRuleSpec(BaseModel):
     `metric` is a query metric (count, rate, latency_*, error_rate, accuracy), or a drift:
     `input_psi` (needs `reference`: per-row input means) or `prediction_psi` (needs
     `reference`: label -> share).
+
+    `action` `rollback` (needs `deployment`) makes the deployment serve its previous version
+    the moment the rule starts firing: an open canary goes back to its stable version;
+    otherwise the version it served before its current one gets all traffic (the model's
+    aliases stay where they are). The deployment's events record it.
     """
 
     name: str = Field(max_length=100)
@@ -194,6 +199,7 @@ class AlertRuleSpec(BaseModel):
     op: Literal[">", ">=", "<", "<="] = ">"
     threshold: float
     reference: list[float] | dict[str, float] | None = None
+    action: Literal["none", "rollback"] = "none"
 
 
 class AlertRule(BaseModel):

@@ -60,10 +60,12 @@ class MetricsAPI:
     def create_alert(self, name: str, metric: str, threshold: float, op: str = ">",
                      window_s: float = 300, deployment: str | None = None,
                      reference: list[float] | dict[str, float] | None = None,
-                     project: str | None = None) -> dict[str, Any]:
-        """A rule that fires while `metric` over the last `window_s` seconds `op` `threshold`."""
+                     action: str = "none", project: str | None = None) -> dict[str, Any]:
+        """A rule that fires while `metric` over the last `window_s` seconds `op` `threshold`.
+        `action="rollback"` makes `deployment` serve its previous version when it fires."""
         body = {"name": name, "metric": metric, "threshold": threshold, "op": op,
-                "window_s": window_s, "deployment": deployment, "reference": reference}
+                "window_s": window_s, "deployment": deployment, "reference": reference,
+                "action": action}
         return self._t.post(self._t.p("/metrics/alerts", project), json=body)  # type: ignore[no-any-return]
 
     def alerts(self, project: str | None = None) -> list[dict[str, Any]]:

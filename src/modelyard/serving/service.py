@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from modelyard.core.db import Database
 from modelyard.core.errors import FailedPrecondition, InvalidArgument, ModelyardError, NotFound
 from modelyard.core.ids import check_name, utcnow
-from modelyard.serving import canary
+from modelyard.serving import _rollback, canary
 from modelyard.serving._prom import ServingMetrics
 from modelyard.serving._requests import RequestPath
 from modelyard.serving.batcher import Batcher
@@ -212,6 +212,13 @@ class ServingService(RequestPath):
     def on_event(self, kind: str, payload: dict[str, Any]) -> None:
         """Event-bus listener: a moved alias is re-resolved at once (not after `alias_ttl_s`)
         and the version it now names is linked to the deployments that serve it."""
+        if kind == "alert.firing":
+            rule = self.metrics.get_alert(payload["project"], str(payload.get("alert")))
+            if rule.spec.action == "rollback" and rule.spec.deployment:
+                self.rollback_on_alert(rule.project, rule.spec.deployment, rule.spec.name,
+                                       f"{rule.spec.metric} was {rule.value:.4g}, "
+                                       f"{rule.spec.op} {rule.spec.threshold:g}")
+            return
         if kind != "alias.moved":
             return
         project, model = payload["project"], payload["model"]
@@ -347,6 +354,35 @@ class ServingService(RequestPath):
 
         log.info("loaded %s (%d bytes estimated)", key, model.size_bytes)
         return Entry(model, batcher)
+
+    # -- rollback -------------------------------------------------------------------------------
+    def rollback_on_alert(self, project: str, name: str, alert: str,
+                          why: str) -> DeploymentEvent:
+        """Serve the deployment's previous version because alert rule `alert` fired (see
+        `_rollback`); records a `rollback` event, or `rollback_skipped` saying why not."""
+        try:
+            dep = self.store.get(project, name)
+        except NotFound:
+            log.warning("alert %s/%s would roll back deployment %s, which does not exist",
+                        project, alert, name)
+            return DeploymentEvent(time=utcnow(), deployment=name, kind="rollback_skipped",
+                                   message="no such deployment", details={"alert": alert})
+        try:
+            resolved: int | None = self._resolve(dep)
+        except ModelyardError:
+            resolved = None
+        traffic, what = _rollback.plan(dep, resolved, self.registry, self.store)
+        if traffic is None:
+            message = f"alert {alert} fired ({why}), but no rollback: {what}"
+            return self.store.add_event(project, name, "rollback_skipped", message,
+                                        {"alert": alert})
+        message = f"rolled back on alert {alert}: {what} ({why})"
+        self.store.update(project, name, {"traffic": traffic},
+                          ("rollback", message, _rollback.details(dep, traffic, alert)))
+        self._deployments.pop((project, name), None)
+        log.warning("deployment %s/%s: %s", project, name, message)
+        return DeploymentEvent(time=utcnow(), deployment=name, kind="rollback", message=message,
+                               details=_rollback.details(dep, traffic, alert))
 
     # -- canary rollback ------------------------------------------------------------------------
     def check_rollbacks(self) -> list[DeploymentEvent]:
