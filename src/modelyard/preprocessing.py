@@ -7,6 +7,8 @@
 - `{"kind": "text", "vocab", "max_len", "labels"}`: raw inputs are strings, split into lowercase
   words; output float32 (N, len(vocab)) of word frequencies over the first `max_len` words
   (index 0 is reserved for unknown words), which a linear layer turns into a mean of embeddings.
+- `{"kind": "tabular", "features", "task", "labels"}`: raw inputs are objects of named
+  features or rows of values (see `_preprocessing_tabular.py`); output float32 (N, features).
 
 `decode(logits)` gives `[{"label", "confidence"}]` per row (softmax, best class).
 """
@@ -47,7 +49,11 @@ def build(spec: dict[str, Any]) -> Preprocessor:
     if kind == "text":
         return TextPreprocessor(dict(spec["vocab"]), int(spec["max_len"]),
                                 list(spec.get("labels", [])))
-    raise InvalidArgument(f"unknown preprocessing kind {kind!r}: use 'image' or 'text'",
+    if kind == "tabular":
+        from modelyard import _preprocessing_tabular
+
+        return _preprocessing_tabular.build(spec)
+    raise InvalidArgument(f"unknown preprocessing kind {kind!r}: use 'image', 'text' or 'tabular'",
                           {"field": "preprocessing.kind"})
 
 

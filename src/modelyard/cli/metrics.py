@@ -18,7 +18,7 @@ app = typer.Typer(help="Prediction metrics of deployed models.", no_args_is_help
 def query(
     ctx: typer.Context,
     metric: str = typer.Argument(help="count, rate, latency_mean, latency_p50, latency_p95, "
-                                      "latency_p99, error_rate or accuracy"),
+                                      "latency_p99, error_rate, accuracy, mae or rmse"),
     since: str = typer.Option("1h", help="window ending now: e.g. 30m, 1h, 2d"),
     step: float = typer.Option(60, help="step in seconds"),
     group_by: str = typer.Option(None, help="deployment, model or version"),
@@ -75,6 +75,28 @@ def _chart(metric: str, step: float, groups: list[str], series: list[dict[str, A
         every = max(1, len(times) // 6)
         plt.xticks(list(range(0, len(times), every)), times[::every])
     return str(plt.build())
+
+
+@app.command("feedback")
+def feedback(
+    ctx: typer.Context,
+    labels: str = typer.Argument(help='true labels by request id as JSON, {"REQUEST_ID": '
+                                 '"LABEL", ...}, or @FILE with it (a number for a regression '
+                                 "model, as text)"),
+) -> None:
+    """Send the true labels of earlier predictions (accuracy, mae and rmse read them)."""
+    import json
+    from pathlib import Path
+
+    text = Path(labels[1:]).read_text() if labels.startswith("@") else labels
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise typer.BadParameter(f"not JSON: {e}") from None
+    if not isinstance(parsed, dict):
+        raise typer.BadParameter('write an object: {"REQUEST_ID": "LABEL", ...}')
+    n = client(ctx).metrics.feedback({str(k): str(v) for k, v in parsed.items()})
+    show(ctx, {"accepted": n})
 
 
 @app.command("alerts")

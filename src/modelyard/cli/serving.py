@@ -91,7 +91,10 @@ def predict(
     if not isinstance(values, list):
         values = [values]
     out = client(ctx).serving.predict(name, values, version)
-    rows = [{"#": i, **p, "model_version": out["model_version"]}
+    # each row's request id is what feedback names (`REQUEST/N` for row N of several)
+    rows = [{"#": i, **p, "model_version": out["model_version"],
+             "request_id": out["request_id"] if len(out["predictions"]) == 1
+             else f"{out['request_id']}/{i}"}
             for i, p in enumerate(out["predictions"])]
     show(ctx, rows, ["#", "label", "confidence", "model_version"],
          title=f"request {out['request_id']}")

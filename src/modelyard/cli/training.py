@@ -54,6 +54,8 @@ def submit(
     cpu: float = 1.0, gpu: int = 0, memory_mb: int = 1024, workers: int = 1,
     priority: int = 0, timeout_s: int = 3600, max_retries: int = 0,
     name: str = typer.Option(None), experiment: str = typer.Option(None),
+    model_name: str = typer.Option(None, "--model-name", help="register the model under this "
+                                   "name (default: the trainer's name)"),
     wait: bool = typer.Option(False, "--wait", "-w", help="follow progress until the job ends"),
 ) -> None:
     """Queue a training job."""
@@ -66,7 +68,7 @@ def submit(
                             code=code_ref, resources={"cpu": cpu, "gpu": gpu,
                                                       "memory_mb": memory_mb, "workers": workers},
                             priority=priority, timeout_s=timeout_s, max_retries=max_retries,
-                            experiment=experiment, name=name)
+                            experiment=experiment, name=name, model_name=model_name)
     if not wait:
         show(ctx, job, title=job["id"])
         return

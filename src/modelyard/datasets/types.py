@@ -2,7 +2,7 @@
 
 A type states the Arrow schema rows are stored in (its ingestion schema), validates rows
 strictly before anything is written, and turns a stored row into a training row. Add a type by
-subclassing `DatasetType` and listing it in `TYPES`.
+subclassing `DatasetType` and listing it in `TYPES`; `tabular` lives in `_tabular.py`.
 """
 
 from __future__ import annotations
@@ -102,6 +102,11 @@ class DatasetType(abc.ABC):
 
     def __init__(self, config: dict[str, Any] | None = None) -> None:
         self.config = dict(config or {})
+        if self.config and type(self).__init__ is DatasetType.__init__:  # takes no options
+            # strict: a key kept and ignored would look like a setting that took effect
+            key = next(iter(self.config))
+            raise InvalidArgument(f"unknown {self.name} config key {key!r}: this type takes no "
+                                  "config", {"field": f"config.{key}"})
 
     @abc.abstractmethod
     def schema(self) -> pa.Schema:
@@ -259,81 +264,6 @@ class TextIntent(DatasetType):
         return {"text": "str", "labels": "list[str]"}
 
 
-_TABULAR_TYPES = {"float": pa.float64(), "int": pa.int64(), "string": pa.string(),
-                  "bool": pa.bool_()}
-
-
-class Tabular(DatasetType):
-    """Declared columns (`config.columns`: name -> float|int|string|bool) and a target column."""
-
-    name = "tabular"
-
-    def __init__(self, config: dict[str, Any] | None = None) -> None:
-        super().__init__(config)
-        cols = self.config.get("columns")
-        target = self.config.get("target")
-        if not isinstance(cols, dict) or not cols:
-            raise InvalidArgument("a tabular dataset needs config.columns: {name: float|int|string|bool}",
-                                  {"field": "config.columns"})
-        for c, t in cols.items():
-            if t not in _TABULAR_TYPES:
-                raise InvalidArgument(f"column {c!r} has type {t!r}: use one of {list(_TABULAR_TYPES)}",
-                                      {"field": f"config.columns.{c}"})
-            if c in RESERVED or not isinstance(c, str) or not c or len(c) > 100:
-                raise InvalidArgument(f"column name {c!r} is reserved or invalid",
-                                      {"field": "config.columns"})
-        if target not in cols:
-            raise InvalidArgument("config.target must name one of config.columns",
-                                  {"field": "config.target"})
-        self.columns: dict[str, str] = dict(cols)
-        self.target: str = str(target)
-
-    @property
-    def label_field(self) -> str | None:  # type: ignore[override]
-        return self.target if self.columns[self.target] in ("string", "int", "bool") else None
-
-    def schema(self) -> pa.Schema:
-        return pa.schema([(c, _TABULAR_TYPES[t]) for c, t in self.columns.items()])
-
-    def validate(self, rows: list[dict[str, Any]], offset: int = 0) -> pa.Table:
-        errors = RowErrors()
-        out: dict[str, list[Any]] = {c: [] for c in self.columns}
-        names = tuple(self.columns)
-        for j, row in enumerate(rows):
-            i = offset + j
-            if not _check_keys(errors, i, row, names):
-                continue
-            vals: dict[str, Any] = {}
-            for c, t in self.columns.items():
-                v = _coerce(row[c], t)
-                if v is None:
-                    errors.add(i, c, f"must be {t}, got {str(row[c])[:50]!r}")
-                elif t == "string" and len(v) > MAX_TEXT_CHARS:
-                    errors.add(i, c, f"is {len(v)} characters long; the limit is {MAX_TEXT_CHARS}")
-                else:
-                    vals[c] = v
-            if len(vals) == len(self.columns):
-                for c, v in vals.items():
-                    out[c].append(v)
-        errors.raise_if_any()
-        return pa.table(out, schema=self.schema())
-
-    def training_row(self, row: dict[str, Any], label_names: list[str]) -> dict[str, Any]:
-        features = [float(row[c]) for c, t in self.columns.items()
-                    if c != self.target and t in ("float", "int", "bool")]
-        out: dict[str, Any] = {"features": features}
-        if self.label_field:
-            out["label"] = _label_index(str(row[self.target]), label_names)
-        else:
-            out["target"] = row[self.target]
-        return out
-
-    def training_schema(self) -> dict[str, str]:
-        return {"features": "list[float]",
-                ("label" if self.label_field else "target"):
-                    "int (index into label_names)" if self.label_field else "float"}
-
-
 class Generic(DatasetType):
     """A file reference (a path or URI) plus free JSON metadata."""
 
@@ -379,6 +309,23 @@ class Generic(DatasetType):
         return {"file": row["file"], "metadata": json.loads(row["metadata"])}
 
 
+def _label_index(label: str, label_names: list[str]) -> int:
+    try:
+        return label_names.index(label)
+    except ValueError:
+        return -1
+
+
+def _minmax(col: Any) -> dict[str, float]:
+    import pyarrow.compute as pc
+
+    mm = pc.min_max(col).as_py()
+    mean = pc.mean(col).as_py()
+    return {"min": mm["min"], "max": mm["max"], "mean": round(float(mean or 0), 3)}
+
+
+from modelyard.datasets._tabular import Tabular  # noqa: E402 - it builds on the base above
+
 TYPES: dict[str, type[DatasetType]] = {
     t.name: t for t in (ImageClassification, TextIntent, Tabular, Generic)
 }
@@ -390,41 +337,3 @@ def get_type(name: str, config: dict[str, Any] | None = None) -> DatasetType:
         raise InvalidArgument(f"unknown dataset type {name!r}: use one of {sorted(TYPES)}",
                               {"field": "type"})
     return cls(config)
-
-
-def _label_index(label: str, label_names: list[str]) -> int:
-    try:
-        return label_names.index(label)
-    except ValueError:
-        return -1
-
-
-def _coerce(v: Any, t: str) -> Any:
-    try:
-        if t == "float":
-            if isinstance(v, bool):
-                return None
-            return float(v)
-        if t == "int":
-            if isinstance(v, bool) or (isinstance(v, float) and not v.is_integer()):
-                return None
-            return int(v)
-        if t == "bool":
-            if isinstance(v, bool):
-                return v
-            if isinstance(v, str) and v.lower() in ("true", "false", "1", "0"):
-                return v.lower() in ("true", "1")
-            return None
-        if t == "string":
-            return v if isinstance(v, str) else str(v) if isinstance(v, (int, float)) else None
-    except (TypeError, ValueError):
-        return None
-    return None
-
-
-def _minmax(col: Any) -> dict[str, float]:
-    import pyarrow.compute as pc
-
-    mm = pc.min_max(col).as_py()
-    mean = pc.mean(col).as_py()
-    return {"min": mm["min"], "max": mm["max"], "mean": round(float(mean or 0), 3)}

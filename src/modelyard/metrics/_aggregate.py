@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -37,7 +38,27 @@ def step_values(cols: EventColumns, idx: np.ndarray, metric: str, step_s: float)
         if not known.any():
             return None
         return float(np.mean(cols.label[idx][known] == truth[known]))
+    if metric in ("mae", "rmse"):  # a regression model's label is its number, as text
+        errors = _errors(cols.label[idx], cols.true_label[idx], outcome)
+        if errors.size == 0:
+            return None
+        return float(np.mean(errors) if metric == "mae" else np.sqrt(np.mean(errors ** 2)))
     raise ValueError(metric)
+
+
+def _errors(predicted: np.ndarray, truth: np.ndarray, outcome: np.ndarray) -> np.ndarray:
+    """|predicted - true| of the ok events whose feedback and label both read as numbers."""
+    out = []
+    for p, t, o in zip(predicted.tolist(), truth.tolist(), outcome.tolist(), strict=True):
+        if o != "ok" or p is None or t is None:
+            continue
+        try:
+            d = abs(float(p) - float(t))
+        except ValueError:
+            continue
+        if math.isfinite(d):
+            out.append(d)
+    return np.asarray(out, dtype=np.float64)
 
 
 def _factorize(values: np.ndarray) -> tuple[list[str], np.ndarray]:

@@ -250,6 +250,16 @@ class DuckDbMetricsStore(MetricsStore):
             tbl = self._con.sql(sql, params=params).to_arrow_table()
         return np.asarray(tbl.column(0).to_numpy(), dtype=np.float64)
 
+    def feature_values(self, project: str, deployment: str, start: datetime,
+                       end: datetime) -> list[dict[str, Any]]:
+        where, params = _filters("", project, start, end, deployment, False)
+        sql = (f"SELECT input_summary FROM events WHERE {where} AND outcome = 'ok' "
+               "AND input_summary LIKE '%\"features\"%'")
+        with self._lock:
+            texts = self._con.sql(sql, params=params).to_arrow_table().column(0).to_pylist()
+        found = (orjson.loads(t).get("features") for t in texts if t)
+        return [f for f in found if isinstance(f, dict)]
+
     def cells(self, project: str, resolution: int, start: datetime, end: datetime,
               step_s: float, deployment: str | None, include_shadow: bool,
               group_by: str | None) -> Cells:

@@ -14,6 +14,7 @@ from modelyard.metrics.models import (
     AlertRuleSpec,
     Drift,
     EventBatch,
+    FeatureDrift,
     FeedbackBatch,
     GroupBy,
     Ingested,
@@ -84,6 +85,25 @@ class InputDriftRequest(BaseModel):
 def input_drift(body: InputDriftRequest, access: Viewer, platform: PlatformDep) -> InputDrift:
     return platform.metrics.input_drift(access.project, body.deployment, body.reference,
                                         body.start, body.end, body.bins, body.threshold)
+
+
+class FeatureDriftRequest(BaseModel):
+    deployment: str
+    reference: dict[str, list[float]] = Field(
+        min_length=1, max_length=1000,
+        description="feature name -> its values over reference data (at least `bins` each)")
+    start: datetime
+    end: datetime
+    bins: int = Field(default=10, ge=2, le=100)
+    threshold: float = Field(default=0.2, gt=0)
+
+
+@router.post("/feature-drift")
+def feature_drift(body: FeatureDriftRequest, access: Viewer,
+                  platform: PlatformDep) -> FeatureDrift:
+    """Input drift per named feature of a tabular model."""
+    return platform.metrics.feature_drift(access.project, body.deployment, body.reference,
+                                          body.start, body.end, body.bins, body.threshold)
 
 
 @router.post("/alerts", status_code=status.HTTP_201_CREATED)

@@ -17,7 +17,7 @@ from modelyard.metrics._limits import utc_naive as _utc_naive
 
 Metric = Literal[
     "count", "rate", "latency_mean", "latency_p50", "latency_p95", "latency_p99",
-    "error_rate", "accuracy",
+    "error_rate", "accuracy", "mae", "rmse",
 ]
 GroupBy = Literal["deployment", "model", "version"]
 Resolution = Literal["auto", "raw", "1m", "1h"]  # what answers a query (see MetricsService)
@@ -175,6 +175,15 @@ class InputDrift(BaseModel):
     reference_share: list[float]
     live_share: list[float]
     drifted: bool
+    threshold: float
+
+
+class FeatureDrift(BaseModel):
+    """Input drift of each named feature (tabular models): PSI of the values served against
+    reference values of the same feature, over the reference's quantile bins."""
+
+    features: dict[str, InputDrift]
+    drifted: list[str]  # the features whose PSI is above the threshold
     threshold: float
 
 

@@ -31,6 +31,7 @@ from modelyard.metrics.models import (
     AlertRuleSpec,
     Drift,
     Event,
+    FeatureDrift,
     Feedback,
     InputDrift,
     Point,
@@ -272,11 +273,12 @@ class MetricsService:
 
         Latencies are in milliseconds; percentiles interpolate linearly between closest ranks;
         `error_rate` is the share of `error` and `timeout` outcomes (requests shed with 429
-        count in the total only); `accuracy` uses the ok events that have feedback.
+        count in the total only); `accuracy` uses the ok events that have feedback, and so do
+        `mae` and `rmse` (a regression model's label and its feedback read as numbers).
 
         `auto` answers from the coarsest rollup (1h, then 1m) that `start`, `end` and `step_s`
         are all multiples of, plus the raw events not rolled up yet, and from raw events
-        otherwise (and always for `accuracy`, whose labels arrive later). From rollups, counts,
+        otherwise (and always for `accuracy`, `mae`, `rmse`, whose labels arrive later). From rollups, counts,
         rates, means and error rates are exact and percentiles within one latency bucket (5%).
         Raw events are kept `raw_retention_days`, so older windows need aligned queries.
         """
@@ -390,6 +392,35 @@ class MetricsService:
                           reference_share=ref_share.tolist(), live_share=live_share.tolist(),
                           drifted=psi > threshold, threshold=threshold)
 
+    def feature_drift(self, project: str, deployment: str, reference: dict[str, list[float]],
+                      start: datetime, end: datetime, bins: int = 10,
+                      threshold: float = 0.2) -> FeatureDrift:
+        """`input_drift` per named feature of a tabular model: each feature's served values
+        against reference values of that feature (e.g. its column in the training snapshot).
+        A feature with no served value in the window is a 400 naming it."""
+        if not reference:
+            raise InvalidArgument("reference must map feature names to values",
+                                  {"field": "reference"})
+        self.flush()
+        served = self.store.feature_values(project, deployment, _naive(start), _naive(end))
+        if not served:
+            raise InvalidArgument("no served tabular inputs in the window for this deployment")
+        out: dict[str, InputDrift] = {}
+        for name, values in reference.items():
+            ref = np.asarray(values, dtype=np.float64)
+            if ref.size < bins or not np.isfinite(ref).all():
+                raise InvalidArgument(f"reference of feature {name!r} needs at least {bins} "
+                                      "finite values", {"field": f"reference.{name}"})
+            live = np.asarray([f[name] for f in served if isinstance(f.get(name), (int, float))],
+                              dtype=np.float64)
+            if live.size == 0:
+                raise InvalidArgument(f"no served values of feature {name!r} in the window: "
+                                      "is it a feature of this deployment's model?",
+                                      {"field": f"reference.{name}"})
+            out[name] = _binned_drift(ref, live, bins, threshold)
+        return FeatureDrift(features=out, drifted=[n for n, d in out.items() if d.drifted],
+                            threshold=threshold)
+
     # -- alert rules ----------------------------------------------------------------------------
     def create_alert(self, project: str, spec: AlertRuleSpec, actor: str) -> AlertRule:
         return self.alert_store.create_rule(project, alerts.check_spec(spec), actor)
@@ -416,9 +447,23 @@ class MetricsService:
             if state == "firing" and rule.state != "firing":  # announced once per firing
                 self.events.publish("alert.firing", {
                     "project": rule.project, "alert": rule.spec.name,
-                    "deployment": rule.spec.deployment, "value": value,
-                    "action": rule.spec.action, "message": message})
+                    "deployment": rule.spec.deployment, "value": value})
         return out
+
+
+def _binned_drift(ref: np.ndarray, live: np.ndarray, bins: int, threshold: float) -> InputDrift:
+    """PSI of `live` against `ref` over the reference's quantile bins."""
+    inner = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)[1:-1]))
+
+    def shares(x: np.ndarray) -> np.ndarray:
+        return np.bincount(np.searchsorted(inner, x, side="right"),
+                           minlength=inner.size + 1) / x.size
+
+    ref_share, live_share = shares(ref), shares(live)
+    psi = _psi(ref_share, live_share)
+    return InputDrift(psi=psi, live_rows=int(live.size), bin_edges=inner.tolist(),
+                      reference_share=ref_share.tolist(), live_share=live_share.tolist(),
+                      drifted=psi > threshold, threshold=threshold)
 
 
 def _psi(ref: np.ndarray, live: np.ndarray, eps: float = 1e-4) -> float:

@@ -82,6 +82,12 @@ class MetricsStore(abc.ABC):
                     end: datetime) -> np.ndarray:
         """The `mean` of each ok, non-shadow event's input summary in `[start, end)`."""
 
+    def feature_values(self, project: str, deployment: str, start: datetime,
+                       end: datetime) -> list[dict[str, Any]]:
+        """The `features` of each ok, non-shadow event's input summary in `[start, end)` that
+        has them (a tabular model's inputs by feature name)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot read input features")
+
     def cells(self, project: str, resolution: int, start: datetime, end: datetime,
               step_s: float, deployment: str | None, include_shadow: bool,
               group_by: str | None) -> Cells:
@@ -280,6 +286,20 @@ class SqlMetricsStore(MetricsStore):
                       if o == "ok"]
         means = (summary_mean(x) for x in summaries)
         return np.asarray([m for m in means if m is not None], dtype=np.float64)
+
+    def feature_values(self, project: str, deployment: str, start: datetime,
+                       end: datetime) -> list[dict[str, Any]]:
+        e = MetricEventRow
+        q = sa.select(e.input_summary).where(
+            e.project == project, e.deployment == deployment, e.time >= start, e.time < end,
+            e.outcome == "ok", e.shadow.is_(False))
+        with self.db.session() as s:
+            summaries: list[Any] = list(s.scalars(q).all())
+        packed = self.packed.select(project, start, end, deployment, False)
+        summaries += [x for x, o in zip(packed["input_summary"], packed["outcome"], strict=True)
+                      if o == "ok"]
+        return [x["features"] for x in summaries
+                if isinstance(x, dict) and isinstance(x.get("features"), dict)]
 
     def maintain(self, now: datetime, retention: Retention) -> dict[str, int]:
         """Move the replicas' packed chunks into the table: this store owns the events. Each

@@ -57,6 +57,14 @@ class MetricsAPI:
                 "end": _iso(end), "bins": bins, "threshold": threshold}
         return self._t.post(self._t.p("/metrics/input-drift", project), json=body)  # type: ignore[no-any-return]
 
+    def feature_drift(self, deployment: str, reference: dict[str, list[float]],
+                      start: datetime | str, end: datetime | str, bins: int = 10,
+                      threshold: float = 0.2, project: str | None = None) -> dict[str, Any]:
+        """PSI per named feature of a tabular model's served inputs against reference values."""
+        body = {"deployment": deployment, "reference": reference, "start": _iso(start),
+                "end": _iso(end), "bins": bins, "threshold": threshold}
+        return self._t.post(self._t.p("/metrics/feature-drift", project), json=body)  # type: ignore[no-any-return]
+
     def create_alert(self, name: str, metric: str, threshold: float, op: str = ">",
                      window_s: float = 300, deployment: str | None = None,
                      reference: list[float] | dict[str, float] | None = None,

@@ -24,13 +24,17 @@ class TrainingAPI:
                hyperparameters: dict[str, Any] | None = None, code: dict[str, str] | None = None,
                resources: dict[str, Any] | None = None, priority: int = 0,
                timeout_s: int = 3600, max_retries: int = 0, experiment: str | None = None,
-               name: str | None = None) -> dict[str, Any]:
-        """Queues a job; raises InvalidArgument / FailedPrecondition when it cannot run."""
+               name: str | None = None, model_name: str | None = None) -> dict[str, Any]:
+        """Queues a job; raises InvalidArgument / FailedPrecondition when it cannot run.
+
+        `model_name`: the model a built-in trainer registers under (default: its own name)."""
         body: dict[str, Any] = {"trainer": trainer, "dataset_snapshot": dataset_snapshot,
                                 "hyperparameters": hyperparameters or {}, "code": code,
                                 "priority": priority, "timeout_s": timeout_s,
                                 "max_retries": max_retries, "experiment": experiment,
                                 "name": name}
+        if model_name is not None:
+            body["model_name"] = model_name
         if resources:
             body["resources"] = resources
         return self._t.post(self._t.p("/jobs"), json=body)  # type: ignore[no-any-return]

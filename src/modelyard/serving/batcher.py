@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from modelyard.core.errors import ModelyardError, ResourceExhausted, Unavailable
-from modelyard.serving.runtime import LoadedModel, input_summaries
+from modelyard.serving.runtime import LoadedModel
 
 log = logging.getLogger("modelyard.serving")
 
@@ -106,7 +106,7 @@ class BatchResult(NamedTuple):
     logits: np.ndarray
     inputs: np.ndarray
     predictions: list[dict[str, Any]] | None  # decoded labels (of a tensor job: if the batch's were)
-    summaries: list[dict[str, float]]  # per input row, for prediction events (drift)
+    summaries: list[dict[str, Any]]  # per input row, for prediction events (drift)
 
 
 class _Lane:
@@ -333,7 +333,7 @@ class Batcher:
         took = time.perf_counter() - started
         # moving average of the network's time per batch (picks inline vs pool above)
         self.batch_s = took if self.batch_s is None else 0.7 * self.batch_s + 0.3 * took
-        summaries = input_summaries(x)  # the whole batch at once, off the event loop
+        summaries = self.model.summaries(x)  # the whole batch at once, off the event loop
         try:
             decoded: list[dict[str, Any]] | None = self.model.pre.decode(logits)
         except Exception:  # noqa: BLE001 - decoded job by job below, to fail only the culprit

@@ -161,6 +161,12 @@ class LoadedModel:
         self.check_shape(x)
         return x.astype(self.input_dtype, copy=False)
 
+    def summaries(self, x: np.ndarray) -> list[dict[str, Any]]:
+        """Each prepared input row's summary for its prediction event: the preprocessing's own
+        where it has one (tabular: per-feature values), else `input_summaries`."""
+        own = getattr(self.pre, "summaries", None)
+        return own(x) if own is not None else input_summaries(x)  # type: ignore[no-any-return]
+
     def check_shape(self, x: np.ndarray) -> None:
         want = self.inputs[0].shape
         if len(want) != x.ndim or any(w not in (-1, g) for w, g in zip(want, x.shape, strict=True)):

@@ -91,6 +91,10 @@ class JobSpec(BaseModel):
     max_retries: int = Field(default=0, ge=0, le=20)
     experiment: str | None = Field(default=None, max_length=100)
     name: str | None = Field(default=None, max_length=200)
+    model_name: str | None = Field(
+        default=None, max_length=100,
+        description="the model a built-in trainer registers its version under (default: the "
+        "trainer's name); kept as the `model_name` hyperparameter")
 
 
 class Job(BaseModel):

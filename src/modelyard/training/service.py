@@ -279,15 +279,23 @@ class TrainingService:
         if (spec.trainer is None) == (spec.code is None):
             raise InvalidArgument("give exactly one of `trainer` (a built-in name) or `code` "
                                   "(an uploaded package)", {"field": "trainer"})
+        hyperparameters = dict(spec.hyperparameters)
+        if spec.model_name is not None:
+            given = hyperparameters.setdefault("model_name", spec.model_name)
+            if given != spec.model_name:
+                raise InvalidArgument(
+                    f"model_name {spec.model_name!r} and hyperparameter model_name {given!r} "
+                    "differ: give one", {"field": "model_name"})
+            check_name(spec.model_name, "model_name")
         if spec.code is not None:
             self.check_code(project, spec.code)
-            return dict(spec.hyperparameters), spec.code.digest
+            return hyperparameters, spec.code.digest
         builtin = get_builtin(spec.trainer or "")
         if spec.dataset_snapshot is None:
             raise InvalidArgument(f"trainer {builtin.name!r} needs a dataset_snapshot "
                                   f"(a {builtin.task} snapshot id)",
                                   {"field": "dataset_snapshot"})
-        return validate_params(builtin, spec.hyperparameters), builtin.code_hash()
+        return validate_params(builtin, hyperparameters), builtin.code_hash()
 
     def _check_resources(self, spec: JobSpec) -> None:
         r, cap = spec.resources, self.capacity

@@ -18,6 +18,13 @@ from modelyard.core.errors import InvalidArgument
 from modelyard.training.models import TrainerInfo
 
 
+def _model_name() -> Any:
+    """Every built-in trainer's `model_name` (one field object per model: pydantic owns it)."""
+    return Field(default=None, pattern=r"^[a-z0-9][a-z0-9._-]{0,99}$",
+                 description="the model to register the version under (default: the "
+                 "trainer's name)")
+
+
 class DigitsCnnParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -26,6 +33,7 @@ class DigitsCnnParams(BaseModel):
     batch_size: int = Field(default=64, ge=1, le=4096)
     channels: int = Field(default=16, ge=1, le=256, description="channels of the first conv layer")
     seed: int = Field(default=0, ge=0)
+    model_name: str | None = _model_name()
 
 
 class IntentClassifierParams(BaseModel):
@@ -38,6 +46,19 @@ class IntentClassifierParams(BaseModel):
     max_vocab: int = Field(default=5000, ge=10, le=200_000)
     max_len: int = Field(default=32, ge=1, le=1024)
     seed: int = Field(default=0, ge=0)
+    model_name: str | None = _model_name()
+
+
+class TabularMlpParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    lr: float = Field(default=0.01, gt=0, le=1.0)
+    epochs: int = Field(default=30, ge=1, le=1000)
+    batch_size: int = Field(default=64, ge=1, le=4096)
+    hidden: int = Field(default=64, ge=1, le=4096, description="units of each hidden layer")
+    layers: int = Field(default=2, ge=1, le=8, description="hidden layers")
+    seed: int = Field(default=0, ge=0)
+    model_name: str | None = _model_name()
 
 
 @dataclass(frozen=True)
@@ -69,6 +90,10 @@ BUILTINS: dict[str, Builtin] = {
         Builtin("intent-classifier", "modelyard.training.builtin.intent_classifier",
                 IntentClassifierParams, "text_intent",
                 "a bag-of-embeddings intent classifier over a word vocabulary"),
+        Builtin("tabular-mlp", "modelyard.training.builtin.tabular_mlp", TabularMlpParams,
+                "tabular",
+                "an MLP for tabular classes or numbers; learns standardisation, imputation and "
+                "one-hot encoding from the train split and exports them with the network"),
     )
 }
 

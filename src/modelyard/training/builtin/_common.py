@@ -118,8 +118,14 @@ class BackgroundCheckpoints:
 
 def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, xv: torch.Tensor, yv: torch.Tensor,
         *, lr: float, epochs: int, batch_size: int, seed: int,
-        on_epoch: Callable[[int, float, float], None] | None = None) -> tuple[nn.Module, float]:
-    """Trains with Adam, resuming from the job's checkpoint; returns (model, val accuracy).
+        on_epoch: Callable[[int, float, float], None] | None = None,
+        loss_fn: nn.Module | None = None,
+        score: Callable[[nn.Module, torch.Tensor, torch.Tensor, bool], float] = accuracy,
+        metric: str = "val_accuracy") -> tuple[nn.Module, float]:
+    """Trains with Adam, resuming from the job's checkpoint; returns (model, validation score).
+
+    Classification by default (cross-entropy, scored by accuracy); a regression trainer
+    passes its own `loss_fn`, `score` and the `metric` name the score is logged under.
 
     After every epoch the metrics are sent and, when the job is a study's trial, the pruner
     asked: a pruned trial raises `TrialPruned` at that epoch boundary. The epoch loop's wall
@@ -147,7 +153,7 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, xv: torch.Tensor, yv
     if distributed:
         dist.all_reduce(n, op=dist.ReduceOp.MIN)  # also lines the ranks up before the clock
     n_local = int(n.item())
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn = loss_fn or nn.CrossEntropyLoss()
     checkpoints = BackgroundCheckpoints()
     val_acc = 0.0
     began = time.perf_counter()
@@ -165,11 +171,11 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, xv: torch.Tensor, yv
                 opt.step()
                 total += float(loss.item()) * len(idx)
                 count += len(idx)
-            val_acc = accuracy(model, xv, yv, distributed)
+            val_acc = score(model, xv, yv, distributed)
             train_loss = total / max(count, 1)
             print(f"epoch {epoch + 1}/{epochs} train_loss={train_loss:.4f} "
-                  f"val_accuracy={val_acc:.4f}", flush=True)
-            runtime.log_metrics(epoch, train_loss=train_loss, val_accuracy=val_acc)
+                  f"{metric}={val_acc:.4f}", flush=True)
+            runtime.log_metrics(epoch, train_loss=train_loss, **{metric: val_acc})
             if pruned(distributed, device):
                 print(f"pruned by its study after epoch {epoch + 1}; stopping", flush=True)
                 raise TrialPruned(epoch)
@@ -180,7 +186,7 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, xv: torch.Tensor, yv
     finally:
         checkpoints.close()
     if start >= epochs:  # resumed after its last epoch: nothing trained, score what there is
-        val_acc = accuracy(model, xv, yv, distributed)
+        val_acc = score(model, xv, yv, distributed)
     if distributed:
         dist.barrier()
     took = time.perf_counter() - began

@@ -57,7 +57,8 @@ def main() -> int:
     except TrialPruned:
         finish()
         return 0
-    version = runtime.save_model(model, xv[:2], preprocessing=pre.spec(), name="digits-cnn",
+    version = runtime.save_model(model, xv[:2], preprocessing=pre.spec(),
+                                 name=hp.model_name or "digits-cnn",
                                  metrics={"val_accuracy": val_acc})
     if version:
         print(f"registered model version {version.get('version')} "

@@ -53,7 +53,8 @@ def main() -> int:
     except TrialPruned:
         finish()
         return 0
-    runtime.save_model(model, xv[:2], preprocessing=pre.spec(), name="intent-classifier",
+    runtime.save_model(model, xv[:2], preprocessing=pre.spec(),
+                       name=hp.model_name or "intent-classifier",
                        metrics={"val_accuracy": val_acc})
     finish()
     return 0
