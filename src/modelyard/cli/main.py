@@ -21,6 +21,7 @@ GROUPS = (
     ("modelyard.cli.training", "train"),
     ("modelyard.cli.hpo", "hpo"),
     ("modelyard.cli.registry", "model"),
+    ("modelyard.cli.runs", "run"),
     ("modelyard.cli.lineage", "lineage"),
     ("modelyard.cli.serving", "deploy"),
     ("modelyard.cli.metrics", "metrics"),
