@@ -88,6 +88,11 @@ class MetricsStore(abc.ABC):
         has them (a tabular model's inputs by feature name)."""
         raise NotImplementedError(f"{type(self).__name__} cannot read input features")
 
+    def find(self, project: str, request_id: str) -> list[PredictionEvent]:
+        """The stored events of one request (`request_id`, or `request_id/N` for row N of a
+        batch request), shadow copies included, oldest first."""
+        raise NotImplementedError(f"{type(self).__name__} cannot look up a request id")
+
     def cells(self, project: str, resolution: int, start: datetime, end: datetime,
               step_s: float, deployment: str | None, include_shadow: bool,
               group_by: str | None) -> Cells:
