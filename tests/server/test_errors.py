@@ -157,6 +157,9 @@ def test_bad_input_on_any_route_is_4xx_json_never_500(api: TestClient, team: obj
                 calls += [(body, {}) for body in GARBAGE_BODIES]
             for body, params in calls:
                 r = api.request(method, url, json=body, headers=h, params=params)
-                if r.status_code >= 500 or (r.status_code >= 400 and not _error_shaped(path, r)):
+                # 501 is no failure: MLflow's NOT_IMPLEMENTED for the MLflow calls not served
+                unimplemented = r.status_code == 501 and "/mlflow/" in path
+                if (r.status_code >= 500 and not unimplemented) or (
+                        r.status_code >= 400 and not _error_shaped(path, r)):
                     failures[f"{method} {path} body={body!r} params={params}"] = (r.status_code, r.text[:200])
     assert failures == {}

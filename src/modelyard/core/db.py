@@ -36,6 +36,7 @@ MIGRATING_PACKAGES = (
     "modelyard.serving",
     "modelyard.workflows",
     "modelyard.metrics",
+    "modelyard.mlflow_compat",
 )
 
 NAMING = {

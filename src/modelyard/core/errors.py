@@ -10,6 +10,7 @@
     ├── FailedPrecondition         409 failed_precondition
     ├── PayloadTooLarge            413 payload_too_large
     ├── ResourceExhausted          429 resource_exhausted
+    ├── Unimplemented              501 unimplemented
     └── Unavailable                503 unavailable
 
 Each class carries its HTTP status and code; the server maps the base class once, the SDK
@@ -70,6 +71,12 @@ class ResourceExhausted(ModelyardError):
     status, code = 429, "resource_exhausted"
 
 
+class Unimplemented(ModelyardError):
+    """A call of a foreign protocol (MLflow's) that modelyard does not serve."""
+
+    status, code = 501, "unimplemented"
+
+
 class Unavailable(ModelyardError):
     status, code = 503, "unavailable"
 
@@ -87,6 +94,7 @@ ERROR_CLASSES: dict[str, type[ModelyardError]] = {
         FailedPrecondition,
         PayloadTooLarge,
         ResourceExhausted,
+        Unimplemented,
         Unavailable,
     )
 }

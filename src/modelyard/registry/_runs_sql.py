@@ -121,6 +121,32 @@ class RunsSql(SqlBase):
                 raise _ended(row, f"cannot end it again as {status!r}")
         return self.get_run(project, run_id)
 
+    def update_run(self, project: str, run_id: str, params: dict[str, Any],
+                   tags: dict[str, str], delete_tags: list[str]) -> Run:
+        with self.db.session() as s:
+            self._run_row(s, project, run_id, lock=True)
+            if params:
+                have = dict(s.execute(sa.select(ParamRow.key, ParamRow.value).where(
+                    ParamRow.run_id == run_id, ParamRow.key.in_(list(params)))).tuples().all())
+                for k, v in params.items():
+                    if k in have and json.loads(have[k]) != v:
+                        raise InvalidArgument(
+                            f"param {k!r} of run {run_id} is already {json.loads(have[k])!r}: "
+                            "a run's params never change; log the new value under another "
+                            "name or start a new run", {"run_id": run_id, "param": k})
+                new = [_param_row(run_id, k, v) for k, v in params.items() if k not in have]
+                if new:
+                    s.execute(sa.insert(_PARAMS), new)
+            if tags:
+                stmt = upsert(s, _TAGS)
+                s.execute(stmt.on_conflict_do_update(
+                    index_elements=["run_id", "key"], set_={"value": stmt.excluded.value}),
+                    [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()])
+            if delete_tags:
+                s.execute(sa.delete(_TAGS).where(_TAGS.c.run_id == run_id,
+                                                 _TAGS.c.key.in_(delete_tags)))
+        return self.get_run(project, run_id)
+
     def _runs_to_models(self, s: Session, rows: list[RunRow],
                         parts: tuple[str, ...] = ("params", "tags", "metrics")) -> list[Run]:
         ids = [r.id for r in rows]

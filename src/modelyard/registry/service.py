@@ -111,6 +111,14 @@ class RegistryService:
             raise InvalidArgument(f"a run ends as 'finished', 'failed' or 'killed', not {status!r}")
         return self.store.finish_run(project, run_id, status)
 
+    def update_run(self, project: str, run_id: str, params: dict[str, Any] | None = None,
+                   tags: dict[str, str] | None = None,
+                   delete_tags: list[str] | None = None) -> Run:
+        """Params logged after the start (a param never changes value) and tags set or removed."""
+        return self.store.update_run(project, run_id, _checks.params(params or {}),
+                                     _checks.tags(tags or {}),
+                                     [_checks.key(k, "tag name") for k in delete_tags or []])
+
     def log_metrics(self, project: str, run_id: str, points: list[Any]) -> int:
         """Stores every point in one transaction (all or none); points are (key, step, value,
         time) tuples, dicts or MetricPoint; time is epoch seconds, a datetime or None (now)."""

@@ -47,6 +47,12 @@ class RegistryStore(abc.ABC):
     def finish_run(self, project: str, run_id: str, status: str) -> Run: ...
 
     @abc.abstractmethod
+    def update_run(self, project: str, run_id: str, params: dict[str, Any],
+                   tags: dict[str, str], delete_tags: list[str]) -> Run:
+        """Adds params (one already there with another value is refused: InvalidArgument),
+        sets and deletes tags, all or none; allowed on ended runs too."""
+
+    @abc.abstractmethod
     def log_metrics(self, project: str, run_id: str, points: list[Point]) -> int:
         """Bulk-inserts every (key, step, value, time) point, all or none, and keeps each
         series' latest point (highest step, then time)."""

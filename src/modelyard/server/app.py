@@ -26,6 +26,8 @@ ROUTERS = (
     ("modelyard.training.api", "router"),
     ("modelyard.hpo.api", "router"),
     ("modelyard.registry.api", "router"),
+    ("modelyard.mlflow_compat.api", "router"),
+    ("modelyard.mlflow_compat.api", "fallback_router"),  # after its router: the rest of MLflow's API
     ("modelyard.serving.api", "router"),
     ("modelyard.serving.api", "v2_router"),
     ("modelyard.metrics.api", "router"),

@@ -25,6 +25,7 @@ class Platform:
         from modelyard.datasets.service import DatasetService
         from modelyard.hpo.service import HpoService
         from modelyard.metrics.service import MetricsService
+        from modelyard.mlflow_compat.service import MlflowService
         from modelyard.registry.service import RegistryService
         from modelyard.serving.service import ServingService
         from modelyard.training.service import TrainingService
@@ -40,6 +41,7 @@ class Platform:
         self.cas = ContentStore(self.blobs)
         self.auth = AuthService(SqlAuthStore(self.db))
         self.registry = RegistryService(self.db, self.cas)
+        self.mlflow = MlflowService(self.db, self.registry)  # MLflow's API over the registry
         self.datasets = DatasetService(self.db, self.blobs, self.registry)
         self.metrics = MetricsService(self.db, self.prometheus, settings=settings.metrics,
                                       home=settings.home, role=settings.role)
