@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from modelyard.core.errors import AlreadyExists, InvalidArgument, NotFound, Unimplemented
+from modelyard.core.errors import AlreadyExists, InvalidArgument, NotFound
 from modelyard.mlflow_compat._wire import artifact_root
 from modelyard.mlflow_compat.models import LoggedModel
 from modelyard.registry import Model, ModelVersion
@@ -46,7 +46,7 @@ class ModelsMixin:
             return models
         m = _NAME_FILTER.match(filter)
         if m is None:
-            raise Unimplemented(f"registered models are searched by name only here "
+            raise InvalidArgument(f"registered models are searched by name only here "
                                 f"(name = 'x' or name LIKE 'x%'), not {filter[:200]!r}")
         if m[1] == "=":
             return [x for x in models if x.name == m[3]]
@@ -76,7 +76,7 @@ class ModelsMixin:
             return path.strip("/"), run_id
         if m := _ARTIFACTS_URL.match(source):
             return m[1].strip("/"), run_id
-        raise Unimplemented(f"model source {source[:200]!r} is not in this server's artifact "
+        raise InvalidArgument(f"model source {source[:200]!r} is not in this server's artifact "
                             "store: log the model with this tracking URI (runs:/, models:/ or "
                             "mlflow-artifacts:/ sources)", {"source": source[:200]})
 
@@ -111,7 +111,7 @@ class ModelsMixin:
         self.registry.get_version(project, name, version)
         found = self.store.version_source(project, name, version)
         if found is None:
-            raise Unimplemented(f"version {version} of {name!r} was not registered through "
+            raise InvalidArgument(f"version {version} of {name!r} was not registered through "
                                 "MLflow: fetch its files with modelyard's SDK "
                                 "(c.registry / GET .../artifacts/{digest})")
         return f"mlflow-artifacts:/{found[1]}"
@@ -143,7 +143,7 @@ class ModelsMixin:
         for clause in re.split(r"(?i)\s+and\s+", filter.strip()) if filter and filter.strip() else []:
             m = _LOGGED_FILTER.match(clause)
             if m is None:
-                raise Unimplemented("logged models are searched by name and source_run_id "
+                raise InvalidArgument("logged models are searched by name and source_run_id "
                                     f"(name = 'x' AND source_run_id = 'y') here, not "
                                     f"{filter[:200]!r}")  # type: ignore[index]
             wanted[m[1]] = m[3]

@@ -103,7 +103,7 @@ def get_experiment_by_name(experiment_name: str, access: Viewer, platform: Platf
 @router.post(f"{T}/experiments/search")
 def search_experiments(body: ExperimentSearch, access: Viewer, platform: PlatformDep) -> Json:
     if body.filter:
-        raise Unimplemented("experiments are listed without a filter here: drop filter_string")
+        raise InvalidArgument("experiments are listed without a filter here: drop filter_string")
     token = body.page_token or "0"
     if not token.isdigit() or len(token) > 15:
         raise InvalidArgument("page_token is not one this server gave out")

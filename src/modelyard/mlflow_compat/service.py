@@ -13,7 +13,7 @@ import re
 from typing import Any, BinaryIO
 
 from modelyard.core.db import Database
-from modelyard.core.errors import AlreadyExists, InvalidArgument, NotFound, Unimplemented
+from modelyard.core.errors import AlreadyExists, InvalidArgument, NotFound
 from modelyard.mlflow_compat._models import ModelsMixin
 from modelyard.mlflow_compat._wire import RUN_NAME_TAG
 from modelyard.mlflow_compat.models import (
@@ -98,7 +98,7 @@ class MlflowService(ModelsMixin):
 
     def set_experiment_tag(self, project: str, experiment_id: str, key: str, value: str) -> None:
         if experiment_id == DEFAULT_EXPERIMENT_ID:
-            raise Unimplemented("the Default experiment takes no tags here: create an "
+            raise InvalidArgument("the Default experiment takes no tags here: create an "
                                 "experiment of your own (mlflow.set_experiment) and tag that")
         self.store.set_experiment_tag(project, _experiment_number(experiment_id), key, value)
 
@@ -165,7 +165,7 @@ class MlflowService(ModelsMixin):
                     order_by: list[str], limit: int,
                     page_token: str | None) -> tuple[list[tuple[Run, str]], str | None]:
         if len(experiment_ids) > 1:
-            raise Unimplemented("search runs of one experiment at a time here (the results of "
+            raise InvalidArgument("search runs of one experiment at a time here (the results of "
                                 "several would need one merged order)")
         exp_id = experiment_ids[0] if experiment_ids else None
         name = self.get_experiment(project, exp_id).name if exp_id is not None else None
