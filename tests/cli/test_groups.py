@@ -33,9 +33,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str |
                                       code_hash="code_g")
             art = c.registry.upload_artifact(b"weights", name="model.onnx")
             c.registry.register_version("clf", {"model.onnx": art["digest"]}, run_id=r["id"])
-            c.registry.add_edge("model_version", "clf@1", "deployment", "dep_g", "serves")
+            # A real deployment (never asked to predict, so its weights are never loaded):
+            # it records its own edge from the version it serves.
+            c.serving.create("dep_g", "clf@1")
         yield {"MODELYARD_URL": live.resolved_public_url, "MODELYARD_TOKEN": token,
-               "MODELYARD_PROJECT": "gamma"}
+               "MODELYARD_PROJECT": "gamma", "RUN": r["id"]}
 
 
 def test_every_component_has_its_group_mounted() -> None:
@@ -62,7 +64,7 @@ def test_each_group_answers_against_a_live_server(server: dict[str, str | None])
     assert _json(["hpo", "list"], server) in ([], {"items": [], "next_page_token": None})
     models = _json(["model", "list"], server)
     assert [m["name"] for m in models] == ["clf"]  # type: ignore[union-attr,index]
-    assert _json(["deploy", "list"], server) == []
+    assert [d["name"] for d in _json(["deploy", "list"], server)] == ["dep_g"]  # type: ignore[union-attr,index]
     assert _json(["metrics", "alerts"], server) == []
     assert _json(["pipeline", "list"], server) == []
 
@@ -76,16 +78,16 @@ def test_metrics_query_and_lineage_print_for_humans(server: dict[str, str | None
 
 
 def test_lineage_walks_downstream_and_stops_at_its_depth(server: dict[str, str | None]) -> None:
-    down = run(["lineage", "job:job_g", "--downstream"], server)
+    run_id = server["RUN"]
+    down = run(["lineage", f"run:{run_id}", "--downstream"], server)
     assert down.code == 0, down.stderr
-    for label in ("job job_g", "run run_", "model_version clf@1", "deployment dep_g"):
+    for label in (f"run {run_id}", "model_version clf@1", "served_by → deployment dep_"):
         assert label in down.stdout, down.stdout
-    up = run(["--json", "lineage", "job:job_g"], server)  # nothing went into the job
-    assert up.code == 0 and [n["id"] for n in json.loads(up.stdout)["nodes"]] == ["job_g"]
-    shallow = run(["--json", "lineage", "job:job_g", "--downstream", "--depth", "1"], server)
-    # one hop: the run and the version the job made, not the deployment behind the version
-    assert {n["kind"] for n in json.loads(shallow.stdout)["nodes"]} == {"job", "run",
-                                                                       "model_version"}
+    shallow = run(["--json", "lineage", f"run:{run_id}", "--downstream", "--depth", "1"], server)
+    # one hop: the version the run made, not the deployment behind the version
+    assert {n["kind"] for n in json.loads(shallow.stdout)["nodes"]} == {"run", "model_version"}
+    missing = run(["lineage", "job:job_nope", "--downstream"], server)
+    assert missing.code == 1 and "not_found" in missing.err_text
 
 
 def test_a_group_command_on_a_missing_object_exits_1_with_the_servers_message(
