@@ -119,3 +119,17 @@ def test_a_snapshot_left_pending_by_a_dead_server_is_finished_on_the_next_start(
     assert done["status"] == "ready" and done["id"] == snap["id"]
     assert sum(done["split_sizes"].values()) == 30
     assert sum(len(rows) for rows in _all_rows(done).values()) == 30
+
+
+def test_sample_inputs_is_a_seeded_bounded_sample_of_a_split_as_model_inputs(
+        api: TestClient, images: Client) -> None:
+    images.datasets.commit_rows("imgs", image_rows(40))
+    snap = images.datasets.snapshot("imgs", seed=3)
+    datasets = api.app.state.platform.datasets  # type: ignore[attr-defined]
+    train = [r["image"] for r in load_split_arrays(snap, "train")[0]]
+    some = datasets.sample_inputs("alpha", snap["id"], "train", 10, 1)
+    assert len(some) == 10 and set(some) <= set(train)  # PNG bytes, what a client sends
+    assert datasets.sample_inputs("alpha", snap["id"], "train", 10, 1) == some
+    assert sorted(datasets.sample_inputs("alpha", snap["id"], "train", 100)) == sorted(train)
+    with pytest.raises(NotFound):
+        datasets.sample_inputs("beta", snap["id"])

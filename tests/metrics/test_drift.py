@@ -40,6 +40,54 @@ def test_shifted_inputs_raise_input_drift_and_unshifted_do_not(served: Client) -
     assert moved["drifted"] and moved["psi"] > 1.0
 
 
+@pytest.fixture
+def trained(api: TestClient, client: Client) -> Client:
+    """Deployments `plain` and `shifted` of digits@1, trained on a snapshot of the digits."""
+    client.datasets.import_builtin("digits", "sklearn:digits")
+    snap = client.datasets.snapshot("digits")
+    registry = api.app.state.platform.registry  # type: ignore[attr-defined]
+    v = register(registry, "alpha", "digits", onnx_model(1.0), snapshot=snap["id"])
+    client.serving.create("plain", f"digits@{v}")
+    client.serving.create("shifted", f"digits@{v}")
+    return client
+
+
+def test_input_drift_without_reference_compares_with_the_training_snapshot(
+        trained: Client) -> None:
+    test = digits().test_x  # raw pixels 0..240, as clients send them
+    start = utcnow() - timedelta(seconds=5)
+    for i in range(0, len(test), 100):
+        trained.serving.predict("plain", test[i:i + 100].tolist())
+        trained.serving.predict("shifted", np.clip(test[i:i + 100] + 60, 0, 255).tolist())
+    end = utcnow() + timedelta(seconds=5)
+    plain = trained.metrics.input_drift("plain", None, start, end)
+    moved = trained.metrics.input_drift("shifted", None, start, end)
+    assert plain["live_rows"] == moved["live_rows"] == len(test)
+    assert not plain["drifted"] and plain["psi"] < 0.1
+    assert moved["drifted"] and moved["psi"] > 1.0
+    # an alert rule may leave the reference out as well
+    for name in ("plain", "shifted"):
+        trained.metrics.create_alert(f"{name}-inputs", "input_psi", threshold=0.2,
+                                     window_s=600, deployment=name)
+    states = {a["spec"]["name"]: a["state"] for a in trained.metrics.evaluate_alerts()}
+    assert states == {"plain-inputs": "ok", "shifted-inputs": "firing"}
+    trained.serving.delete("plain")  # a rule of a deployment gone stops no other rule
+    states = {a["spec"]["name"]: a["state"] for a in trained.metrics.evaluate_alerts()}
+    assert states == {"plain-inputs": "no_data", "shifted-inputs": "firing"}
+
+
+def test_a_version_without_training_snapshot_needs_a_reference(served: Client) -> None:
+    now = utcnow()
+    served.serving.predict("plain", digits().test_x[:20].tolist())
+    with pytest.raises(InvalidArgument, match="not trained on a dataset snapshot.*pass "
+                                              "`reference`") as e:
+        served.metrics.input_drift("plain", None, now - timedelta(minutes=1),
+                                   now + timedelta(minutes=1))
+    assert e.value.details["field"] == "reference"
+    with pytest.raises(InvalidArgument, match="pass `reference`"):
+        served.metrics.create_alert("inputs", "input_psi", threshold=0.2, deployment="plain")
+
+
 def test_predicted_label_drift_on_served_predictions(served: Client) -> None:
     d = digits()
     labels, counts = np.unique(d.train_y, return_counts=True)

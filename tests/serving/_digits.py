@@ -65,10 +65,12 @@ def onnx_model(c: float, pad_bytes: int = 0) -> bytes:
     return model.SerializeToString()
 
 
-def register(registry: object, project: str, model: str, blob: bytes) -> int:
-    """Uploads `blob` as model.onnx and registers the next version of `model`; its number."""
+def register(registry: object, project: str, model: str, blob: bytes,
+             snapshot: str | None = None) -> int:
+    """Uploads `blob` as model.onnx and registers the next version of `model` (trained on
+    `snapshot`, a dataset snapshot id, if given); its number."""
     art = registry.put_artifact(project, blob, name="model.onnx")  # type: ignore[attr-defined]
     mv = registry.register_version(  # type: ignore[attr-defined]
         project, model, artifacts={"model.onnx": art.digest}, framework="onnx",
-        preprocessing=PREPROCESSING)
+        preprocessing=PREPROCESSING, dataset_snapshot_id=snapshot)
     return int(mv.version)

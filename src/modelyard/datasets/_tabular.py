@@ -146,6 +146,9 @@ class Tabular(DatasetType):
             out["target"] = row[self.target]
         return out
 
+    def model_input(self, row: dict[str, Any]) -> Any:
+        return {c: row[c] for c in self.features}  # every feature by name, as stored
+
     def training_schema(self) -> dict[str, str]:
         return {"features": "list[float] (numeric features; NaN where missing)",
                 "values": "dict[str, float|int|str|bool|None] (every feature)",

@@ -8,6 +8,7 @@ version nobody sees; the next commit rewinds past it (`LanceData.reset_to`).
 
 from __future__ import annotations
 
+import random
 import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -20,7 +21,7 @@ from modelyard.core.db import Database
 from modelyard.core.errors import FailedPrecondition, InvalidArgument, NotFound
 from modelyard.core.events import EventBus
 from modelyard.core.ids import check_name, new_id, utcnow
-from modelyard.datasets import _filters, _lance, sources
+from modelyard.datasets import _filters, _lance, _splits, sources
 from modelyard.datasets._gc import GarbageCollector, readable
 from modelyard.datasets._ingest import Content, IngestStream
 from modelyard.datasets._snapshots import SnapshotManager
@@ -294,6 +295,31 @@ class DatasetService:
         self.registry.add_edge(project, "dataset_version", f"{snap.dataset}@{snap.version}",
                                "dataset_snapshot", snap.id, "snapshot_of")
         self.registry.add_edge(project, "dataset_snapshot", snap.id, dst_kind, dst_id, relation)
+
+    def sample_inputs(self, project: str, snapshot_id: str, split: str = "train",
+                      limit: int = 2000, seed: int = 0) -> list[Any]:
+        """Up to `limit` rows of one split of a ready snapshot (a seeded sample, in stored
+        order), each as the raw input a model trained on it takes, what a client sends to
+        predict (`DatasetType.model_input`). Read here, on the server, with its credentials.
+
+        Raises NotFound (no such snapshot in `project`), FailedPrecondition (not ready, or its
+        rows were garbage-collected), InvalidArgument (a type whose rows are no model input).
+        """
+        snap = self.snapshots.get(project, snapshot_id)
+        if snap.status != "ready" or not snap.splits_uri:
+            raise FailedPrecondition(f"snapshot {snapshot_id} is {snap.status}, not ready",
+                                     {"snapshot": snapshot_id})
+        kind = get_type(snap.type, snap.config)
+        commit = readable(self.store.get_commit_by_id(snap.commit_id))
+        positions = _splits.read_split(snap.splits_uri, self.blobs.storage_options, split)
+        if len(positions) > limit:
+            positions = sorted(random.Random(seed).sample(positions, max(limit, 0)))
+        if not positions:
+            return []
+        lds = self.data(self.store.get_dataset_by_id(snap.dataset_id)).open(commit.lance_version)
+        assert lds is not None
+        rows = lds.take(positions, columns=[f.name for f in kind.schema()]).to_pylist()
+        return [kind.model_input(r) for r in rows]
 
     def list_snapshots(self, project: str, name: str) -> list[Snapshot]:
         return self.snapshots.for_dataset(project, name)

@@ -135,6 +135,12 @@ class DatasetType(abc.ABC):
     def training_schema(self) -> dict[str, str]:
         return {f.name: str(f.type) for f in self.schema()}
 
+    def model_input(self, row: dict[str, Any]) -> Any:
+        """A stored row as a client sends it to a model trained on this type (its raw input,
+        before the model's preprocessing). InvalidArgument where the type has none."""
+        raise InvalidArgument(f"a {type(self).name} row is not a model input: pass a reference "
+                              "computed from your own data", {"field": "reference"})
+
 
 class ImageClassification(DatasetType):
     """PNG image bytes and one label; JSON callers send the image base64-encoded."""
@@ -207,6 +213,9 @@ class ImageClassification(DatasetType):
     def training_row(self, row: dict[str, Any], label_names: list[str]) -> dict[str, Any]:
         return {"image": row["image"], "label": _label_index(row["label"], label_names)}
 
+    def model_input(self, row: dict[str, Any]) -> Any:
+        return row["image"]  # PNG bytes
+
     def training_schema(self) -> dict[str, str]:
         return {"image": "png bytes", "label": "int (index into label_names)"}
 
@@ -259,6 +268,9 @@ class TextIntent(DatasetType):
 
     def training_row(self, row: dict[str, Any], label_names: list[str]) -> dict[str, Any]:
         return {"text": row["text"], "labels": list(row["labels"])}
+
+    def model_input(self, row: dict[str, Any]) -> Any:
+        return row["text"]
 
     def training_schema(self) -> dict[str, str]:
         return {"text": "str", "labels": "list[str]"}

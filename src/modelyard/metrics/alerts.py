@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from modelyard.core.errors import InvalidArgument
+from modelyard.core.errors import FailedPrecondition, InvalidArgument, NotFound
 from modelyard.core.ids import check_name
 from modelyard.metrics.models import AlertRule, AlertRuleSpec
 
@@ -27,10 +27,11 @@ def check_spec(spec: AlertRuleSpec) -> AlertRuleSpec:
     if spec.action == "rollback" and not spec.deployment:
         raise InvalidArgument("a rule with action rollback needs the deployment it rolls back",
                               {"field": "deployment"})
-    if spec.metric == "input_psi" and not (isinstance(spec.reference, list)
-                                           and len(spec.reference) >= 10):
-        raise InvalidArgument("an input_psi rule needs `reference`: at least 10 per-row input "
-                              "means of the reference data", {"field": "reference"})
+    if spec.metric == "input_psi" and spec.reference is not None and not (
+            isinstance(spec.reference, list) and len(spec.reference) >= 10):
+        raise InvalidArgument("an input_psi rule's `reference` is at least 10 per-row input "
+                              "means of the reference data (or leave it out: the deployed "
+                              "version's training data)", {"field": "reference"})
     if spec.metric == "prediction_psi" and not (isinstance(spec.reference, dict)
                                                 and spec.reference):
         raise InvalidArgument("a prediction_psi rule needs `reference`: label -> share",
@@ -46,7 +47,7 @@ def evaluate(metrics: MetricsService, rule: AlertRule, now: datetime) -> \
     value: float | None
     try:
         if spec.metric == "input_psi":
-            assert isinstance(spec.reference, list) and spec.deployment
+            assert not isinstance(spec.reference, dict) and spec.deployment
             value = metrics.input_drift(rule.project, spec.deployment, spec.reference, start,
                                         now).psi
         elif spec.metric == "prediction_psi":
@@ -58,6 +59,8 @@ def evaluate(metrics: MetricsService, rule: AlertRule, now: datetime) -> \
             value = res.series[0].points[0].value if res.series else None
     except InvalidArgument:  # e.g. nothing served in the window yet
         value = None
+    except (NotFound, FailedPrecondition) as e:  # e.g. the deployment or its training data gone
+        return "no_data", None, f"no data for {spec.metric}: {e.message}"
     where = f" of {spec.deployment}" if spec.deployment else ""
     if value is None:
         return "no_data", None, f"no data for {spec.metric}{where} in the last {spec.window_s:g}s"

@@ -73,8 +73,11 @@ def drift(body: DriftRequest, access: Viewer, platform: PlatformDep) -> Drift:
 
 class InputDriftRequest(BaseModel):
     deployment: str
-    reference: list[float] = Field(min_length=10, max_length=1_000_000,
-                                   description="the per-row input mean over reference data")
+    reference: list[float] | None = Field(
+        default=None, min_length=10, max_length=1_000_000,
+        description="the per-row input mean over reference data, after the model's "
+                    "preprocessing; left out: the deployed version's training data (a 400 "
+                    "for a version trained on no dataset snapshot)")
     start: datetime
     end: datetime
     bins: int = Field(default=10, ge=2, le=100)

@@ -191,8 +191,8 @@ class AlertRuleSpec(BaseModel):
     """Fire when `metric` over the last `window_s` seconds compares true with `threshold`.
 
     `metric` is a query metric (count, rate, latency_*, error_rate, accuracy), or a drift:
-    `input_psi` (needs `reference`: per-row input means) or `prediction_psi` (needs
-    `reference`: label -> share).
+    `input_psi` (`reference`: per-row input means; left out, the deployed version's training
+    data as its model sees it) or `prediction_psi` (needs `reference`: label -> share).
 
     `action` `rollback` (needs `deployment`) makes the deployment serve its previous version
     the moment the rule starts firing: an open canary goes back to its stable version;

@@ -7,7 +7,7 @@ import math
 import threading
 import time
 from collections import Counter as _Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -121,6 +121,9 @@ class MetricsService:
         self.alert_store = alert_store or SqlAlertStore(db)
         self.events = EventBus()  # the platform shares one bus between components
         self._next_alerts = 0.0
+        # (project, deployment) -> reference input means, when a caller gives none (the
+        # platform hands serving's, computed from the deployed version's training snapshot)
+        self.input_reference: Callable[[str, str], list[float]] | None = None
         self._buffer: list[Event] = []
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
@@ -367,11 +370,15 @@ class MetricsService:
                      reference={k: v / total_ref for k, v in reference.items()},
                      drifted=psi > threshold, threshold=threshold)
 
-    def input_drift(self, project: str, deployment: str, reference: list[float],
+    def input_drift(self, project: str, deployment: str, reference: list[float] | None,
                     start: datetime, end: datetime, bins: int = 10,
                     threshold: float = 0.2) -> InputDrift:
         """PSI of live inputs (each row's mean, as served) against reference values of the
-        same statistic (e.g. of the training snapshot), over the reference's quantile bins."""
+        same statistic, over the reference's quantile bins. Without `reference`, the training
+        data of the deployed version (`input_reference`); InvalidArgument naming `reference`
+        where there is none."""
+        if reference is None:
+            reference = self.automatic_reference(project, deployment)
         ref = np.asarray(reference, dtype=np.float64)
         if ref.size < bins or not np.isfinite(ref).all():
             raise InvalidArgument(f"reference needs at least {bins} finite values",
@@ -391,6 +398,13 @@ class MetricsService:
         return InputDrift(psi=psi, live_rows=int(live.size), bin_edges=inner.tolist(),
                           reference_share=ref_share.tolist(), live_share=live_share.tolist(),
                           drifted=psi > threshold, threshold=threshold)
+
+    def automatic_reference(self, project: str, deployment: str) -> list[float]:
+        if self.input_reference is None:
+            raise InvalidArgument("this server computes no input reference of its own: pass "
+                                  "`reference`, per-row means of reference inputs after the "
+                                  "model's preprocessing", {"field": "reference"})
+        return self.input_reference(project, deployment)
 
     def feature_drift(self, project: str, deployment: str, reference: dict[str, list[float]],
                       start: datetime, end: datetime, bins: int = 10,
@@ -423,7 +437,11 @@ class MetricsService:
 
     # -- alert rules ----------------------------------------------------------------------------
     def create_alert(self, project: str, spec: AlertRuleSpec, actor: str) -> AlertRule:
-        return self.alert_store.create_rule(project, alerts.check_spec(spec), actor)
+        spec = alerts.check_spec(spec)
+        if spec.metric == "input_psi" and spec.reference is None and spec.deployment:
+            # refused now, with the reason, rather than reading no_data at every evaluation
+            self.automatic_reference(project, spec.deployment)
+        return self.alert_store.create_rule(project, spec, actor)
 
     def list_alerts(self, project: str) -> list[AlertRule]:
         return self.alert_store.rules(project)

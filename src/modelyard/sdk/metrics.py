@@ -49,10 +49,11 @@ class MetricsAPI:
                 "end": _iso(end), "threshold": threshold}
         return self._t.post(self._t.p("/metrics/drift", project), json=body)  # type: ignore[no-any-return]
 
-    def input_drift(self, deployment: str, reference: list[float], start: datetime | str,
-                    end: datetime | str, bins: int = 10, threshold: float = 0.2,
-                    project: str | None = None) -> dict[str, Any]:
-        """PSI of served inputs (per-row mean) against reference values of the same statistic."""
+    def input_drift(self, deployment: str, reference: list[float] | None,
+                    start: datetime | str, end: datetime | str, bins: int = 10,
+                    threshold: float = 0.2, project: str | None = None) -> dict[str, Any]:
+        """PSI of served inputs (per-row mean) against reference values of the same statistic;
+        `reference=None`: the deployed version's training data, as its model sees it."""
         body = {"deployment": deployment, "reference": reference, "start": _iso(start),
                 "end": _iso(end), "bins": bins, "threshold": threshold}
         return self._t.post(self._t.p("/metrics/input-drift", project), json=body)  # type: ignore[no-any-return]

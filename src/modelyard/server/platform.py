@@ -27,6 +27,7 @@ class Platform:
         from modelyard.metrics.service import MetricsService
         from modelyard.mlflow_compat.service import MlflowService
         from modelyard.registry.service import RegistryService
+        from modelyard.serving import InputReferences
         from modelyard.serving.service import ServingService
         from modelyard.training.service import TrainingService
         from modelyard.workflows.service import WorkflowService
@@ -54,6 +55,9 @@ class Platform:
         )
         self.workflows = WorkflowService(self.db, self)
         self._wire_lineage()
+        # input drift's reference when none is given: the deployed version's training data
+        self.metrics.input_reference = InputReferences(
+            self.registry, self.serving.deployed_version, self.datasets.sample_inputs)
         # Components announce commits, alias moves and job ends; triggers and the HPO
         # controller react at once (their own polling stays as the safety net).
         self.events = EventBus()

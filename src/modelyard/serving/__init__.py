@@ -15,7 +15,9 @@ land in the one metrics store.
 
 from __future__ import annotations
 
+from modelyard.serving._reference import InputReferences
 from modelyard.serving.models import Deployment, DeploymentCreate, DeploymentUpdate
 from modelyard.serving.service import ServingService
 
-__all__ = ["Deployment", "DeploymentCreate", "DeploymentUpdate", "ServingService"]
+__all__ = ["Deployment", "DeploymentCreate", "DeploymentUpdate", "InputReferences",
+           "ServingService"]

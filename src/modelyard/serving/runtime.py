@@ -162,10 +162,7 @@ class LoadedModel:
         return x.astype(self.input_dtype, copy=False)
 
     def summaries(self, x: np.ndarray) -> list[dict[str, Any]]:
-        """Each prepared input row's summary for its prediction event: the preprocessing's own
-        where it has one (tabular: per-feature values), else `input_summaries`."""
-        own = getattr(self.pre, "summaries", None)
-        return own(x) if own is not None else input_summaries(x)  # type: ignore[no-any-return]
+        return summaries_of(self.pre, x)
 
     def check_shape(self, x: np.ndarray) -> None:
         want = self.inputs[0].shape
@@ -187,6 +184,13 @@ def _export_shape(program: Any) -> list[int]:
 def _meta(arg: Any) -> TensorMeta:
     shape = [d if isinstance(d, int) and d >= 0 else -1 for d in (arg.shape or [])]
     return TensorMeta(name=arg.name, datatype=ONNX_TO_V2.get(arg.type, arg.type), shape=shape)
+
+
+def summaries_of(pre: Preprocessor, x: np.ndarray) -> list[dict[str, Any]]:
+    """Each prepared input row's summary for its prediction event: the preprocessing's own
+    where it has one (tabular: per-feature values), else `input_summaries`."""
+    own = getattr(pre, "summaries", None)
+    return own(x) if own is not None else input_summaries(x)  # type: ignore[no-any-return]
 
 
 def input_summaries(batch: np.ndarray) -> list[dict[str, float]]:

@@ -297,6 +297,13 @@ class ServingService(RequestPath):
             versions.add(dep.shadow_version)
         return [ModelKey(dep.project, dep.model, v) for v in sorted(versions)]
 
+    def deployed_version(self, project: str, name: str) -> ModelKey:
+        """The model version a deployment serves (during a canary, its stable version)."""
+        dep = self._deployment(project, name)
+        resolved = self._resolve(dep)
+        version = canary.stable_version(dep, resolved) if dep.traffic else resolved
+        return ModelKey(project, dep.model, version)
+
     # -- resolution and loading (blocking; called from the pool) ---------------------------------
     def _cached_deployment(self, project: str, name: str) -> Deployment | None:
         cached = self._deployments.get((project, name))
