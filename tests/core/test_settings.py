@@ -61,3 +61,9 @@ def test_bad_value_is_rejected_with_the_field_named(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("MODELYARD_PORT", "not-a-port")
     with pytest.raises(ValidationError, match="port"):
         Settings()
+
+
+def test_the_backfill_window_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().training.backfill_window_s == 300
+    monkeypatch.setenv("MODELYARD_TRAINING__BACKFILL_WINDOW_S", "30")
+    assert Settings().training.backfill_window_s == 30

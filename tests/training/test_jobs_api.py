@@ -171,3 +171,21 @@ def test_a_code_package_belongs_to_the_project_it_was_uploaded_to(
                    headers=bearer(team.outsider)).status_code == 404
     r = api.post(f"{beta}/jobs", json={"code": {"digest": digest}}, headers=bearer(team.outsider))
     assert r.status_code == 400 and "upload" in r.json()["error"]["message"]
+
+
+def test_list_shows_each_queued_jobs_place_by_fair_share_and_why_it_waits(
+        api: TestClient, team: Team, client: Client, snap: dict[str, Any]) -> None:
+    # Issue 22 item 13: the place counts fair share as admission does (beta holds nothing,
+    # so its job comes before alpha's second), and a job held back says why.
+    beta = Client(token=team.admin, project="beta", http=api)
+    beta.datasets.import_builtin("digits", "sklearn:digits")
+    beta_snap = beta.datasets.snapshot("digits")
+    client.training.set_quota(max_jobs=1)
+    a1 = client.training.submit("digits-cnn", snap["id"])
+    a2 = client.training.submit("digits-cnn", snap["id"])
+    b1 = beta.training.submit("digits-cnn", beta_snap["id"])
+    listed = {j["id"]: j for j in _queued(client)}
+    assert (listed[a1["id"]]["queue_position"], listed[a2["id"]]["queue_position"]) == (0, 2)
+    assert listed[a2["id"]]["queue_reason"] == "project quota: max_jobs 1 reached"
+    assert beta.training.get(b1["id"])["queue_position"] == 1
+    assert client.training.get(a2["id"])["queue_reason"] == "project quota: max_jobs 1 reached"

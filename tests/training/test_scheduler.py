@@ -100,3 +100,30 @@ def test_ten_thousand_queued_jobs_admit_the_highest_priority_first() -> None:
     decision = admit(queue, [], Capacity(cpu=64, gpu=0, memory_mb=10**9))
     assert len(decision.admitted) == 64
     assert all(int(j[1:]) % 3 == 2 for j in decision.admitted)
+
+
+def test_a_waiting_higher_priority_job_is_not_held_back_by_smaller_lower_priority_ones() -> None:
+    # Issue 22 item 14: a priority-10 job waited behind smaller priority-0 jobs that took every
+    # CPU a running job gave back, for as long as the backfill window.
+    queue = [job("high", 2, priority=10, order=0), job("low", 1, order=1)]
+    decision = admit(queue, [job("r", 1)], CAP2, now=29, reserve_after_s=300)
+    assert decision.admitted == []
+    assert decision.waiting["low"] == "behind higher-priority job high"
+    # Within one priority, a small job still goes around a big one until the window passes.
+    equal = [job("big", 2, order=0), job("small", 1, order=1)]
+    assert admit(equal, [job("r", 1)], CAP2, now=29, reserve_after_s=300).admitted == ["small"]
+
+
+def test_queue_order_and_reasons_come_from_the_admission_decision() -> None:
+    # Issue 22 item 13: fair share decides the place (beta holds nothing, alpha holds a job),
+    # and every job left waiting says why.
+    cap = Capacity(cpu=4, gpu=0, memory_mb=8192)
+    queue = [job("a2", 2, order=1), job("a3", 1, order=2), job("b1", 1, project="beta", order=3),
+             job("b2", 4, project="beta", order=4)]
+    decision = admit(queue, [job("a1", 1)], cap, {"alpha": Limit(jobs=2)}, now=10,
+                     reserve_after_s=300)
+    assert decision.admitted == ["b1", "a2"]
+    assert decision.order == ["b1", "a2", "b2", "a3"]
+    assert decision.position("b2") == 2
+    assert decision.waiting == {"b2": "waiting for 4 CPUs (4 of 4 in use)",
+                                "a3": "project quota: max_jobs 2 reached"}

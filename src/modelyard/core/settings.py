@@ -41,6 +41,11 @@ class TrainingSettings(BaseModel):
     capacity_gpus: int | None = None
     capacity_memory_mb: int | None = None
     poll_interval_s: float = 0.2
+    backfill_window_s: float = Field(
+        default=300.0, ge=0,
+        description="how long (seconds) a queued job that does not fit lets smaller jobs of "
+        "its own priority start ahead of it; after that, what it needs is held for it. Jobs of "
+        "lower priority never take what a waiting higher-priority job needs")
 
 
 class SecuritySettings(BaseModel):

@@ -22,7 +22,7 @@ from modelyard.core.ids import utcnow
 from modelyard.training._credentials import issue_ticket, void_tickets
 from modelyard.training.executors import Launch
 from modelyard.training.models import ACTIVE_STATES, Job, JobState
-from modelyard.training.scheduler import Capacity, Demand, Limit, admit
+from modelyard.training.scheduler import Capacity, Decision, Demand, Limit, admit
 from modelyard.training.store import demand_of
 from modelyard.training.trainers import BUILTINS
 
@@ -133,13 +133,23 @@ class SchedulerLoop:
             queued = self.store.queued_demands()
             if not queued:
                 return
-            quotas = {p: Limit(q.max_cpu, q.max_gpu, q.max_jobs)
-                      for p, q in self.store.quotas().items()}
-            decision = admit(queued, [demand(j) for j in still], self.svc.capacity, quotas,
-                             now=utcnow().timestamp())
+            decision = self.decide(queued, [demand(j) for j in still])
             used_gpus = {g for j in still for g in j.gpus}
             for job_id in decision.admitted:
                 self._launch(self.store.get(None, job_id), used_gpus)
+
+    def decide(self, queued: list[Demand], running: list[Demand]) -> Decision:
+        """Admission as of now: which jobs start, the queue's order, why the others wait.
+        The loop acts on it; the API shows the same decision on queued jobs."""
+        quotas = {p: Limit(q.max_cpu, q.max_gpu, q.max_jobs)
+                  for p, q in self.store.quotas().items()}
+        return admit(queued, running, self.svc.capacity, quotas, now=utcnow().timestamp(),
+                     reserve_after_s=self.svc.settings.training.backfill_window_s)
+
+    def standing(self) -> Decision:
+        """The decision over every queued job and every job holding resources now."""
+        running = [demand(j) for j in self.store.in_states(list(ACTIVE_STATES))]
+        return self.decide(self.store.queued_demands(), running)
 
     # watching ----------------------------------------------------------------------------
     def _watch(self, job: Job) -> bool:

@@ -126,7 +126,13 @@ class Job(BaseModel):
     model_version: dict[str, Any] | None
     progress: dict[str, Any]  # the latest metrics the job logged
     gpus: list[int]
-    queue_position: int | None = None  # 0 = next in line; only while queued
+    queue_position: int | None = Field(
+        default=None, description="only while queued: its place in the order the scheduler "
+        "admits jobs (priority, then fair share between projects, then arrival); 0 = next")
+    queue_reason: str | None = Field(
+        default=None, description="only while queued: why it waits, from the scheduler's "
+        "decision (resources in use, the project's quota, a job ahead of it); none when it is "
+        "about to start")
 
 
 class JobPage(BaseModel):

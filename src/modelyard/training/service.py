@@ -154,17 +154,24 @@ class TrainingService:
         return self.get(project, job_id)
 
     def get(self, project: str, job_id: str) -> Job:
-        job = self.store.get(project, job_id)
-        if job.state is JobState.queued:
-            job = job.model_copy(update={"queue_position": self.store.queue_position(job)})
-        return job
+        return self._with_standing([self.store.get(project, job_id)])[0]
 
     def list_jobs(self, project: str, states: list[JobState] | None, limit: int,
              page_token: str | None) -> JobPage:
         items = self.store.list_jobs(project, states, limit + 1, page_token)
         more = len(items) > limit
-        items = items[:limit]
+        items = self._with_standing(items[:limit])
         return JobPage(items=items, next_page_token=items[-1].id if more and items else None)
+
+    def _with_standing(self, jobs: list[Job]) -> list[Job]:
+        """Queued jobs with their place and why they wait: the scheduler's own decision, made
+        now on what the database holds (the loop makes the same on its next round)."""
+        if not any(j.state is JobState.queued for j in jobs):
+            return jobs
+        decision = self.loop.standing()
+        return [j.model_copy(update={"queue_position": decision.position(j.id),
+                                     "queue_reason": decision.waiting.get(j.id)})
+                if j.state is JobState.queued else j for j in jobs]
 
     def cancel(self, project: str, job_id: str, reason: str = "cancelled by a user") -> Job:
         job = self.store.get(project, job_id)

@@ -50,9 +50,6 @@ class JobStore(abc.ABC):
         """Sets `values` when the job is in one of `expect` (any state when None); else None."""
 
     @abc.abstractmethod
-    def queue_position(self, job: Job) -> int: ...
-
-    @abc.abstractmethod
     def add_code(self, project: str, digest: str, size: int, user: str) -> None:
         """Records that `project` holds the code package `digest` (idempotent)."""
 
@@ -153,21 +150,6 @@ class SqlJobStore(JobStore):
             assert row is not None
             s.refresh(row)
             return _job(row)
-
-    def queue_position(self, job: Job) -> int:
-        with self.db.session() as s:
-            row = s.get(JobRow, job.id)
-            if row is None:
-                return 0
-            ahead = sa.or_(
-                JobRow.priority > row.priority,
-                sa.and_(JobRow.priority == row.priority,
-                        sa.or_(JobRow.queued_at < row.queued_at,
-                               sa.and_(JobRow.queued_at == row.queued_at, JobRow.id < row.id))),
-            )
-            q = sa.select(sa.func.count()).select_from(JobRow).where(
-                JobRow.state == JobState.queued.value, ahead)
-            return int(s.scalar(q) or 0)
 
     def add_code(self, project: str, digest: str, size: int, user: str) -> None:
         with self.db.session() as s:
