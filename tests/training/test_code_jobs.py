@@ -203,6 +203,16 @@ def test_cancel_stops_a_multi_worker_job_and_every_process_it_started(
     assert client.training.get(job["id"])["state"] == "cancelled"
 
 
+def test_each_line_of_a_multi_worker_job_says_which_rank_wrote_it(
+        client: Client, code: dict[str, str]) -> None:
+    # Issue 22 item 15: the two workers' lines were interleaved in the log with no rank.
+    job = client.training.submit(code=code, resources={"cpu": 1, "workers": 2})
+    assert client.training.wait(job["id"], timeout=60)["state"] == "succeeded"
+    lines = [line for line in "".join(client.training.logs(job["id"])).splitlines()
+             if "hello from user code" in line]
+    assert sorted(line.split("hello")[0] for line in lines) == ["[rank0]:", "[rank1]:"]
+
+
 def test_a_job_past_its_timeout_is_stopped_and_failed(client: Client,
                                                       code: dict[str, str]) -> None:
     job = client.training.submit(code=code, hyperparameters={"sleep": 60}, timeout_s=1)
@@ -224,7 +234,7 @@ def test_cli_submits_a_code_package_waits_and_prints_the_logs(
         app([*base, "--json", "train", "submit", "--code", str(package), "-P", "x=2", "--wait"])
     assert ended.value.code in (0, None)
     out = capfd.readouterr().out
-    job = json.loads(out[out.index("{"):])
+    job = json.loads(out)  # only JSON: no progress line before it (issue 22 item 15)
     assert (job["state"], job["progress"]["score"]) == ("succeeded", 6.0)
     with pytest.raises(SystemExit):
         app([*base, "train", "logs", "-f", job["id"]])

@@ -15,8 +15,8 @@ from modelyard.cli._common import client, console, show, wants_json
 
 app = typer.Typer(help="Training jobs: a queue, a scheduler and live logs.", no_args_is_help=True)
 
-JOB_COLUMNS = ["id", "state", "trainer", "priority", "queue_position", "attempt", "progress",
-               "created_at"]
+JOB_COLUMNS = ["id", "state", "trainer", "priority", "queue_position", "queue_reason", "attempt",
+               "progress", "created_at"]
 TERMINAL = ("succeeded", "failed", "cancelled")
 
 
@@ -72,10 +72,18 @@ def submit(
     if not wait:
         show(ctx, job, title=job["id"])
         return
-    job = _watch(c, job)
+    # With --json, stdout holds the JSON document alone: no progress bar.
+    job = _until_ended(c, job) if wants_json(ctx) else _watch(c, job)
     show(ctx, job, title=job["id"])
     if job["state"] != "succeeded":
         raise typer.Exit(1)
+
+
+def _until_ended(c: Any, job: dict[str, Any]) -> dict[str, Any]:
+    while job["state"] not in TERMINAL:
+        time.sleep(0.5)
+        job = c.training.get(job["id"])
+    return job
 
 
 def _watch(c: Any, job: dict[str, Any]) -> dict[str, Any]:
@@ -91,8 +99,8 @@ def _watch(c: Any, job: dict[str, Any]) -> dict[str, Any]:
             p = job.get("progress") or {}
             metrics = " ".join(f"{k}={v:.4g}" for k, v in p.items()
                                if k != "step" and isinstance(v, (int, float)))
-            where = (f"#{job['queue_position']} in queue" if job["state"] == "queued"
-                     else job["state"])
+            where = (f"#{job['queue_position']} in queue, {job['queue_reason'] or 'starting'}"
+                     if job["state"] == "queued" else job["state"])
             bar.update(task, completed=p["step"] + 1 if "step" in p else 0,
                        info=f"{where} {metrics}".strip())
     return job
@@ -103,7 +111,8 @@ def list_(ctx: typer.Context,
           state: Annotated[list[str] | None, typer.Option(
               "--state", help="queued, running, succeeded... (repeat it)")] = None,
           limit: int = 50, page_token: str = typer.Option(None)) -> None:
-    """Jobs of the project, newest first, with their queue position and latest metrics."""
+    """Jobs of the project, newest first, with their queue position, why a queued job waits,
+    and the latest metrics."""
     page = client(ctx).training.list(state or None, limit, page_token)
     if wants_json(ctx):
         show(ctx, page)
@@ -120,7 +129,7 @@ def _progress(job: dict[str, Any]) -> str:
 
 @app.command("show")
 def show_job(ctx: typer.Context, job_id: str) -> None:
-    """A job: its state, queue position, progress, run and model version."""
+    """A job: its state, queue position and why it waits, progress, run and model version."""
     show(ctx, client(ctx).training.get(job_id), title=job_id)
 
 

@@ -30,8 +30,12 @@ OPEN_FILES = 4096  # a DataLoader with many workers over a Lance dataset opens m
 def worker_command(workers: int) -> list[str]:
     if workers <= 1:
         return [sys.executable, "-m", "modelyard.runtime.worker"]
+    # --tee 3 with role "rank": each worker's stdout and stderr line reaches the job's log as
+    # "[rank0]:...", so the workers' interleaved lines say who wrote them (the copies torchrun
+    # keeps to tee them go to its log dir in the sandbox's private /tmp).
     return [sys.executable, "-m", "torch.distributed.run", "--standalone",
-            f"--nproc_per_node={workers}", "-m", "modelyard.runtime.worker"]
+            f"--nproc_per_node={workers}", "--role", "rank", "--tee", "3",
+            "-m", "modelyard.runtime.worker"]
 
 
 def _start_time(pid: int) -> str | None:
