@@ -387,17 +387,7 @@ class MetricsService:
         live = self.store.input_means(project, deployment, _naive(start), _naive(end))
         if live.size == 0:
             raise InvalidArgument("no served inputs in the window for this deployment")
-        inner = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)[1:-1]))
-
-        def shares(x: np.ndarray) -> np.ndarray:
-            return np.bincount(np.searchsorted(inner, x, side="right"),
-                               minlength=inner.size + 1) / x.size
-
-        ref_share, live_share = shares(ref), shares(live)
-        psi = _psi(ref_share, live_share)
-        return InputDrift(psi=psi, live_rows=int(live.size), bin_edges=inner.tolist(),
-                          reference_share=ref_share.tolist(), live_share=live_share.tolist(),
-                          drifted=psi > threshold, threshold=threshold)
+        return _binned_drift(ref, live, bins, threshold)
 
     def automatic_reference(self, project: str, deployment: str) -> list[float]:
         if self.input_reference is None:
