@@ -249,3 +249,24 @@ def test_cli_submits_a_code_package_waits_and_prints_the_logs(
         main()
     assert failed.value.code == 1
     assert "unknown trainer" in capfd.readouterr().err
+
+
+def test_cli_sets_a_jobs_disk_and_process_limits(
+        server: Settings, client: Client, tmp_path: Path,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    from modelyard.cli.main import app
+
+    package = tmp_path / "fill.zip"
+    package.write_bytes(_package({"train.py": (
+        "with open('/tmp/fill', 'wb') as f:\n"
+        "    for _ in range(64):\n"
+        "        f.write(b'x' * 1024 * 1024)\n")}))
+    token = server.resolved_admin_token_file.read_text().strip()
+    base = ["--url", server.resolved_public_url, "--token", token, "--project", "alpha"]
+    with pytest.raises(SystemExit) as ended:
+        app([*base, "--json", "train", "submit", "--code", str(package), "--disk-mb", "32",
+             "--processes", "64", "--wait"])
+    assert ended.value.code == 1
+    job = json.loads(capfd.readouterr().out)
+    assert (job["resources"]["disk_mb"], job["resources"]["processes"]) == (32, 64)
+    assert job["state"] == "failed" and "filled its work dir (32 MB)" in job["message"]

@@ -52,6 +52,9 @@ def submit(
         help="a .zip/.tar.gz code package to run instead")] = None,
     entrypoint: str = typer.Option("train.py", help="code package entry: script.py or mod:func"),
     cpu: float = 1.0, gpu: int = 0, memory_mb: int = 1024, workers: int = 1,
+    processes: int = typer.Option(256, help="processes and threads a worker may run (its "
+                                  "sandbox's limit)"),
+    disk_mb: int = typer.Option(1024, help="size of a worker's private work dir and /tmp"),
     priority: int = 0, timeout_s: int = 3600, max_retries: int = 0,
     name: str = typer.Option(None), experiment: str = typer.Option(None),
     model_name: str = typer.Option(None, "--model-name", help="register the model under this "
@@ -66,7 +69,8 @@ def submit(
         code_ref = {"digest": uploaded["digest"], "entrypoint": entrypoint}
     job = c.training.submit(trainer, snapshot, hyperparameters=_kv(param or [], "--param"),
                             code=code_ref, resources={"cpu": cpu, "gpu": gpu,
-                                                      "memory_mb": memory_mb, "workers": workers},
+                                                      "memory_mb": memory_mb, "workers": workers,
+                                                      "processes": processes, "disk_mb": disk_mb},
                             priority=priority, timeout_s=timeout_s, max_retries=max_retries,
                             experiment=experiment, name=name, model_name=model_name)
     if not wait:
