@@ -338,9 +338,8 @@ def _minmax(col: Any) -> dict[str, float]:
 
 from modelyard.datasets._tabular import Tabular  # noqa: E402 - it builds on the base above
 
-TYPES: dict[str, type[DatasetType]] = {
-    t.name: t for t in (ImageClassification, TextIntent, Tabular, Generic)
-}
+_ALL: tuple[type[DatasetType], ...] = (ImageClassification, TextIntent, Tabular, Generic)
+TYPES: dict[str, type[DatasetType]] = {t.name: t for t in _ALL}
 
 
 def get_type(name: str, config: dict[str, Any] | None = None) -> DatasetType:

@@ -67,10 +67,10 @@ class LineageSql(SqlBase):
                         LatestMetricRow.run_id.in_(part))):
                     if ("run", run_id) in out:  # final metrics: each series' latest point
                         out[("run", run_id)]["metrics"][key] = value
-                for run_id, key, value in s.execute(sa.select(
+                for p_run, p_key, p_value in s.execute(sa.select(
                         ParamRow.run_id, ParamRow.key, ParamRow.value).where(ParamRow.run_id.in_(part))):
-                    if ("run", run_id) in out:
-                        out[("run", run_id)]["params"][key] = json.loads(value)
+                    if ("run", p_run) in out:
+                        out[("run", p_run)]["params"][p_key] = json.loads(p_value)
             for ref in versions:
                 name, _, num = ref.rpartition("@")
                 if not num.isdigit():
