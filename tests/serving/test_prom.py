@@ -3,6 +3,7 @@ too), model loads and evictions, shadow traffic apart from what callers saw."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -69,6 +70,12 @@ def test_shadow_requests_are_counted_apart_from_what_callers_saw(
         client.serving.predict("digits", digits().test_x[:1].tolist())
     assert _value(api, "modelyard_serving_requests_total", outcome="error") == 0
     assert _value(api, "modelyard_serving_requests_total", outcome="ok") == 3
+    # A shadow call runs after the caller's answer: wait (bounded) for the three of them.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _value(
+            api, "modelyard_serving_shadow_requests_total", deployment="digits",
+            version=str(broken), outcome="error") < 3:
+        time.sleep(0.05)
     assert _value(api, "modelyard_serving_shadow_requests_total", deployment="digits",
                   version=str(broken), outcome="error") == 3
 
