@@ -278,8 +278,10 @@ class SqlMetricsStore(MetricsStore):
         return out
 
 
-    def input_means(self, project: str, deployment: str, start: datetime,
-                    end: datetime) -> np.ndarray:
+    def _served_summaries(self, project: str, deployment: str, start: datetime,
+                          end: datetime) -> list[Any]:
+        """Input summaries of the deployment's answered, non-shadow requests in [start, end):
+        the table's and the replicas' packed chunks not yet moved into it."""
         e = MetricEventRow
         q = sa.select(e.input_summary).where(
             e.project == project, e.deployment == deployment, e.time >= start, e.time < end,
@@ -289,21 +291,16 @@ class SqlMetricsStore(MetricsStore):
         packed = self.packed.select(project, start, end, deployment, False)
         summaries += [x for x, o in zip(packed["input_summary"], packed["outcome"], strict=True)
                       if o == "ok"]
-        means = (summary_mean(x) for x in summaries)
+        return summaries
+
+    def input_means(self, project: str, deployment: str, start: datetime,
+                    end: datetime) -> np.ndarray:
+        means = (summary_mean(x) for x in self._served_summaries(project, deployment, start, end))
         return np.asarray([m for m in means if m is not None], dtype=np.float64)
 
     def feature_values(self, project: str, deployment: str, start: datetime,
                        end: datetime) -> list[dict[str, Any]]:
-        e = MetricEventRow
-        q = sa.select(e.input_summary).where(
-            e.project == project, e.deployment == deployment, e.time >= start, e.time < end,
-            e.outcome == "ok", e.shadow.is_(False))
-        with self.db.session() as s:
-            summaries: list[Any] = list(s.scalars(q).all())
-        packed = self.packed.select(project, start, end, deployment, False)
-        summaries += [x for x, o in zip(packed["input_summary"], packed["outcome"], strict=True)
-                      if o == "ok"]
-        return [x["features"] for x in summaries
+        return [x["features"] for x in self._served_summaries(project, deployment, start, end)
                 if isinstance(x, dict) and isinstance(x.get("features"), dict)]
 
     def maintain(self, now: datetime, retention: Retention) -> dict[str, int]:
